@@ -1,0 +1,34 @@
+"""Publish one SNS message per recorded decision, from the share table's stream (HIST# inserts only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeshare.config import NotifyDecisionsSettings, load_settings
+from pipeshare.dependencies import get_notifier
+from pipeshare.logic.notify import notify_decision
+from pipeshare.models.events import DecisionHistoryItem
+from pipeshare.observability import logger, metrics, tracer
+from pipeshare.reporting import report_notification
+from pipeshare.validation import parse_or_reject
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def record_handler(record: DynamoDBRecord) -> None:
+    item = parse_or_reject(record.dynamodb.new_image if record.dynamodb else None, DecisionHistoryItem)
+    if item is None:
+        return  # logged and counted; a retry cannot fix it
+    settings = load_settings(NotifyDecisionsSettings)
+    report_notification(item, notify_decision(item, notifier=get_notifier(settings.consumer_topic_arn)))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,219 @@
+"""Share state in DynamoDB: one STATE item per invitation plus append-only HIST# items (the notification outbox).
+
+Keys: pk = "INVITATION#<invitation arn>", sk = "STATE" | "HIST#<iso time>#<status>"; pk = "POLICY" for the policy.
+Transitions are conditional writes in one transaction with their history item, so a repeat delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+from pipeshare.models.domain import ShareRecord, ShareStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+STATE = "STATE"
+POLICY_PK = "POLICY"
+
+
+def invitation_pk(invitation_arn: str) -> str:
+    return f"INVITATION#{invitation_arn}"
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) and all(
+            r.get("Code") in ("None", "ConditionalCheckFailed", None) for r in reasons
+        )
+    return False
+
+
+class DynamoDbShareRepository:
+    """Implements ports.ShareRepository."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._ddb = client or boto3.client("dynamodb")
+
+    def record_transition(self, record: ShareRecord, *, history_expires_at: int) -> bool:
+        status = record.status
+        predecessors = [s.value for s in status.predecessors()]
+        snapshot = record.model_dump(mode="json", exclude={"status", "first_seen_at", "last_seen_at"})
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":status": status.value,
+            ":now": _iso(record.decided_at),
+            ":first": _iso(record.first_seen_at),
+            ":type": "invitation",
+        }
+        sets = ["#status = :status", "decided_at = :now", "last_seen_at = :now",
+                "first_seen_at = if_not_exists(first_seen_at, :first)", "item_type = :type"]
+        for key in ("share_arn", "share_name", "sender_account_id", "receiver_account_id", "region", "decision",
+                    "rule", "reason", "invited_at", "policy_source"):
+            if snapshot.get(key) is not None:
+                values[f":{key}"] = snapshot[key]
+                sets.append(f"{key} = :{key}")
+        if record.resources:
+            values[":resources"] = snapshot["resources"]
+            sets.append("resources = :resources")
+        condition = "attribute_not_exists(pk)"
+        if predecessors:
+            placeholders = []
+            for i, p in enumerate(predecessors):
+                values[f":p{i}"] = p
+                placeholders.append(f":p{i}")
+            condition += f" OR #status IN ({', '.join(placeholders)})"
+        pk = invitation_pk(record.invitation_arn)
+        history = {
+            "pk": pk,
+            "sk": f"HIST#{_iso(record.decided_at)}#{status.value}",
+            "item_type": "history",
+            "kind": "invitation",
+            "to_status": status.value,
+            "at": _iso(record.decided_at),
+            "expires_at": history_expires_at,
+            **{k: v for k, v in snapshot.items() if k not in ("decided_at",)},
+        }
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": _item({"pk": pk, "sk": STATE}),
+                            "UpdateExpression": "SET " + ", ".join(sets),
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": _item(values),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _item(history),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        return True
+
+    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str) -> None:
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}),
+                UpdateExpression="SET last_seen_at = :seen, last_check_reason = :reason, last_check_rule = :rule",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=_item({":seen": _iso(seen_at), ":reason": reason, ":rule": rule}),
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+
+    def get(self, invitation_arn: str) -> ShareRecord | None:
+        try:
+            response = self._ddb.get_item(
+                TableName=self._table, Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+        if "Item" not in response:
+            return None
+        data = {k: _de.deserialize(v) for k, v in response["Item"].items()}
+        data["invitation_arn"] = invitation_arn
+        data["status"] = ShareStatus(data["status"])
+        return ShareRecord.model_validate(data)
+
+    def record_policy_invalid(
+        self,
+        *,
+        source: str,
+        fingerprint: str,
+        errors: list[str],
+        at: datetime,
+        remind_after: datetime,
+        history_expires_at: int,
+    ) -> bool:
+        values = {
+            ":fp": fingerprint,
+            ":at": _iso(at),
+            ":remind": _iso(remind_after),
+            ":source": source,
+            ":errors": errors[:50],
+            ":type": "policy",
+        }
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": _item({"pk": POLICY_PK, "sk": STATE}),
+                            "UpdateExpression": "SET fingerprint = :fp, notified_at = :at, policy_source = :source, "
+                            "errors = :errors, item_type = :type",
+                            "ConditionExpression": "attribute_not_exists(pk) OR fingerprint <> :fp "
+                            "OR notified_at < :remind",
+                            "ExpressionAttributeValues": _item(values),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _item(
+                                {
+                                    "pk": POLICY_PK,
+                                    "sk": f"HIST#{_iso(at)}#INVALID",
+                                    "item_type": "history",
+                                    "kind": "policy",
+                                    "to_status": "POLICY_INVALID",
+                                    "at": _iso(at),
+                                    "policy_source": source,
+                                    "fingerprint": fingerprint,
+                                    "errors": errors[:50],
+                                    "expires_at": history_expires_at,
+                                }
+                            ),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        return True

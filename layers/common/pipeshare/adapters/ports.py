@@ -1,0 +1,57 @@
+"""Ports: what the logic needs from the outside world. Adapters implement them with boto3; tests with fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pipeshare.models.domain import ShareRecord, TrustPolicy
+
+
+class InvitationGateway(Protocol):
+    """AWS RAM, as seen by the receiving (consumer) account. Returns raw API records; the logic validates them."""
+
+    def get_invitations(self, arns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Invitations received by this account (all pages). With arns, only those."""
+        ...
+
+    def list_pending_resources(self, invitation_arn: str) -> list[dict[str, Any]]:
+        """Resources carried by a pending invitation (all pages)."""
+        ...
+
+    def accept(self, invitation_arn: str, client_token: str) -> None: ...
+
+    def reject(self, invitation_arn: str, client_token: str) -> None: ...
+
+
+class ShareRepository(Protocol):
+    """Durable share state (one item per invitation) plus an append-only history of transitions."""
+
+    def record_transition(self, record: ShareRecord, *, history_expires_at: int) -> bool:
+        """Move the record to record.status if that is a forward transition; append history. True if it moved."""
+        ...
+
+    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str) -> None:
+        """Refresh last-seen (and the current reason) of a record whose status did not change."""
+        ...
+
+    def get(self, invitation_arn: str) -> ShareRecord | None: ...
+
+    def record_policy_invalid(
+        self, *, source: str, fingerprint: str, errors: list[str], at: datetime, remind_after: datetime, history_expires_at: int
+    ) -> bool:
+        """Record an invalid policy. True when it is news (new fingerprint, or last notice before remind_after)."""
+        ...
+
+
+class PolicySource(Protocol):
+    def load(self) -> TrustPolicy:
+        """The current trust policy. Raises PolicyInvalidError when it fails validation."""
+        ...
+
+
+class Notifier(Protocol):
+    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+        """Publish one message; returns its id."""
+        ...

@@ -1,0 +1,57 @@
+"""RAM invitations as seen by the receiving account, through boto3."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_ram import RAMClient
+
+
+class RamInvitationGateway:
+    """Implements ports.InvitationGateway. Every list is read to its last page (nextToken), empty pages included."""
+
+    def __init__(self, client: RAMClient | None = None) -> None:
+        self._ram = client or boto3.client("ram")
+
+    def get_invitations(self, arns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"resourceShareInvitationArns": list(arns)} if arns else {}
+        try:
+            paginator = self._ram.get_paginator("get_resource_share_invitations")
+            return [inv for page in paginator.paginate(**kwargs) for inv in page.get("resourceShareInvitations", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+
+    def list_pending_resources(self, invitation_arn: str) -> list[dict[str, Any]]:
+        resources: list[dict[str, Any]] = []
+        token: str | None = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"resourceShareInvitationArn": invitation_arn}
+                if token:
+                    kwargs["nextToken"] = token
+                page = self._ram.list_pending_invitation_resources(**kwargs)
+                resources.extend(page.get("resources", []))
+                token = page.get("nextToken")
+                if not token:
+                    return resources
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+
+    def accept(self, invitation_arn: str, client_token: str) -> None:
+        try:
+            self._ram.accept_resource_share_invitation(resourceShareInvitationArn=invitation_arn, clientToken=client_token)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+
+    def reject(self, invitation_arn: str, client_token: str) -> None:
+        try:
+            self._ram.reject_resource_share_invitation(resourceShareInvitationArn=invitation_arn, clientToken=client_token)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc

@@ -1,0 +1,34 @@
+"""SNS publisher for decision notifications."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+
+class SnsNotifier:
+    """Implements ports.Notifier."""
+
+    def __init__(self, topic_arn: str, client: SNSClient | None = None) -> None:
+        self._topic = topic_arn
+        self._sns = client or boto3.client("sns")
+
+    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+        try:
+            response = self._sns.publish(
+                TopicArn=self._topic,
+                Subject=subject,
+                Message=json.dumps(message, sort_keys=True, default=str),
+                MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+        return str(response["MessageId"])

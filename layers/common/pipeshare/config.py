@@ -1,0 +1,36 @@
+"""Per-function settings, read once from the environment (template.yaml sets every value)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class AcceptInvitationsSettings(_Settings):
+    share_table_name: str = Field(alias="SHARE_TABLE_NAME", min_length=3)
+    trusted_owner_account_ids: str = Field(alias="TRUSTED_OWNER_ACCOUNT_IDS")
+    allowed_resource_types: str = Field(alias="ALLOWED_RESOURCE_TYPES", min_length=1)
+    untrusted_action: str = Field(alias="UNTRUSTED_ACTION")
+    disallowed_resource_action: str = Field(alias="DISALLOWED_RESOURCE_ACTION")
+    trust_policy_parameter: str = Field(default="", alias="TRUST_POLICY_PARAMETER")
+    policy_cache_seconds: int = Field(default=60, alias="POLICY_CACHE_SECONDS", ge=0, le=3600)
+    history_retention_days: int = Field(default=400, alias="HISTORY_RETENTION_DAYS", ge=1)
+
+
+class NotifyDecisionsSettings(_Settings):
+    consumer_topic_arn: str = Field(alias="CONSUMER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+
+
+@lru_cache(maxsize=8)
+def load_settings(model: type[T]) -> T:
+    """Validate the environment against a settings model. A missing or bad value fails loudly."""
+    return model.model_validate(dict(os.environ))

@@ -1,0 +1,283 @@
+"""Accept, hold or reject pending RAM invitations, and record every decision. Pure logic: ports are arguments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeshare.adapters.ports import InvitationGateway, PolicySource, ShareRepository
+from pipeshare.logic.policy import decide
+from pipeshare.models.domain import (
+    Action,
+    Decision,
+    Invitation,
+    PendingResource,
+    RamInvitationStatus,
+    Resource,
+    ShareRecord,
+    ShareStatus,
+    TrustPolicy,
+)
+from pipeshare.models.errors import (
+    AccessDeniedError,
+    InvitationAlreadyAcceptedError,
+    InvitationAlreadyRejectedError,
+    InvitationExpiredError,
+    InvitationNotFoundError,
+    PolicyInvalidError,
+    TransientError,
+    UnexpectedApiError,
+)
+
+_TOKEN_NAMESPACE = uuid.UUID("5f0c8a52-8a53-4f5e-9d38-6b2f1f3f0e61")
+POLICY_REMINDER = timedelta(hours=24)
+
+
+def client_token(invitation_arn: str, action: Action) -> str:
+    """Deterministic RAM clientToken: a retried accept is the same request."""
+    return str(uuid.uuid5(_TOKEN_NAMESPACE, f"{action.value}:{invitation_arn}"))
+
+
+@dataclass
+class InvitationOutcome:
+    invitation_arn: str
+    status: str
+    rule: str
+    reason: str
+    changed: bool
+
+
+@dataclass
+class SweepOutcome:
+    """What one invocation did. `problems` are per-invitation failures that did not stop the sweep."""
+
+    mode: str
+    policy_source: str | None = None
+    policy_valid: bool = True
+    invitations: list[InvitationOutcome] = field(default_factory=list)
+    invalid_records: int = 0
+    problems: list[str] = field(default_factory=list)
+    transient_failures: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.invitations if i.status == status and i.changed)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "policy_source": self.policy_source,
+            "policy_valid": self.policy_valid,
+            "seen": len(self.invitations),
+            "accepted": self.count("ACCEPTED"),
+            "held": self.count("HELD"),
+            "rejected": self.count("REJECTED"),
+            "expired": self.count("EXPIRED"),
+            "invalid_records": self.invalid_records,
+            "problems": self.problems,
+            "transient_failures": self.transient_failures,
+        }
+
+
+@dataclass
+class _Context:
+    ram: InvitationGateway
+    shares: ShareRepository
+    now: datetime
+    history_expires_at: int
+    policy: TrustPolicy | None
+    outcome: SweepOutcome
+    on_invalid: Any  # callable(reason, event_id) -> None
+
+
+def process_invitations(
+    invitation_arns: Sequence[str] | None,
+    *,
+    ram: InvitationGateway,
+    shares: ShareRepository,
+    policy_source: PolicySource,
+    now: datetime,
+    history_retention: timedelta,
+    on_invalid: Any,
+) -> SweepOutcome:
+    """Decide every PENDING invitation named (or all, when invitation_arns is None) and record what is seen.
+
+    One bad invitation never stops the others: its problem is recorded in the outcome and the loop goes on.
+    """
+    outcome = SweepOutcome(mode="targeted" if invitation_arns else "sweep")
+    policy = _load_policy(policy_source, shares=shares, now=now, history_retention=history_retention, outcome=outcome)
+    ctx = _Context(
+        ram=ram,
+        shares=shares,
+        now=now,
+        history_expires_at=int((now + history_retention).timestamp()),
+        policy=policy,
+        outcome=outcome,
+        on_invalid=on_invalid,
+    )
+    try:
+        raw_invitations = ram.get_invitations(list(invitation_arns) if invitation_arns else None)
+    except InvitationNotFoundError as exc:
+        outcome.problems.append(f"invitation not found: {exc}")
+        return outcome
+    for raw in raw_invitations:
+        try:
+            invitation = Invitation.model_validate(raw)
+        except ValidationError as exc:
+            outcome.invalid_records += 1
+            arn = raw.get("resourceShareInvitationArn") if isinstance(raw, dict) else None
+            on_invalid(f"GetResourceShareInvitations returned an invalid record: {_brief(exc)}", arn)
+            continue
+        _process_one(invitation, ctx)
+    return outcome
+
+
+def _brief(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+
+
+def _load_policy(
+    source: PolicySource, *, shares: ShareRepository, now: datetime, history_retention: timedelta, outcome: SweepOutcome
+) -> TrustPolicy | None:
+    try:
+        policy = source.load()
+    except PolicyInvalidError as exc:
+        outcome.policy_valid = False
+        outcome.policy_source = exc.source
+        outcome.problems.append(str(exc))
+        shares.record_policy_invalid(
+            source=exc.source,
+            fingerprint=exc.fingerprint,
+            errors=exc.errors,
+            at=now,
+            remind_after=now - POLICY_REMINDER,
+            history_expires_at=int((now + history_retention).timestamp()),
+        )
+        return None
+    outcome.policy_source = policy.source
+    return policy
+
+
+def _process_one(invitation: Invitation, ctx: _Context) -> None:
+    try:
+        if invitation.status != RamInvitationStatus.PENDING:
+            _observe(invitation, ctx)
+        elif ctx.policy is None:
+            _record(
+                invitation,
+                None,
+                Decision(action="wait", status=ShareStatus.PENDING, rule="policy-invalid",
+                         reason="the trust policy is invalid: nothing is accepted until it is fixed"),
+                ctx,
+            )
+        else:
+            _decide_pending(invitation, ctx.policy, ctx)
+    except TransientError as exc:
+        ctx.outcome.transient_failures += 1
+        ctx.outcome.problems.append(f"{invitation.arn}: transient: {exc}")
+    except UnexpectedApiError as exc:
+        ctx.outcome.problems.append(f"{invitation.arn}: {exc}")
+
+
+_OBSERVED = {
+    RamInvitationStatus.ACCEPTED: (ShareStatus.ACCEPTED, "answered-elsewhere", "RAM shows the invitation as accepted"),
+    RamInvitationStatus.REJECTED: (ShareStatus.REJECTED, "answered-elsewhere", "RAM shows the invitation as rejected"),
+    RamInvitationStatus.EXPIRED: (ShareStatus.EXPIRED, "expired", "the invitation expired before it was accepted"),
+}
+
+
+def _observe(invitation: Invitation, ctx: _Context) -> None:
+    status, rule, reason = _OBSERVED[invitation.status]
+    _record(invitation, None, Decision(action="observe", status=status, rule=rule, reason=reason), ctx)
+
+
+def _decide_pending(invitation: Invitation, policy: TrustPolicy, ctx: _Context) -> None:
+    try:
+        raw_resources = ctx.ram.list_pending_resources(invitation.arn)
+    except (InvitationExpiredError, InvitationAlreadyRejectedError, InvitationAlreadyAcceptedError) as exc:
+        _record(invitation, None, _answered(exc), ctx)
+        return
+    except InvitationNotFoundError as exc:
+        ctx.outcome.problems.append(f"{invitation.arn}: {exc}")
+        return
+    try:
+        resources = [PendingResource.model_validate(r) for r in raw_resources]
+    except ValidationError as exc:
+        ctx.outcome.invalid_records += 1
+        ctx.on_invalid(f"ListPendingInvitationResources returned an invalid record: {_brief(exc)}", invitation.arn)
+        decision = Decision(action=Action.HOLD, status=ShareStatus.HELD, rule="invalid-resource-data",
+                            reason="RAM returned resource data that failed validation; nothing was accepted")
+        _record(invitation, None, decision, ctx)
+        return
+    decision = decide(invitation, resources, policy)
+    if decision.action in (Action.ACCEPT, Action.REJECT):
+        decision = _answer(invitation, decision, ctx)
+    _record(invitation, resources, decision, ctx)
+
+
+def _answer(invitation: Invitation, decision: Decision, ctx: _Context) -> Decision:
+    action = Action(decision.action)
+    try:
+        if action == Action.ACCEPT:
+            ctx.ram.accept(invitation.arn, client_token(invitation.arn, action))
+        else:
+            ctx.ram.reject(invitation.arn, client_token(invitation.arn, action))
+    except InvitationAlreadyAcceptedError as exc:
+        return decision if action == Action.ACCEPT else _answered(exc)
+    except (InvitationExpiredError, InvitationAlreadyRejectedError) as exc:
+        if action == Action.REJECT and isinstance(exc, InvitationAlreadyRejectedError):
+            return decision
+        return _answered(exc)
+    except AccessDeniedError as exc:
+        return Decision(
+            action=Action.HOLD,
+            status=ShareStatus.HELD,
+            rule="iam-guardrail",
+            reason=f"the policy allows it but IAM denied the {action.value} "
+            f"(owner not in the deploy-time TrustedOwnerAccountIds): {exc}",
+        )
+    return decision
+
+
+def _answered(exc: Exception) -> Decision:
+    if isinstance(exc, InvitationExpiredError):
+        return Decision(action="observe", status=ShareStatus.EXPIRED, rule="expired",
+                        reason="the invitation expired before it was accepted")
+    if isinstance(exc, InvitationAlreadyRejectedError):
+        return Decision(action="observe", status=ShareStatus.REJECTED, rule="answered-elsewhere",
+                        reason="RAM says the invitation was already rejected")
+    return Decision(action="observe", status=ShareStatus.ACCEPTED, rule="answered-elsewhere",
+                    reason="RAM says the invitation was already accepted")
+
+
+def _record(
+    invitation: Invitation, resources: Sequence[PendingResource] | None, decision: Decision, ctx: _Context
+) -> None:
+    record = ShareRecord(
+        invitation_arn=invitation.arn,
+        share_arn=invitation.share_arn,
+        share_name=invitation.share_name,
+        sender_account_id=invitation.sender_account_id,
+        receiver_account_id=invitation.receiver_account_id,
+        region=invitation.region,
+        resources=[Resource(arn=r.arn, type=r.type) for r in resources or []],
+        status=decision.status,
+        decision=str(decision.action),
+        rule=decision.rule,
+        reason=decision.reason,
+        invited_at=invitation.invited_at,
+        first_seen_at=ctx.now,
+        decided_at=ctx.now,
+        last_seen_at=ctx.now,
+        policy_source=ctx.policy.source if ctx.policy else None,
+    )
+    changed = ctx.shares.record_transition(record, history_expires_at=ctx.history_expires_at)
+    if not changed and not decision.status.terminal:
+        ctx.shares.touch(invitation.arn, seen_at=ctx.now, reason=decision.reason, rule=decision.rule)
+    ctx.outcome.invitations.append(
+        InvitationOutcome(invitation.arn, decision.status.value, decision.rule, decision.reason, changed)
+    )

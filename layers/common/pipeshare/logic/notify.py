@@ -1,0 +1,85 @@
+"""Turn a recorded decision (a history item) into one readable notification. Pure logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeshare.adapters.ports import Notifier
+from pipeshare.models.events import DecisionHistoryItem
+
+SCHEMA = "pipeshare.consumer.decision/1"
+SUBJECT_MAX = 100  # SNS limit
+
+_HEADLINES = {
+    "ACCEPTED": "accepted share {share} from {sender}",
+    "HELD": "HELD share {share} from {sender} - review needed",
+    "REJECTED": "rejected share {share} from {sender}",
+    "EXPIRED": "invitation to share {share} from {sender} expired",
+}
+
+
+@dataclass(frozen=True)
+class Notification:
+    subject: str
+    message: dict[str, Any]
+    attributes: dict[str, str]
+
+
+def _subject(text: str) -> str:
+    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in f"pipeshare: {text}")
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
+
+
+def build_notification(item: DecisionHistoryItem) -> Notification | None:
+    """None when the item calls for no message (PENDING: waiting is not a decision)."""
+    if item.kind == "policy":
+        return Notification(
+            subject=_subject("trust policy INVALID - no invitation will be accepted"),
+            message={
+                "schema": SCHEMA,
+                "event": "policy.invalid",
+                "policy_source": item.policy_source,
+                "fingerprint": item.fingerprint,
+                "errors": item.errors,
+                "detected_at": item.at,
+                "effect": "pipeshare fails closed: pending invitations stay pending until the policy is fixed",
+            },
+            attributes={"event": "policy.invalid", "status": "POLICY_INVALID"},
+        )
+    if item.to_status not in _HEADLINES:
+        return None
+    share = repr(item.share_name or "?")[:60]
+    event = f"invitation.{item.to_status.lower()}"
+    return Notification(
+        subject=_subject(_HEADLINES[item.to_status].format(share=share, sender=item.sender_account_id)),
+        message={
+            "schema": SCHEMA,
+            "event": event,
+            "status": item.to_status,
+            "decision": item.decision,
+            "rule": item.rule,
+            "reason": item.reason,
+            "invitation_arn": item.invitation_arn,
+            "share_arn": item.share_arn,
+            "share_name": item.share_name,
+            "sender_account_id": item.sender_account_id,
+            "receiver_account_id": item.receiver_account_id,
+            "region": item.region,
+            "resources": [r.model_dump() for r in item.resources],
+            "invited_at": item.invited_at,
+            "decided_at": item.at,
+            "policy_source": item.policy_source,
+        },
+        attributes={"event": event, "status": item.to_status, "sender_account_id": item.sender_account_id or ""},
+    )
+
+
+def notify_decision(item: DecisionHistoryItem, *, notifier: Notifier) -> str | None:
+    """Publish the notification for one decision; returns the message id, or None when nothing is sent."""
+    notification = build_notification(item)
+    if notification is None:
+        return None
+    return notifier.publish(
+        subject=notification.subject, message=notification.message, attributes=notification.attributes
+    )

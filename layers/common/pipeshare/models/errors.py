@@ -1,0 +1,58 @@
+"""Errors raised across layers. Adapters translate botocore ClientError codes into these."""
+
+from __future__ import annotations
+
+
+class PipeshareError(Exception):
+    """Base class."""
+
+
+class InvalidEventError(PipeshareError):
+    """An input (event or API data) failed validation. Retrying cannot fix it."""
+
+    def __init__(self, reason: str, *, event_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+
+
+class TransientError(PipeshareError):
+    """Throttling, 5xx, timeouts: the same call may succeed later."""
+
+
+class PolicyInvalidError(PipeshareError):
+    """The trust policy failed validation: fail closed."""
+
+    def __init__(self, source: str, errors: list[str], fingerprint: str) -> None:
+        super().__init__(f"trust policy from {source} is invalid: {'; '.join(errors)}")
+        self.source = source
+        self.errors = errors
+        self.fingerprint = fingerprint
+
+
+class InvitationNotFoundError(PipeshareError):
+    """RAM does not know the invitation (purged, or not addressed to this account)."""
+
+
+class InvitationAlreadyAcceptedError(PipeshareError):
+    """RAM says the invitation was accepted already (success for an accept)."""
+
+
+class InvitationAlreadyRejectedError(PipeshareError):
+    """RAM says the invitation was rejected already."""
+
+
+class InvitationExpiredError(PipeshareError):
+    """RAM says the invitation expired."""
+
+
+class AccessDeniedError(PipeshareError):
+    """IAM (the deploy-time guardrail) denied the call."""
+
+
+class UnexpectedApiError(PipeshareError):
+    """Any other API error: logged, counted, and the sweep goes on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code

@@ -1,0 +1,88 @@
+"""Input contracts: the EventBridge events pipeshare consumes. Events are triggers only; decisions come from APIs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from pipeshare.models.domain import AccountId
+
+MAX_EVENT_BYTES = 256 * 1024  # EventBridge's maximum event size
+
+_Arn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:", max_length=2048)]
+
+
+class _Envelope(EventBridgeModel):
+    """The standard envelope, strict: unknown top-level keys are refused (the envelope is fixed by EventBridge)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    version: Literal["0"]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    account: AccountId
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
+
+
+class RamStateChangeDetail(BaseModel):
+    """Only `event` and `status` are documented; any other key is tolerated (the full shape is unverified)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event: Annotated[str, StringConstraints(max_length=256)] | None = None
+    status: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class RamStateChangeEvent(_Envelope):
+    source: Literal["aws.ram"]
+    detail_type: Literal["Resource Sharing State Change"] = Field(alias="detail-type")
+    resources: list[_Arn] = Field(default_factory=list, max_length=100)
+    detail: RamStateChangeDetail
+
+    def invitation_arns(self) -> list[str]:
+        return [r for r in self.resources if ":resource-share-invitation/" in r]
+
+
+class ScheduledEvent(_Envelope):
+    source: Literal["aws.events"]
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    resources: list[_Arn] = Field(default_factory=list, max_length=10)
+    detail: dict[str, object]
+
+
+class AcceptTrigger(BaseModel):
+    """What may trigger the acceptor: a RAM state change (targeted) or the schedule (full sweep)."""
+
+    event: Annotated[RamStateChangeEvent | ScheduledEvent, Field(discriminator="source")]
+
+
+class HistoryResource(BaseModel):
+    arn: str
+    type: str
+
+
+class DecisionHistoryItem(BaseModel):
+    """A HIST# item from the share table's stream (NEW_IMAGE): the outbox entry for one decision."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pk: str
+    sk: Annotated[str, StringConstraints(pattern=r"^HIST#")]
+    kind: Literal["invitation", "policy"]
+    to_status: Literal["PENDING", "HELD", "ACCEPTED", "REJECTED", "EXPIRED", "POLICY_INVALID"]
+    at: str
+    invitation_arn: str | None = None
+    share_arn: str | None = None
+    share_name: str | None = None
+    sender_account_id: str | None = None
+    receiver_account_id: str | None = None
+    region: str | None = None
+    resources: list[HistoryResource] = Field(default_factory=list)
+    decision: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+    invited_at: str | None = None
+    policy_source: str | None = None
+    fingerprint: str | None = None
+    errors: list[str] = Field(default_factory=list)

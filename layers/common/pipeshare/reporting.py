@@ -1,0 +1,46 @@
+"""Logs and metrics for outcomes (business metrics in PascalCase)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from pipeshare.logic.accept import SweepOutcome
+from pipeshare.models.events import DecisionHistoryItem
+from pipeshare.observability import logger, metrics
+
+_STATUS_METRICS = {
+    "ACCEPTED": "InvitationAccepted",
+    "HELD": "InvitationHeld",
+    "REJECTED": "InvitationRejected",
+    "EXPIRED": "InvitationExpired",
+}
+
+
+def report_sweep(outcome: SweepOutcome) -> None:
+    for status, name in _STATUS_METRICS.items():
+        count = outcome.count(status)
+        if count:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+    if not outcome.policy_valid:
+        metrics.add_metric(name="PolicyInvalid", unit=MetricUnit.Count, value=1)
+        logger.error("trust policy invalid: failing closed", extra={"problems": outcome.problems})
+    if outcome.transient_failures:
+        metrics.add_metric(name="TransientFailure", unit=MetricUnit.Count, value=outcome.transient_failures)
+    for item in outcome.invitations:
+        if item.changed:
+            logger.info(
+                "invitation decided",
+                extra={"invitation_arn": item.invitation_arn, "status": item.status, "rule": item.rule,
+                       "reason": item.reason},
+            )
+    if outcome.problems:
+        logger.warning("sweep finished with problems", extra={"problems": outcome.problems[:50]})
+    logger.info("sweep finished", extra=outcome.summary())
+
+
+def report_notification(item: DecisionHistoryItem, message_id: str | None) -> None:
+    if message_id is None:
+        logger.debug("no notification for this history item", extra={"sk": item.sk})
+        return
+    metrics.add_metric(name="DecisionNotified", unit=MetricUnit.Count, value=1)
+    logger.info("decision notified", extra={"pk": item.pk, "status": item.to_status, "message_id": message_id})

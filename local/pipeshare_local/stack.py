@@ -1,0 +1,610 @@
+"""The embedded local stack: moto (server mode, several accounts) + the RAM emulation, one loopback endpoint.
+
+Deployments are built from template.yaml: each enabled resource is created through the real AWS APIs (served by
+moto), EventBridge rules are put with the template's own patterns, and functions run in-process with the template's
+environment. moto cannot invoke Lambda targets, so the stack matches events with moto's own EventBridge matcher and
+dispatches the full envelope to the handlers; it also pumps DynamoDB streams into stream-triggered functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import time_machine
+from botocore.config import Config
+from moto.events.models import EventPattern
+from moto.iam.models import get_account_id_from
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+from pipeshare_local.ram import RamEmulator
+from pipeshare_local.runtime import Invocation, LocalFunction
+from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, load_template, references
+
+DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+_CREDENTIALS_ROLE = "pipeshare-local"
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+
+
+def schedule_period(expression: str) -> timedelta:
+    match = _RATE.match(expression.strip())
+    if not match:
+        raise ValueError(f"the local stack runs rate(...) schedules only, not {expression!r}")
+    amount, unit = int(match.group(1)), match.group(2).rstrip("s")
+    return timedelta(**{f"{unit}s": amount})
+
+
+class Clock:
+    """Scenario time: real time flows, and can jump forward (time-machine patches the whole process)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._traveller = time_machine.travel(start, tick=True)
+        self._coordinates: Any = None
+
+    def start(self) -> None:
+        self._coordinates = self._traveller.start()
+
+    def stop(self) -> None:
+        self._traveller.stop()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def advance(self, delta: timedelta) -> None:
+        self._coordinates.shift(delta)
+
+
+@dataclass
+class Rule:
+    name: str
+    function: LocalFunction
+    pattern: EventPattern | None = None
+    schedule: timedelta | None = None
+    next_fire: datetime | None = None
+    dead_letter_arn: str | None = None
+
+
+@dataclass
+class StreamMapping:
+    function: LocalFunction
+    stream_arn: str
+    filters: list[EventPattern]
+    batch_size: int
+    max_retries: int
+    on_failure_arn: str | None
+    iterators: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Deployment:
+    account: str
+    region: str
+    stack_name: str
+    parameters: dict[str, str]
+    refs: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    streams: list[StreamMapping] = field(default_factory=list)
+    taps: dict[str, str] = field(default_factory=dict)  # topic logical id -> tap queue url
+    skipped: list[str] = field(default_factory=list)
+    conditions: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class DeliveredEvent:
+    account: str
+    event: dict[str, Any]
+    dropped: bool
+    matched: list[str]
+
+
+class LocalStack:
+    """Start with `with LocalStack() as stack:`; deploy accounts; play events; read state back through the APIs."""
+
+    def __init__(self, *, region: str = "us-east-1", start: datetime = DEFAULT_START,
+                 invitation_ttl: timedelta = timedelta(hours=12)) -> None:
+        self.region = region
+        self.clock = Clock(start)
+        self.template = load_template()
+        self.deployments: dict[str, Deployment] = {}
+        self._credentials: dict[str, dict[str, str]] = {}
+        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self._drop_next: int = 0
+        self.delivered: list[DeliveredEvent] = []
+        self.notifications: list[dict[str, Any]] = []
+        self.aws_calls: list[tuple[str, str, str]] = []  # (account, service, operation), counted at the endpoint
+        self._lock = threading.Lock()
+        self.ram = RamEmulator(
+            account_for_access_key=get_account_id_from,
+            clock=self.clock.now,
+            emit=self._emit,
+            invitation_ttl=invitation_ttl,
+            resource_exists=self._resource_exists,
+        )
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server: Any = None
+        self.endpoint = ""
+        self._active_identity: tuple[str, str] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.clock.start()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="pipeshare-local").start()
+        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        self.client("111111111111", "sts").get_caller_identity()  # warm moto's lazy backends
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        self.clock.stop()
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self._count_call(environ)
+        if self.ram.is_ram_request(environ):
+            return self.ram(environ, start_response)
+        return self._moto(environ, start_response)
+
+    def _count_call(self, environ: dict[str, Any]) -> None:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        match = re.search(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/", auth)
+        if not match:
+            return
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.split(".")[-1] if target else environ.get("PATH_INFO", "")
+        with self._lock:
+            self.aws_calls.append((get_account_id_from(match.group(1)), match.group(2), operation))
+
+    # ------------------------------------------------------------------ identities and clients
+    def credentials(self, account: str) -> dict[str, str]:
+        """Credentials bound to an account (moto STS assume-role), as Lambda's environment would carry them."""
+        if account not in self._credentials:
+            sts = boto3.client("sts", endpoint_url=self.endpoint, region_name=self.region,
+                               aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")  # noqa: S106
+            creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{_CREDENTIALS_ROLE}",
+                                    RoleSessionName="pipeshare-local")["Credentials"]
+            self._credentials[account] = {
+                "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": creds["SessionToken"],
+                "AWS_ENDPOINT_URL": self.endpoint,
+            }
+        return self._credentials[account]
+
+    def client(self, account: str, service: str) -> Any:
+        creds = self.credentials(account)
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=creds["AWS_SESSION_TOKEN"],
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+
+    def calls(self, account: str | None = None) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return [c for c in self.aws_calls if account is None or c[0] == account]
+
+    # ------------------------------------------------------------------ deploy from template.yaml
+    def deploy(self, account: str, parameters: dict[str, Any] | None = None, *, stack_name: str = "pipeshare") -> Deployment:
+        deployment = Deployment(account, self.region, stack_name, {k: str(v) for k, v in (parameters or {}).items()})
+        resolver = Resolver(
+            self.template,
+            parameters=parameters or {},
+            pseudo={"AWS::AccountId": account, "AWS::Region": self.region, "AWS::Partition": "aws",
+                    "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"},
+            refs=deployment.refs,
+            attrs=lambda logical, attr: self._attribute(deployment, logical, attr),
+        )
+        deployment.conditions = dict(resolver.conditions)
+        deployment.parameters = dict(resolver.parameters)
+        resources = self.template["Resources"]
+        enabled = [name for name, spec in resources.items() if resolver.enabled(spec)]
+        for logical in _creation_order(enabled, resources):
+            self._create(deployment, resolver, logical, resources[logical])
+        guard = resolver.parameters.get("TrustedOwnerAccountIds", "")
+        if "AcceptInvitationsFunction" in deployment.functions:
+            # the IAM condition ram:ShareOwnerAccountId from the template, enforced by the RAM emulation
+            self.ram.set_accept_guard(account, {a for a in guard.split(",") if a})
+        self.deployments[account] = deployment
+        return deployment
+
+    def _attribute(self, deployment: Deployment, logical: str, attr: str) -> Any:
+        key = (logical, attr)
+        if key not in deployment.attributes:
+            raise UnresolvedError(f"GetAtt {logical}.{attr}")
+        return deployment.attributes[key]
+
+    def _create(self, deployment: Deployment, resolver: Resolver, logical: str, spec: dict[str, Any]) -> None:
+        kind = spec["Type"]
+        creator = {
+            "AWS::DynamoDB::Table": self._create_table,
+            "AWS::SNS::Topic": self._create_topic,
+            "AWS::SNS::Subscription": self._create_subscription,
+            "AWS::SQS::Queue": self._create_queue,
+            "AWS::Logs::LogGroup": self._create_log_group,
+            "AWS::Serverless::Function": self._create_function,
+        }.get(kind)
+        if creator is None:
+            deployment.skipped.append(f"{logical} ({kind})")
+            return
+        try:
+            props = resolver.resolve(spec.get("Properties", {})) if kind != "AWS::Serverless::Function" else spec
+        except UnresolvedError as exc:
+            deployment.skipped.append(f"{logical} ({kind}): unresolved {exc}")
+            return
+        creator(deployment, resolver, logical, props)
+
+    def _name(self, deployment: Deployment, logical: str) -> str:
+        return f"{deployment.stack_name}-{logical}"
+
+    def _create_table(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        ddb = self.client(d.account, "dynamodb")
+        name = self._name(d, logical)
+        args = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
+                                       "StreamSpecification", "SSESpecification") if k in props}
+        if "StreamSpecification" in args:
+            args["StreamSpecification"] = {"StreamEnabled": True, **args["StreamSpecification"]}
+        if "SSESpecification" in args:
+            args["SSESpecification"] = {"Enabled": bool(args["SSESpecification"].get("SSEEnabled"))}
+        table = ddb.create_table(TableName=name, **args)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                "AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])})
+        d.refs[logical] = name
+        d.attributes[(logical, "Arn")] = table["TableArn"]
+        if "LatestStreamArn" in table:
+            d.attributes[(logical, "StreamArn")] = table["LatestStreamArn"]
+
+    def _create_topic(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        sns = self.client(d.account, "sns")
+        attributes = {k: str(props[k]) for k in ("DisplayName", "KmsMasterKeyId") if k in props}
+        arn = sns.create_topic(Name=self._name(d, logical), Attributes=attributes)["TopicArn"]
+        d.refs[logical] = arn
+        d.attributes[(logical, "TopicArn")] = arn
+        d.attributes[(logical, "TopicName")] = arn.rsplit(":", 1)[1]
+        # a tap queue subscribed to every topic, so scenarios and tests read what was published through the APIs
+        sqs = self.client(d.account, "sqs")
+        url = sqs.create_queue(QueueName=f"{self._name(d, logical)}-tap")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+        d.taps[logical] = url
+
+    def _create_subscription(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        self.client(d.account, "sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"],
+                                                Endpoint=props["Endpoint"])
+        d.refs[logical] = f"{props['TopicArn']}:{logical}"
+
+    def _create_queue(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        sqs = self.client(d.account, "sqs")
+        attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()
+                      if k in ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout")}
+        name = self._name(d, logical)
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        d.refs[logical] = url
+        d.attributes[(logical, "QueueName")] = name
+        d.attributes[(logical, "Arn")] = f"arn:aws:sqs:{self.region}:{d.account}:{name}"
+
+    def _create_log_group(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        logs = self.client(d.account, "logs")
+        logs.create_log_group(logGroupName=props["LogGroupName"])
+        logs.put_retention_policy(logGroupName=props["LogGroupName"], retentionInDays=int(props["RetentionInDays"]))
+        d.refs[logical] = props["LogGroupName"]
+
+    def _create_function(self, d: Deployment, resolver: Resolver, logical: str, spec: dict[str, Any]) -> None:
+        globals_ = self.template.get("Globals", {}).get("Function", {})
+        props = spec["Properties"]
+        env = {
+            **resolver.resolve(globals_.get("Environment", {}).get("Variables", {})),
+            **resolver.resolve(props.get("Environment", {}).get("Variables", {})),
+        }
+        invoke_config = resolver.resolve(props.get("EventInvokeConfig", {}))
+        on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        name = self._name(d, logical)
+        function = LocalFunction(
+            logical_id=logical,
+            name=name,
+            account=d.account,
+            region=self.region,
+            code_uri=props["CodeUri"],
+            handler=props["Handler"],
+            environment={k: str(v) for k, v in env.items()},
+            identity=lambda: self.credentials(d.account),
+            max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
+            on_failure=(lambda record, arn=on_failure: self._send_to_queue(d.account, arn, record)) if on_failure else None,
+            before_invoke=self._switch_container,
+        )
+        d.functions[logical] = function
+        d.refs[logical] = name
+        d.attributes[(logical, "Arn")] = function.arn
+        events = self.client(d.account, "events")
+        for event_name, event in props.get("Events", {}).items():
+            eprops = resolver.resolve(event.get("Properties", {}))
+            rule_name = f"{logical}{event_name}"
+            if event["Type"] == "EventBridgeRule":
+                pattern = event_pattern_json(eprops["Pattern"])
+                arn = events.put_rule(Name=rule_name, EventPattern=pattern, State="ENABLED")["RuleArn"]
+                d.rules.append(Rule(rule_name, function, pattern=EventPattern.load(pattern),
+                                    dead_letter_arn=eprops.get("DeadLetterConfig", {}).get("Arn")))
+            elif event["Type"] == "Schedule":
+                expression = eprops["Schedule"]
+                arn = events.put_rule(Name=rule_name, ScheduleExpression=expression, State="ENABLED")["RuleArn"]
+                period = schedule_period(expression)
+                d.rules.append(Rule(rule_name, function, schedule=period, next_fire=self.clock.now() + period))
+            elif event["Type"] == "DynamoDB":
+                filters = [EventPattern.load(f["Pattern"]) for f in eprops.get("FilterCriteria", {}).get("Filters", [])]
+                d.streams.append(StreamMapping(
+                    function=function,
+                    stream_arn=eprops["Stream"],
+                    filters=filters,
+                    batch_size=int(eprops.get("BatchSize", 100)),
+                    max_retries=int(eprops.get("MaximumRetryAttempts", -1)),
+                    on_failure_arn=eprops.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
+                ))
+                continue
+            else:
+                d.skipped.append(f"{logical}.{event_name} ({event['Type']} event)")
+                continue
+            d.refs[rule_name] = rule_name
+            d.attributes[(rule_name, "Arn")] = arn
+
+    def _switch_container(self, function: LocalFunction) -> None:
+        """One process plays many accounts: a new identity is a new container (fresh clients and caches)."""
+        identity = (function.account, function.logical_id)
+        if identity != self._active_identity:
+            from pipeshare import dependencies  # noqa: PLC0415
+
+            dependencies.reset()
+            self._active_identity = identity
+
+    def _send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None:
+        sqs = self.client(account, "sqs")
+        url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body, default=str))
+
+    def _resource_exists(self, account: str, region: str, arn: str) -> bool:
+        if ":sagemaker:" in arn and ":pipeline/" in arn:
+            sagemaker = self.client(account, "sagemaker")
+            try:
+                sagemaker.describe_pipeline(PipelineName=arn.rsplit("/", 1)[1])
+            except sagemaker.exceptions.ResourceNotFound:
+                return False
+            except Exception:  # noqa: BLE001 - moto answers ValidationException for unknown pipelines
+                return False
+        return True
+
+    # ------------------------------------------------------------------ events
+    def _emit(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.append((event["account"], event))
+
+    def put_event(self, account: str, event: dict[str, Any]) -> None:
+        """Deliver an event as-is (e.g. from an events/ JSON file) to an account's default bus."""
+        self._emit({**event, "account": event.get("account", account)} if isinstance(event, dict) else event)
+
+    def drop_next_events(self, count: int = 1) -> None:
+        """RAM events are best effort: the next `count` events are lost."""
+        self._drop_next += count
+
+    def deliver(self) -> list[Invocation]:
+        """Deliver pending events to matching rules (moto's matcher, the template's patterns), then pump streams."""
+        invocations: list[Invocation] = []
+        while True:
+            with self._lock:
+                if not self._pending:
+                    break
+                account, event = self._pending.popleft()
+            if self._drop_next:
+                self._drop_next -= 1
+                self.delivered.append(DeliveredEvent(account, event, dropped=True, matched=[]))
+                continue
+            deployment = self.deployments.get(account)
+            matched = [r for r in (deployment.rules if deployment else []) if r.pattern and r.pattern.matches_event(event)]
+            self.delivered.append(DeliveredEvent(account, event, dropped=False, matched=[r.name for r in matched]))
+            for rule in matched:
+                invocations += rule.function.invoke_async(event, trigger=f"rule:{rule.name}")
+        invocations += self.pump_streams()
+        return invocations
+
+    def run_schedule(self, account: str, rule_suffix: str = "Sweep") -> list[Invocation]:
+        """Fire an account's scheduled rule now (the sweep)."""
+        deployment = self.deployments[account]
+        invocations: list[Invocation] = []
+        for rule in deployment.rules:
+            if rule.schedule and rule.name.endswith(rule_suffix):
+                invocations += rule.function.invoke_async(self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}")
+        return invocations + self.deliver()
+
+    def _scheduled_event(self, account: str, rule: Rule) -> dict[str, Any]:
+        import uuid  # noqa: PLC0415
+
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": account,
+            "time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [f"arn:aws:events:{self.region}:{account}:rule/{rule.name}"],
+            "detail": {},
+        }
+
+    def advance(self, delta: timedelta) -> list[Invocation]:
+        """Move scenario time forward, firing every schedule period crossed (in time order), then deliver."""
+        target = self.clock.now() + delta
+        invocations: list[Invocation] = []
+        while True:
+            due = [(r.next_fire, acct, r) for acct, d in self.deployments.items() for r in d.rules
+                   if r.schedule and r.next_fire and r.next_fire <= target]
+            if not due:
+                break
+            fire_at, account, rule = min(due, key=lambda x: x[0])
+            now = self.clock.now()
+            if fire_at > now:
+                self.clock.advance(fire_at - now)
+            rule.next_fire = fire_at + rule.schedule  # type: ignore[operator]
+            invocations += rule.function.invoke_async(self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}")
+            invocations += self.deliver()
+        now = self.clock.now()
+        if target > now:
+            self.clock.advance(target - now)
+        return invocations + self.deliver()
+
+    # ------------------------------------------------------------------ streams
+    def pump_streams(self) -> list[Invocation]:
+        invocations: list[Invocation] = []
+        for deployment in self.deployments.values():
+            for mapping in deployment.streams:
+                invocations += self._pump(deployment, mapping)
+        return invocations
+
+    def _pump(self, d: Deployment, mapping: StreamMapping) -> list[Invocation]:
+        streams = self.client(d.account, "dynamodbstreams")
+        shards = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+        records: list[dict[str, Any]] = []
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            iterator = mapping.iterators.get(shard_id) or streams.get_shard_iterator(
+                StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator, Limit=1000)
+                mapping.iterators[shard_id] = page.get("NextShardIterator") or iterator
+                if not page["Records"]:
+                    break
+                records += page["Records"]
+                iterator = page.get("NextShardIterator")
+        invocations: list[Invocation] = []
+        selected = [self._stream_record(r, mapping) for r in records]
+        selected = [r for r in selected if not mapping.filters or any(f.matches_event(r) for f in mapping.filters)]
+        for start in range(0, len(selected), mapping.batch_size):
+            invocations += self._invoke_batch(d, mapping, selected[start:start + mapping.batch_size])
+        return invocations
+
+    @staticmethod
+    def _stream_record(record: dict[str, Any], mapping: StreamMapping) -> dict[str, Any]:
+        record = json.loads(json.dumps(record, default=lambda v: v.timestamp() if isinstance(v, datetime) else str(v)))
+        record["eventSourceARN"] = mapping.stream_arn
+        return record
+
+    def _invoke_batch(self, d: Deployment, mapping: StreamMapping, batch: list[dict[str, Any]]) -> list[Invocation]:
+        invocations: list[Invocation] = []
+        attempt = 0
+        while batch:
+            attempt += 1
+            invocation = mapping.function.invoke_once({"Records": batch}, trigger="stream", attempt=attempt)
+            invocations.append(invocation)
+            if invocation.error is None:
+                failures = {f["itemIdentifier"] for f in (invocation.result or {}).get("batchItemFailures", [])}
+                if not failures:
+                    return invocations
+                first = min(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failures)
+                batch = batch[first:]
+            if mapping.max_retries >= 0 and attempt > mapping.max_retries:
+                if mapping.on_failure_arn:
+                    self._send_to_queue(d.account, mapping.on_failure_arn, {
+                        "requestContext": {"condition": "RetryAttemptsExhausted",
+                                           "functionArn": mapping.function.arn, "approximateInvokeCount": attempt},
+                        "DDBStreamBatchInfo": {
+                            "streamArn": mapping.stream_arn, "batchSize": len(batch),
+                            "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+                            "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"]}})
+                return invocations
+        return invocations
+
+    # ------------------------------------------------------------------ reading state back
+    def read_notifications(self, account: str) -> list[dict[str, Any]]:
+        """Drain the tap queues of an account's topics; returns (and keeps) every message published so far."""
+        deployment = self.deployments[account]
+        sqs = self.client(account, "sqs")
+        for logical, url in deployment.taps.items():
+            while True:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    envelope = json.loads(message["Body"])
+                    try:
+                        body: Any = json.loads(envelope["Message"])
+                    except ValueError:
+                        body = envelope["Message"]
+                    self.notifications.append({
+                        "account": account,
+                        "topic": logical,
+                        "subject": envelope.get("Subject"),
+                        "message": body,
+                        "attributes": {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()},
+                        "at": envelope.get("Timestamp"),
+                    })
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [n for n in self.notifications if n["account"] == account]
+
+    def table_items(self, account: str, logical: str = "ShareTable") -> list[dict[str, Any]]:
+        from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415
+
+        deserializer = TypeDeserializer()
+        ddb = self.client(account, "dynamodb")
+        items: list[dict[str, Any]] = []
+        for page in ddb.get_paginator("scan").paginate(TableName=self.deployments[account].refs[logical]):
+            items += [{k: _plain(deserializer.deserialize(v)) for k, v in item.items()} for item in page["Items"]]
+        return sorted(items, key=lambda i: (i.get("pk", ""), i.get("sk", "")))
+
+    def queue_messages(self, account: str, logical: str) -> list[dict[str, Any]]:
+        sqs = self.client(account, "sqs")
+        url = self.deployments[account].refs[logical]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    def invocations(self, account: str | None = None) -> list[Invocation]:
+        return [i for d in self.deployments.values() if account is None or d.account == account
+                for f in d.functions.values() for i in f.invocations]
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal  # noqa: PLC0415
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def _creation_order(enabled: list[str], resources: dict[str, Any]) -> list[str]:
+    """Topological order over Ref/GetAtt/Sub references (unknown IDs, e.g. SAM-generated rules, are ignored)."""
+    pending = set(enabled)
+    order: list[str] = []
+    deps = {name: references(resources[name].get("Properties", {})) & pending for name in enabled}
+    # SAM-generated resources (rules) are created with their function: map them to it
+    while pending:
+        ready = sorted(n for n in pending if not (deps[n] & pending))
+        if not ready:  # a cycle (should not happen in a valid template): create the rest in template order
+            ready = [n for n in enabled if n in pending]
+        for name in ready:
+            order.append(name)
+            pending.discard(name)
+    return order

@@ -7,11 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from pipeshare.config import AcceptInvitationsSettings, load_settings
 from pipeshare.dependencies import get_policy_source, get_ram_gateway, get_share_repository
 from pipeshare.logic.accept import process_invitations
-from pipeshare.models.errors import TransientError
+from pipeshare.models.errors import SweepIncompleteError
 from pipeshare.models.events import AcceptTrigger, RamStateChangeEvent
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_sweep
@@ -37,6 +36,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         on_invalid=lambda reason, ref: reject_input(reason, event_id=trigger.event.id, kind=f"api:{ref}"),
     )
     report_sweep(outcome)
-    if outcome.transient_failures:
-        raise TransientError(f"{outcome.transient_failures} invitation(s) hit transient errors; retrying the sweep")
+    if outcome.transient_failures or outcome.failures:
+        raise SweepIncompleteError(
+            f"{outcome.transient_failures} transient and {outcome.failures} unexpected error(s); the sweep is retried"
+        )
     return {"status": "ok", **outcome.summary()}

@@ -103,7 +103,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def _capture() -> Iterator[io.StringIO]:
     """Capture Powertools log lines and EMF blobs (both go to stdout) for one invocation."""
-    from pipeshare.observability import logger  # noqa: PLC0415 - the layer is put on sys.path by load_handler
+    from pipeshare.observability import logger
 
     buffer = io.StringIO()
     handler = logger.registered_handler
@@ -182,7 +182,6 @@ class LocalFunction:
         }
 
     def invoke_once(self, event: dict[str, Any], *, trigger: str, attempt: int = 1) -> Invocation:
-        handler = load_handler(self.code_uri, self.handler)
         invocation = Invocation(
             function=self.logical_id,
             account=self.account,
@@ -193,11 +192,12 @@ class LocalFunction:
         )
         context = LambdaContext(function_name=self.name, invoked_function_arn=self.arn)
         with _environment(self._env()):
+            handler = load_handler(self.code_uri, self.handler)
             self._before_invoke(self)
             with _capture() as out:
                 try:
                     invocation.result = handler(event, context)
-                except Exception as exc:  # noqa: BLE001 - the runtime reports any handler error, as Lambda does
+                except Exception as exc:
                     invocation.error = f"{type(exc).__name__}: {exc}"
                     invocation.logs.append({"level": "ERROR", "traceback": traceback.format_exc(limit=5)})
             _parse_output(out.getvalue(), invocation)

@@ -9,6 +9,7 @@ dispatches the full envelope to the handlers; it also pumps DynamoDB streams int
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections import deque
@@ -23,8 +24,9 @@ from botocore.config import Config
 from moto.events.models import EventPattern
 from moto.iam.models import get_account_id_from
 from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
+from pipeshare_local import moto_fixes
 from pipeshare_local.ram import RamEmulator
 from pipeshare_local.runtime import Invocation, LocalFunction
 from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, load_template, references
@@ -110,8 +112,13 @@ class DeliveredEvent:
 class LocalStack:
     """Start with `with LocalStack() as stack:`; deploy accounts; play events; read state back through the APIs."""
 
-    def __init__(self, *, region: str = "us-east-1", start: datetime = DEFAULT_START,
-                 invitation_ttl: timedelta = timedelta(hours=12)) -> None:
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        start: datetime = DEFAULT_START,
+        invitation_ttl: timedelta = timedelta(hours=12),
+    ) -> None:
         self.region = region
         self.clock = Clock(start)
         self.template = load_template()
@@ -134,6 +141,9 @@ class LocalStack:
         self._server: Any = None
         self.endpoint = ""
         self._active_identity: tuple[str, str] | None = None
+        self._sessions: dict[str, boto3.Session] = {}
+        self._tool_session = boto3.Session()
+        self._clients: dict[tuple[str, str], Any] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalStack:
@@ -144,7 +154,10 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        moto_fixes.apply()
         self.clock.start()
+        WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive, as AWS endpoints do
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="pipeshare-local").start()
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
@@ -176,10 +189,16 @@ class LocalStack:
     def credentials(self, account: str) -> dict[str, str]:
         """Credentials bound to an account (moto STS assume-role), as Lambda's environment would carry them."""
         if account not in self._credentials:
-            sts = boto3.client("sts", endpoint_url=self.endpoint, region_name=self.region,
-                               aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")  # noqa: S106
-            creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{_CREDENTIALS_ROLE}",
-                                    RoleSessionName="pipeshare-local")["Credentials"]
+            sts = self._tool_session.client(
+                "sts",
+                endpoint_url=self.endpoint,
+                region_name=self.region,
+                aws_access_key_id="bootstrap",
+                aws_secret_access_key="bootstrap",  # noqa: S106 - moto accepts any key; local only
+            )
+            creds = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/{_CREDENTIALS_ROLE}", RoleSessionName="pipeshare-local"
+            )["Credentials"]
             self._credentials[account] = {
                 "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
                 "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
@@ -189,8 +208,15 @@ class LocalStack:
         return self._credentials[account]
 
     def client(self, account: str, service: str) -> Any:
+        """A boto3 client bound to an account (cached; the stack's own session, apart from the functions')."""
+        key = (account, service)
+        if key not in self._clients:
+            self._clients[key] = self._new_client(account, service)
+        return self._clients[key]
+
+    def _new_client(self, account: str, service: str) -> Any:
         creds = self.credentials(account)
-        return boto3.client(
+        return self._tool_session.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
             region_name=self.region,
@@ -205,13 +231,20 @@ class LocalStack:
             return [c for c in self.aws_calls if account is None or c[0] == account]
 
     # ------------------------------------------------------------------ deploy from template.yaml
-    def deploy(self, account: str, parameters: dict[str, Any] | None = None, *, stack_name: str = "pipeshare") -> Deployment:
+    def deploy(
+        self, account: str, parameters: dict[str, Any] | None = None, *, stack_name: str = "pipeshare"
+    ) -> Deployment:
         deployment = Deployment(account, self.region, stack_name, {k: str(v) for k, v in (parameters or {}).items()})
         resolver = Resolver(
             self.template,
             parameters=parameters or {},
-            pseudo={"AWS::AccountId": account, "AWS::Region": self.region, "AWS::Partition": "aws",
-                    "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"},
+            pseudo={
+                "AWS::AccountId": account,
+                "AWS::Region": self.region,
+                "AWS::Partition": "aws",
+                "AWS::StackName": stack_name,
+                "AWS::URLSuffix": "amazonaws.com",
+            },
             refs=deployment.refs,
             attrs=lambda logical, attr: self._attribute(deployment, logical, attr),
         )
@@ -260,8 +293,18 @@ class LocalStack:
     def _create_table(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
         ddb = self.client(d.account, "dynamodb")
         name = self._name(d, logical)
-        args = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
-                                       "StreamSpecification", "SSESpecification") if k in props}
+        args = {
+            k: props[k]
+            for k in (
+                "AttributeDefinitions",
+                "KeySchema",
+                "BillingMode",
+                "GlobalSecondaryIndexes",
+                "StreamSpecification",
+                "SSESpecification",
+            )
+            if k in props
+        }
         if "StreamSpecification" in args:
             args["StreamSpecification"] = {"StreamEnabled": True, **args["StreamSpecification"]}
         if "SSESpecification" in args:
@@ -269,8 +312,10 @@ class LocalStack:
         table = ddb.create_table(TableName=name, **args)["TableDescription"]
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
-            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
-                "AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])})
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
+            )
         d.refs[logical] = name
         d.attributes[(logical, "Arn")] = table["TableArn"]
         if "LatestStreamArn" in table:
@@ -291,14 +336,18 @@ class LocalStack:
         d.taps[logical] = url
 
     def _create_subscription(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        self.client(d.account, "sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"],
-                                                Endpoint=props["Endpoint"])
+        self.client(d.account, "sns").subscribe(
+            TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
+        )
         d.refs[logical] = f"{props['TopicArn']}:{logical}"
 
     def _create_queue(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
         sqs = self.client(d.account, "sqs")
-        attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()
-                      if k in ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout")}
+        attributes = {
+            k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in props.items()
+            if k in ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout")
+        }
         name = self._name(d, logical)
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         d.refs[logical] = url
@@ -331,7 +380,9 @@ class LocalStack:
             environment={k: str(v) for k, v in env.items()},
             identity=lambda: self.credentials(d.account),
             max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
-            on_failure=(lambda record, arn=on_failure: self._send_to_queue(d.account, arn, record)) if on_failure else None,
+            on_failure=(lambda record, arn=on_failure: self._send_to_queue(d.account, arn, record))
+            if on_failure
+            else None,
             before_invoke=self._switch_container,
         )
         d.functions[logical] = function
@@ -344,8 +395,14 @@ class LocalStack:
             if event["Type"] == "EventBridgeRule":
                 pattern = event_pattern_json(eprops["Pattern"])
                 arn = events.put_rule(Name=rule_name, EventPattern=pattern, State="ENABLED")["RuleArn"]
-                d.rules.append(Rule(rule_name, function, pattern=EventPattern.load(pattern),
-                                    dead_letter_arn=eprops.get("DeadLetterConfig", {}).get("Arn")))
+                d.rules.append(
+                    Rule(
+                        rule_name,
+                        function,
+                        pattern=EventPattern.load(pattern),
+                        dead_letter_arn=eprops.get("DeadLetterConfig", {}).get("Arn"),
+                    )
+                )
             elif event["Type"] == "Schedule":
                 expression = eprops["Schedule"]
                 arn = events.put_rule(Name=rule_name, ScheduleExpression=expression, State="ENABLED")["RuleArn"]
@@ -353,14 +410,16 @@ class LocalStack:
                 d.rules.append(Rule(rule_name, function, schedule=period, next_fire=self.clock.now() + period))
             elif event["Type"] == "DynamoDB":
                 filters = [EventPattern.load(f["Pattern"]) for f in eprops.get("FilterCriteria", {}).get("Filters", [])]
-                d.streams.append(StreamMapping(
-                    function=function,
-                    stream_arn=eprops["Stream"],
-                    filters=filters,
-                    batch_size=int(eprops.get("BatchSize", 100)),
-                    max_retries=int(eprops.get("MaximumRetryAttempts", -1)),
-                    on_failure_arn=eprops.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
-                ))
+                d.streams.append(
+                    StreamMapping(
+                        function=function,
+                        stream_arn=eprops["Stream"],
+                        filters=filters,
+                        batch_size=int(eprops.get("BatchSize", 100)),
+                        max_retries=int(eprops.get("MaximumRetryAttempts", -1)),
+                        on_failure_arn=eprops.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
+                    )
+                )
                 continue
             else:
                 d.skipped.append(f"{logical}.{event_name} ({event['Type']} event)")
@@ -372,9 +431,14 @@ class LocalStack:
         """One process plays many accounts: a new identity is a new container (fresh clients and caches)."""
         identity = (function.account, function.logical_id)
         if identity != self._active_identity:
-            from pipeshare import dependencies  # noqa: PLC0415
+            from pipeshare import dependencies
 
             dependencies.reset()
+            # boto3's default session caches the credentials it resolved: one session per account, as containers
+            # of different accounts never share one (a session per account also keeps its loaded service models)
+            if function.account not in self._sessions:
+                self._sessions[function.account] = boto3.Session()
+            boto3.DEFAULT_SESSION = self._sessions[function.account]
             self._active_identity = identity
 
     def _send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None:
@@ -389,7 +453,7 @@ class LocalStack:
                 sagemaker.describe_pipeline(PipelineName=arn.rsplit("/", 1)[1])
             except sagemaker.exceptions.ResourceNotFound:
                 return False
-            except Exception:  # noqa: BLE001 - moto answers ValidationException for unknown pipelines
+            except Exception:
                 return False
         return True
 
@@ -419,7 +483,9 @@ class LocalStack:
                 self.delivered.append(DeliveredEvent(account, event, dropped=True, matched=[]))
                 continue
             deployment = self.deployments.get(account)
-            matched = [r for r in (deployment.rules if deployment else []) if r.pattern and r.pattern.matches_event(event)]
+            matched = [
+                r for r in (deployment.rules if deployment else []) if r.pattern and r.pattern.matches_event(event)
+            ]
             self.delivered.append(DeliveredEvent(account, event, dropped=False, matched=[r.name for r in matched]))
             for rule in matched:
                 invocations += rule.function.invoke_async(event, trigger=f"rule:{rule.name}")
@@ -432,11 +498,13 @@ class LocalStack:
         invocations: list[Invocation] = []
         for rule in deployment.rules:
             if rule.schedule and rule.name.endswith(rule_suffix):
-                invocations += rule.function.invoke_async(self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}")
+                invocations += rule.function.invoke_async(
+                    self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}"
+                )
         return invocations + self.deliver()
 
     def _scheduled_event(self, account: str, rule: Rule) -> dict[str, Any]:
-        import uuid  # noqa: PLC0415
+        import uuid
 
         return {
             "version": "0",
@@ -455,8 +523,12 @@ class LocalStack:
         target = self.clock.now() + delta
         invocations: list[Invocation] = []
         while True:
-            due = [(r.next_fire, acct, r) for acct, d in self.deployments.items() for r in d.rules
-                   if r.schedule and r.next_fire and r.next_fire <= target]
+            due = [
+                (r.next_fire, acct, r)
+                for acct, d in self.deployments.items()
+                for r in d.rules
+                if r.schedule and r.next_fire and r.next_fire <= target
+            ]
             if not due:
                 break
             fire_at, account, rule = min(due, key=lambda x: x[0])
@@ -464,7 +536,9 @@ class LocalStack:
             if fire_at > now:
                 self.clock.advance(fire_at - now)
             rule.next_fire = fire_at + rule.schedule  # type: ignore[operator]
-            invocations += rule.function.invoke_async(self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}")
+            invocations += rule.function.invoke_async(
+                self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}"
+            )
             invocations += self.deliver()
         now = self.clock.now()
         if target > now:
@@ -481,12 +555,17 @@ class LocalStack:
 
     def _pump(self, d: Deployment, mapping: StreamMapping) -> list[Invocation]:
         streams = self.client(d.account, "dynamodbstreams")
-        shards = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+        if not mapping.iterators:
+            shards = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+            mapping.iterators = {shard["ShardId"]: "" for shard in shards}
         records: list[dict[str, Any]] = []
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            iterator = mapping.iterators.get(shard_id) or streams.get_shard_iterator(
-                StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for shard_id in list(mapping.iterators):
+            iterator = (
+                mapping.iterators.get(shard_id)
+                or streams.get_shard_iterator(
+                    StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
             while iterator:
                 page = streams.get_records(ShardIterator=iterator, Limit=1000)
                 mapping.iterators[shard_id] = page.get("NextShardIterator") or iterator
@@ -498,7 +577,7 @@ class LocalStack:
         selected = [self._stream_record(r, mapping) for r in records]
         selected = [r for r in selected if not mapping.filters or any(f.matches_event(r) for f in mapping.filters)]
         for start in range(0, len(selected), mapping.batch_size):
-            invocations += self._invoke_batch(d, mapping, selected[start:start + mapping.batch_size])
+            invocations += self._invoke_batch(d, mapping, selected[start : start + mapping.batch_size])
         return invocations
 
     @staticmethod
@@ -522,13 +601,23 @@ class LocalStack:
                 batch = batch[first:]
             if mapping.max_retries >= 0 and attempt > mapping.max_retries:
                 if mapping.on_failure_arn:
-                    self._send_to_queue(d.account, mapping.on_failure_arn, {
-                        "requestContext": {"condition": "RetryAttemptsExhausted",
-                                           "functionArn": mapping.function.arn, "approximateInvokeCount": attempt},
-                        "DDBStreamBatchInfo": {
-                            "streamArn": mapping.stream_arn, "batchSize": len(batch),
-                            "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
-                            "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"]}})
+                    self._send_to_queue(
+                        d.account,
+                        mapping.on_failure_arn,
+                        {
+                            "requestContext": {
+                                "condition": "RetryAttemptsExhausted",
+                                "functionArn": mapping.function.arn,
+                                "approximateInvokeCount": attempt,
+                            },
+                            "DDBStreamBatchInfo": {
+                                "streamArn": mapping.stream_arn,
+                                "batchSize": len(batch),
+                                "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+                                "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                            },
+                        },
+                    )
                 return invocations
         return invocations
 
@@ -548,19 +637,21 @@ class LocalStack:
                         body: Any = json.loads(envelope["Message"])
                     except ValueError:
                         body = envelope["Message"]
-                    self.notifications.append({
-                        "account": account,
-                        "topic": logical,
-                        "subject": envelope.get("Subject"),
-                        "message": body,
-                        "attributes": {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()},
-                        "at": envelope.get("Timestamp"),
-                    })
+                    self.notifications.append(
+                        {
+                            "account": account,
+                            "topic": logical,
+                            "subject": envelope.get("Subject"),
+                            "message": body,
+                            "attributes": {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()},
+                            "at": envelope.get("Timestamp"),
+                        }
+                    )
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return [n for n in self.notifications if n["account"] == account]
 
     def table_items(self, account: str, logical: str = "ShareTable") -> list[dict[str, Any]]:
-        from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415
+        from boto3.dynamodb.types import TypeDeserializer
 
         deserializer = TypeDeserializer()
         ddb = self.client(account, "dynamodb")
@@ -576,12 +667,17 @@ class LocalStack:
         return [json.loads(m["Body"]) for m in messages]
 
     def invocations(self, account: str | None = None) -> list[Invocation]:
-        return [i for d in self.deployments.values() if account is None or d.account == account
-                for f in d.functions.values() for i in f.invocations]
+        return [
+            i
+            for d in self.deployments.values()
+            if account is None or d.account == account
+            for f in d.functions.values()
+            for i in f.invocations
+        ]
 
 
 def _plain(value: Any) -> Any:
-    from decimal import Decimal  # noqa: PLC0415
+    from decimal import Decimal
 
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)

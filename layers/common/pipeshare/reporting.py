@@ -17,6 +17,7 @@ _STATUS_METRICS = {
 
 
 def report_sweep(outcome: SweepOutcome) -> None:
+    metrics.add_metric(name="InvitationsSeen", unit=MetricUnit.Count, value=len(outcome.invitations))
     for status, name in _STATUS_METRICS.items():
         count = outcome.count(status)
         if count:
@@ -26,12 +27,18 @@ def report_sweep(outcome: SweepOutcome) -> None:
         logger.error("trust policy invalid: failing closed", extra={"problems": outcome.problems})
     if outcome.transient_failures:
         metrics.add_metric(name="TransientFailure", unit=MetricUnit.Count, value=outcome.transient_failures)
+    if outcome.failures:
+        metrics.add_metric(name="UnexpectedFailure", unit=MetricUnit.Count, value=outcome.failures)
     for item in outcome.invitations:
         if item.changed:
             logger.info(
                 "invitation decided",
-                extra={"invitation_arn": item.invitation_arn, "status": item.status, "rule": item.rule,
-                       "reason": item.reason},
+                extra={
+                    "invitation_arn": item.invitation_arn,
+                    "status": item.status,
+                    "rule": item.rule,
+                    "reason": item.reason,
+                },
             )
     if outcome.problems:
         logger.warning("sweep finished with problems", extra={"problems": outcome.problems[:50]})

@@ -42,7 +42,7 @@ def parse_or_reject(event: Any, model: type[M], *, wrap: str | None = None) -> M
         return model.model_validate({wrap: event} if wrap else event)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'][1 if wrap else 0:]) or '<root>'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc'][1 if wrap else 0 :]) or '<root>'}: {err['msg']}"
             for err in exc.errors()[:10]
         )
         reject_input(problems, event_id=event_id)

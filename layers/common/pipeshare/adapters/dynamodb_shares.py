@@ -6,6 +6,7 @@ Transitions are conditional writes in one transaction with their history item, s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,16 +69,34 @@ class DynamoDbShareRepository:
             ":first": _iso(record.first_seen_at),
             ":type": "invitation",
         }
-        sets = ["#status = :status", "decided_at = :now", "last_seen_at = :now",
-                "first_seen_at = if_not_exists(first_seen_at, :first)", "item_type = :type"]
-        for key in ("share_arn", "share_name", "sender_account_id", "receiver_account_id", "region", "decision",
-                    "rule", "reason", "invited_at", "policy_source"):
+        sets = [
+            "#status = :status",
+            "decided_at = :now",
+            "last_seen_at = :now",
+            "first_seen_at = if_not_exists(first_seen_at, :first)",
+            "item_type = :type",
+        ]
+        for key in (
+            "invitation_arn",
+            "share_arn",
+            "share_name",
+            "sender_account_id",
+            "receiver_account_id",
+            "region",
+            "decision",
+            "rule",
+            "reason",
+            "invited_at",
+            "policy_source",
+        ):
             if snapshot.get(key) is not None:
+                names[f"#{key}"] = key  # several of these are DynamoDB reserved words (region, rule, ...)
                 values[f":{key}"] = snapshot[key]
-                sets.append(f"{key} = :{key}")
+                sets.append(f"#{key} = :{key}")
         if record.resources:
+            names["#resources"] = "resources"
             values[":resources"] = snapshot["resources"]
-            sets.append("resources = :resources")
+            sets.append("#resources = :resources")
         condition = "attribute_not_exists(pk)"
         if predecessors:
             placeholders = []
@@ -145,7 +164,9 @@ class DynamoDbShareRepository:
     def get(self, invitation_arn: str) -> ShareRecord | None:
         try:
             response = self._ddb.get_item(
-                TableName=self._table, Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}), ConsistentRead=True
+                TableName=self._table,
+                Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}),
+                ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc) from exc
@@ -155,6 +176,28 @@ class DynamoDbShareRepository:
         data["invitation_arn"] = invitation_arn
         data["status"] = ShareStatus(data["status"])
         return ShareRecord.model_validate(data)
+
+    def statuses(self, invitation_arns: Sequence[str]) -> dict[str, ShareStatus]:
+        found: dict[str, ShareStatus] = {}
+        arns = list(dict.fromkeys(invitation_arns))
+        for start in range(0, len(arns), 100):
+            keys = [_item({"pk": invitation_pk(a), "sk": STATE}) for a in arns[start : start + 100]]
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": keys,
+                    "ProjectionExpression": "pk, #s",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                }
+            }
+            try:
+                while request:
+                    response = self._ddb.batch_get_item(RequestItems=request)
+                    for item in response.get("Responses", {}).get(self._table, []):
+                        found[item["pk"]["S"].removeprefix("INVITATION#")] = ShareStatus(item["status"]["S"])
+                    request = response.get("UnprocessedKeys") or {}
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc) from exc
+        return found
 
     def record_policy_invalid(
         self,
@@ -181,10 +224,10 @@ class DynamoDbShareRepository:
                         "Update": {
                             "TableName": self._table,
                             "Key": _item({"pk": POLICY_PK, "sk": STATE}),
-                            "UpdateExpression": "SET fingerprint = :fp, notified_at = :at, policy_source = :source, "
-                            "errors = :errors, item_type = :type",
-                            "ConditionExpression": "attribute_not_exists(pk) OR fingerprint <> :fp "
-                            "OR notified_at < :remind",
+                            "UpdateExpression": "SET #fp = :fp, notified_at = :at, policy_source = :source, "
+                            "#errors = :errors, item_type = :type",
+                            "ExpressionAttributeNames": {"#fp": "fingerprint", "#errors": "errors"},
+                            "ConditionExpression": "attribute_not_exists(pk) OR #fp <> :fp OR notified_at < :remind",
                             "ExpressionAttributeValues": _item(values),
                         }
                     },

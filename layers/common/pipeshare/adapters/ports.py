@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from pipeshare.models.domain import ShareRecord, TrustPolicy
+from pipeshare.models.domain import ShareRecord, ShareStatus, TrustPolicy
 
 
 class InvitationGateway(Protocol):
@@ -38,8 +38,19 @@ class ShareRepository(Protocol):
 
     def get(self, invitation_arn: str) -> ShareRecord | None: ...
 
+    def statuses(self, invitation_arns: Sequence[str]) -> dict[str, ShareStatus]:
+        """Recorded status of each known invitation (one batched read per 100), so a sweep skips what is settled."""
+        ...
+
     def record_policy_invalid(
-        self, *, source: str, fingerprint: str, errors: list[str], at: datetime, remind_after: datetime, history_expires_at: int
+        self,
+        *,
+        source: str,
+        fingerprint: str,
+        errors: list[str],
+        at: datetime,
+        remind_after: datetime,
+        history_expires_at: int,
     ) -> bool:
         """Record an invalid policy. True when it is news (new fingerprint, or last notice before remind_after)."""
         ...

@@ -46,12 +46,16 @@ class RamInvitationGateway:
 
     def accept(self, invitation_arn: str, client_token: str) -> None:
         try:
-            self._ram.accept_resource_share_invitation(resourceShareInvitationArn=invitation_arn, clientToken=client_token)
+            self._ram.accept_resource_share_invitation(
+                resourceShareInvitationArn=invitation_arn, clientToken=client_token
+            )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc) from exc
 
     def reject(self, invitation_arn: str, client_token: str) -> None:
         try:
-            self._ram.reject_resource_share_invitation(resourceShareInvitationArn=invitation_arn, clientToken=client_token)
+            self._ram.reject_resource_share_invitation(
+                resourceShareInvitationArn=invitation_arn, clientToken=client_token
+            )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc) from exc

@@ -63,6 +63,7 @@ class SweepOutcome:
     invalid_records: int = 0
     problems: list[str] = field(default_factory=list)
     transient_failures: int = 0
+    failures: int = 0  # unexpected API errors: the sweep goes on, then the invocation fails (retry, then DLQ)
 
     def count(self, status: str) -> int:
         return sum(1 for i in self.invitations if i.status == status and i.changed)
@@ -80,6 +81,7 @@ class SweepOutcome:
             "invalid_records": self.invalid_records,
             "problems": self.problems,
             "transient_failures": self.transient_failures,
+            "failures": self.failures,
         }
 
 
@@ -124,13 +126,26 @@ def process_invitations(
     except InvitationNotFoundError as exc:
         outcome.problems.append(f"invitation not found: {exc}")
         return outcome
+    invitations: list[Invitation] = []
     for raw in raw_invitations:
         try:
-            invitation = Invitation.model_validate(raw)
+            invitations.append(Invitation.model_validate(raw))
         except ValidationError as exc:
             outcome.invalid_records += 1
             arn = raw.get("resourceShareInvitationArn") if isinstance(raw, dict) else None
             on_invalid(f"GetResourceShareInvitations returned an invalid record: {_brief(exc)}", arn)
+    # a sweep reads the recorded statuses in batches and skips answered invitations already recorded as answered
+    recorded = (
+        shares.statuses([i.arn for i in invitations if i.status != RamInvitationStatus.PENDING])
+        if (invitation_arns is None)
+        else {}
+    )
+    for invitation in invitations:
+        settled = recorded.get(invitation.arn)
+        if settled is not None and settled.terminal:
+            outcome.invitations.append(
+                InvitationOutcome(invitation.arn, settled.value, "already-recorded", "no change", changed=False)
+            )
             continue
         _process_one(invitation, ctx)
     return outcome
@@ -170,8 +185,12 @@ def _process_one(invitation: Invitation, ctx: _Context) -> None:
             _record(
                 invitation,
                 None,
-                Decision(action="wait", status=ShareStatus.PENDING, rule="policy-invalid",
-                         reason="the trust policy is invalid: nothing is accepted until it is fixed"),
+                Decision(
+                    action="wait",
+                    status=ShareStatus.PENDING,
+                    rule="policy-invalid",
+                    reason="the trust policy is invalid: nothing is accepted until it is fixed",
+                ),
                 ctx,
             )
         else:
@@ -180,6 +199,7 @@ def _process_one(invitation: Invitation, ctx: _Context) -> None:
         ctx.outcome.transient_failures += 1
         ctx.outcome.problems.append(f"{invitation.arn}: transient: {exc}")
     except UnexpectedApiError as exc:
+        ctx.outcome.failures += 1
         ctx.outcome.problems.append(f"{invitation.arn}: {exc}")
 
 
@@ -209,8 +229,12 @@ def _decide_pending(invitation: Invitation, policy: TrustPolicy, ctx: _Context) 
     except ValidationError as exc:
         ctx.outcome.invalid_records += 1
         ctx.on_invalid(f"ListPendingInvitationResources returned an invalid record: {_brief(exc)}", invitation.arn)
-        decision = Decision(action=Action.HOLD, status=ShareStatus.HELD, rule="invalid-resource-data",
-                            reason="RAM returned resource data that failed validation; nothing was accepted")
+        decision = Decision(
+            action=Action.HOLD,
+            status=ShareStatus.HELD,
+            rule="invalid-resource-data",
+            reason="RAM returned resource data that failed validation; nothing was accepted",
+        )
         _record(invitation, None, decision, ctx)
         return
     decision = decide(invitation, resources, policy)
@@ -245,13 +269,25 @@ def _answer(invitation: Invitation, decision: Decision, ctx: _Context) -> Decisi
 
 def _answered(exc: Exception) -> Decision:
     if isinstance(exc, InvitationExpiredError):
-        return Decision(action="observe", status=ShareStatus.EXPIRED, rule="expired",
-                        reason="the invitation expired before it was accepted")
+        return Decision(
+            action="observe",
+            status=ShareStatus.EXPIRED,
+            rule="expired",
+            reason="the invitation expired before it was accepted",
+        )
     if isinstance(exc, InvitationAlreadyRejectedError):
-        return Decision(action="observe", status=ShareStatus.REJECTED, rule="answered-elsewhere",
-                        reason="RAM says the invitation was already rejected")
-    return Decision(action="observe", status=ShareStatus.ACCEPTED, rule="answered-elsewhere",
-                    reason="RAM says the invitation was already accepted")
+        return Decision(
+            action="observe",
+            status=ShareStatus.REJECTED,
+            rule="answered-elsewhere",
+            reason="RAM says the invitation was already rejected",
+        )
+    return Decision(
+        action="observe",
+        status=ShareStatus.ACCEPTED,
+        rule="answered-elsewhere",
+        reason="RAM says the invitation was already accepted",
+    )
 
 
 def _record(

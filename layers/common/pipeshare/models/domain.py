@@ -9,8 +9,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
-InvitationArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:ram:[a-z0-9-]+:[0-9]{12}:resource-share-invitation/[A-Za-z0-9-]+$")]
-ShareArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:ram:[a-z0-9-]+:[0-9]{12}:resource-share/[A-Za-z0-9-]+$")]
+InvitationArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:ram:[a-z0-9-]+:[0-9]{12}:resource-share-invitation/[A-Za-z0-9-]+$")
+]
+ShareArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:ram:[a-z0-9-]+:[0-9]{12}:resource-share/[A-Za-z0-9-]+$")
+]
 ResourceType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+:[A-Za-z0-9]+$", max_length=128)]
 
 PIPELINE_RESOURCE_TYPE = "sagemaker:Pipeline"

@@ -56,3 +56,7 @@ class UnexpectedApiError(PipeshareError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+class SweepIncompleteError(PipeshareError):
+    """Raised at the end of an invocation in which some invitations could not be processed (after the others)."""

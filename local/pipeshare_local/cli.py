@@ -1,0 +1,72 @@
+"""The `pipeshare` command (dev tooling): `pipeshare local run SCENARIO.yaml [--json] [--out FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+_WIDTH = 110
+
+
+def _print_human(report: dict[str, Any]) -> None:
+    out = sys.stdout.write
+    out(f"\n== scenario: {report['scenario']} ==\n\n-- timeline --\n")
+    for entry in report["timeline"]:
+        out(f"{entry['at']}  {entry['step']:<16} {entry['text']}\n")
+    out("\n-- invitations (RAM status / pipeshare record) --\n")
+    for inv in report["invitations"]:
+        out(
+            f"{inv['share_name']!s:<24} {inv['sender']:>10} -> {inv['receiver']:<10} RAM {inv['ram_status']!s:<9} "
+            f"recorded {inv['recorded_status']!s:<9} {inv['rule'] or ''}\n"
+        )
+        if inv.get("reason"):
+            out(f"{'':<24} reason: {inv['reason'][: _WIDTH - 33]}\n")
+    out("\n-- notifications published --\n")
+    for note in report["notifications"]:
+        out(f"[{note['account']}] {note['subject']}\n")
+    events = report["events"]
+    dropped = sum(1 for e in events if e["dropped"])
+    out(f"\n-- events: {len(events)} delivered to buses, {dropped} dropped --\n")
+    passed = sum(1 for e in report["expectations"] if e["ok"])
+    out(f"\n-- expectations: {passed}/{len(report['expectations'])} passed --\n")
+    for e in report["expectations"]:
+        out(f"  {'PASS' if e['ok'] else 'FAIL'}  {e['text']}\n")
+    out("\n" + ("OK" if report["ok"] else "FAILED") + "\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeshare_local.scenario import load_scenario, run_scenario
+
+    scenario = load_scenario(Path(args.scenario))
+    report = run_scenario(scenario).as_dict()
+    text = json.dumps(report, indent=2, default=str, sort_keys=False)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    if args.json:
+        sys.stdout.write(text + "\n")
+    else:
+        _print_human(report)
+    return 0 if report["ok"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pipeshare", description="pipeshare developer tooling")
+    sub = parser.add_subparsers(dest="area", required=True)
+    local = sub.add_parser("local", help="the embedded local stack (no AWS account, no Docker)")
+    local_sub = local.add_subparsers(dest="command", required=True)
+    run = local_sub.add_parser("run", help="play a scenario and print its report")
+    run.add_argument("scenario", help="scenario YAML file (see docs/scenarios.md)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.add_argument("--out", help="also write the JSON report to this file")
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

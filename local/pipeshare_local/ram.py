@@ -1,0 +1,1400 @@
+"""In-process emulation of AWS Resource Access Manager (RAM), spoken to over its real wire protocol.
+
+moto has no RAM invitation APIs, so the local stack answers RAM requests here. The contract is botocore's
+``ram`` 2018-01-04 service model (protocol rest-json):
+
+* requests are routed by each operation's ``http.method`` + ``http.requestUri`` taken from the model;
+* request parameters are read according to each input member's ``location`` (body / querystring / header / uri)
+  and validated against the input shape (botocore's ``ParamValidator`` plus enum and ``max`` checks, which
+  botocore itself does not enforce);
+* responses are serialised from the output shape (timestamps as epoch seconds unless the model sets a
+  ``timestampFormat``);
+* errors carry the modelled HTTP status, an ``x-amzn-ErrorType`` header and a ``{"message": ...}`` body, which
+  is what botocore's rest-json error parser turns into ``client.exceptions.<Code>``.
+
+Behaviour that AWS does not document precisely is marked ``[unverified]`` where it is decided.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.utils import parse_to_aware_datetime
+from botocore.validate import ParamValidator, ValidationErrors
+
+__all__ = [
+    "MANAGED_PERMISSIONS",
+    "RamEmulator",
+    "RamError",
+    "StrictParamValidator",
+    "ram_event",
+    "ram_service_model",
+    "serve",
+]
+
+logger = logging.getLogger(__name__)
+
+PARTITION = "aws"
+
+# Invitation statuses (ResourceShareInvitationStatus).
+PENDING = "PENDING"
+ACCEPTED = "ACCEPTED"
+REJECTED = "REJECTED"
+EXPIRED = "EXPIRED"
+
+# Association statuses (ResourceShareAssociationStatus).
+ASSOCIATING = "ASSOCIATING"
+ASSOCIATED = "ASSOCIATED"
+DISASSOCIATED = "DISASSOCIATED"
+
+# Share statuses (ResourceShareStatus).
+ACTIVE = "ACTIVE"
+DELETED = "DELETED"
+
+_REJECTED_MESSAGE = "The invitation was rejected by the principal."
+_EXPIRED_MESSAGE = "The invitation expired before the principal accepted it."
+_WITHDRAWN_MESSAGE = "The principal was removed from the resource share."
+_SHARE_DELETED_MESSAGE = "The resource share was deleted."
+_EXTERNAL_NOT_ALLOWED = (
+    "The resource you are attempting to share can only be shared within your AWS Organization. This error may "
+    "also occur if you have not enabled sharing with your AWS organization, or that onboarding process is still "
+    "in progress."
+)
+
+
+@cache
+def ram_service_model() -> ServiceModel:
+    """botocore's RAM service model (the installed botocore's copy)."""
+    return botocore.session.get_session().get_service_model("ram")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Catalogue: shareable resource types and the AWS managed permissions the emulator knows.
+# --------------------------------------------------------------------------------------------------------------
+
+# (ARN service, first segment of the ARN resource part) -> RAM resource type.
+_RESOURCE_TYPES: dict[tuple[str, str], str] = {
+    ("sagemaker", "pipeline"): "sagemaker:Pipeline",
+    ("ec2", "subnet"): "ec2:Subnet",
+    ("ec2", "transit-gateway"): "ec2:TransitGateway",
+    ("glue", "database"): "glue:Database",
+    ("glue", "table"): "glue:Table",
+    ("license-manager", "license-configuration"): "license-manager:LicenseConfiguration",
+}
+_RESOURCE_TYPES_BY_LOWER = {t.lower(): t for t in _RESOURCE_TYPES.values()}
+
+
+@dataclass(frozen=True)
+class ManagedPermission:
+    """An AWS managed RAM permission (version 1 only)."""
+
+    name: str
+    resource_type: str
+    is_resource_type_default: bool
+
+    @property
+    def arn(self) -> str:
+        return f"arn:{PARTITION}:ram::aws:permission/{self.name}"
+
+
+MANAGED_PERMISSIONS: tuple[ManagedPermission, ...] = (
+    ManagedPermission("AWSRAMDefaultPermissionSageMakerPipeline", "sagemaker:Pipeline", True),
+    ManagedPermission("AWSRAMPermissionSageMakerPipelineAllowExecution", "sagemaker:Pipeline", False),
+    ManagedPermission("AWSRAMDefaultPermissionSubnet", "ec2:Subnet", True),
+    ManagedPermission("AWSRAMDefaultPermissionTransitGateway", "ec2:TransitGateway", True),
+    ManagedPermission("AWSRAMDefaultPermissionGlueDatabase", "glue:Database", True),
+    ManagedPermission("AWSRAMDefaultPermissionGlueTable", "glue:Table", True),
+    ManagedPermission("AWSRAMDefaultPermissionLicenseConfiguration", "license-manager:LicenseConfiguration", True),
+)
+_PERMISSIONS_BY_ARN = {p.arn: p for p in MANAGED_PERMISSIONS}
+_DEFAULT_PERMISSION = {p.resource_type: p for p in MANAGED_PERMISSIONS if p.is_resource_type_default}
+# Managed permissions predate any scenario; a fixed creation time keeps responses deterministic.
+_MANAGED_PERMISSION_TIME = datetime(2023, 1, 1, tzinfo=UTC)
+
+_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):"
+    r"(?P<account>\d{12}|aws)?:(?P<resource>.+)$"
+)
+_SHARE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ram:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):resource-share/[\w-]+$")
+_INVITATION_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:ram:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):resource-share-invitation/[\w-]+$"
+)
+_PERMISSION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ram::(?:aws|\d{12}):permission/[\w+=,.@-]+$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_CREDENTIAL_RE = re.compile(r"Credential=(?P<akid>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------------------------
+
+
+def ram_event(*, account: str, region: str, time: datetime, resources: list[str], event: str, status: str) -> dict:
+    """One EventBridge envelope for a RAM state change. [unverified] shapes.
+
+    event is "Resource Share Invitation" or "Resource Share Association"; status is lower case
+    ("pending", "accepted", "rejected", "associating", "associated", "disassociated"). account is the account
+    that receives the event (AWS sends RAM events both to the share owner and to the principals).
+    """
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Resource Sharing State Change",
+        "source": "aws.ram",
+        "account": account,
+        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": list(resources),
+        "detail": {"event": event, "status": status},
+    }
+
+
+INVITATION_EVENT = "Resource Share Invitation"
+ASSOCIATION_EVENT = "Resource Share Association"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _StrictErrors(ValidationErrors):
+    @property
+    def errors(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return list(self._errors)
+
+    def _format_error(self, error: tuple[str, str, dict[str, Any]]) -> str:
+        error_type, name, additional = error
+        if error_type == "invalid enum value":
+            valid = ", ".join(additional["valid_values"])
+            return (
+                f"Invalid value for parameter {self._get_name(name)}, value: {additional['param']}, "
+                f"valid values: {valid}"
+            )
+        if error_type == "above max":
+            return (
+                f"Invalid value for parameter {self._get_name(name)}, value: {additional['param']}, "
+                f"valid max: {additional['max_allowed']}"
+            )
+        return super()._format_error(error)
+
+
+class StrictParamValidator(ParamValidator):
+    """botocore's ParamValidator plus the constraints it skips: string enums and ``max`` (value or length)."""
+
+    def validate(self, params: Any, shape: Shape) -> _StrictErrors:
+        errors = _StrictErrors()
+        self._validate(params, shape, errors, name="")
+        return errors
+
+    def _validate(self, params: Any, shape: Shape, errors: ValidationErrors, name: str) -> None:
+        super()._validate(params, shape, errors, name)
+        if shape.type_name == "string" and isinstance(params, str) and shape.enum and params not in shape.enum:
+            errors.report(name, "invalid enum value", param=params, valid_values=list(shape.enum))
+        max_allowed = shape.metadata.get("max")
+        if max_allowed is None:
+            return
+        if shape.type_name in ("integer", "long") and isinstance(params, int) and not isinstance(params, bool):
+            size = params
+        elif shape.type_name in ("string", "list", "map") and isinstance(params, str | list | tuple | dict):
+            size = len(params)
+        else:
+            return
+        if size > max_allowed:
+            errors.report(name, "above max", param=params, max_allowed=max_allowed)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------------------
+
+# Codes the model does not define but that AWS (or the emulator) answers with.
+_UNMODELLED_STATUS = {
+    "AccessDeniedException": 403,
+    "UnrecognizedClientException": 403,
+    "MissingAuthenticationTokenException": 403,
+    "UnknownOperationException": 404,
+    "NotImplemented": 501,
+}
+
+
+class RamError(Exception):
+    """An error answered to the client as RAM would: HTTP status, x-amzn-ErrorType and {"message": ...}."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status if status is not None else _status_for(code)
+
+
+def _status_for(code: str) -> int:
+    if code in _UNMODELLED_STATUS:
+        return _UNMODELLED_STATUS[code]
+    model = ram_service_model()
+    if code in model.shape_names:
+        return int(model.shape_for(code).metadata.get("error", {}).get("httpStatusCode", 400))
+    return 400
+
+
+def _not_found_share(arn: str) -> RamError:
+    return RamError("UnknownResourceException", f"ResourceShare {arn} could not be found.")
+
+
+def _not_found_invitation(arn: str) -> RamError:
+    return RamError("ResourceShareInvitationArnNotFoundException", f"ResourceShareInvitation {arn} could not be found.")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# State
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Association:
+    entity: str
+    kind: str  # PRINCIPAL | RESOURCE
+    status: str
+    created: datetime
+    updated: datetime
+    resource_type: str | None = None
+    status_message: str | None = None
+
+    def set_status(self, status: str, now: datetime, message: str | None = None) -> None:
+        self.status = status
+        self.updated = now
+        self.status_message = message
+
+
+@dataclass
+class _PermissionLink:
+    permission: ManagedPermission
+    created: datetime
+    updated: datetime
+
+
+@dataclass
+class _Share:
+    arn: str
+    name: str
+    owner: str
+    region: str
+    allow_external: bool
+    tags: list[dict[str, str]]
+    created: datetime
+    updated: datetime
+    configuration: dict[str, Any] | None = None
+    status: str = ACTIVE
+    resources: dict[str, _Association] = field(default_factory=dict)
+    principals: dict[str, _Association] = field(default_factory=dict)
+    permissions: dict[str, _PermissionLink] = field(default_factory=dict)  # resource type -> permission
+
+
+@dataclass
+class _Invitation:
+    arn: str
+    share_arn: str
+    sender: str
+    receiver: str
+    region: str
+    created: datetime
+    status: str = PENDING
+    answered: datetime | None = None
+    withdrawn: bool = False  # the owner removed the principal / deleted the share while it was pending
+
+
+@dataclass
+class _Ctx:
+    account: str
+    region: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    events: list[dict] = field(default_factory=list)
+    resource_types: dict[str, str] = field(default_factory=dict)  # pre-checked resource ARN -> type
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Wire (rest-json) helpers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _uri_regex(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """Regex for a requestUri template; returns it and {regex group: label}."""
+    out, groups = [], {}
+    for i, part in enumerate(re.split(r"(\{[^}]+\})", uri)):
+        if part.startswith("{") and part.endswith("}"):
+            label = part[1:-1]
+            greedy = label.endswith("+")
+            group = f"g{i}"
+            groups[group] = label.rstrip("+")
+            out.append(f"(?P<{group}>{'.+' if greedy else '[^/]+'})")
+        else:
+            out.append(re.escape(part))
+    return re.compile("^" + "".join(out).rstrip("/") + "/?$"), groups
+
+
+def _from_wire(shape: Shape, value: Any) -> Any:
+    """JSON body value -> Python value per the shape. Mismatched types are left for the validator to report."""
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        wire_to_name = {m.serialization.get("name", n): n for n, m in shape.members.items()}
+        out = {}
+        for key, item in value.items():
+            name = wire_to_name.get(key, key)
+            out[name] = _from_wire(shape.members[name], item) if name in shape.members else item
+        return out
+    if kind == "list" and isinstance(value, list):
+        return [_from_wire(shape.member, item) for item in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _from_wire(shape.value, v) for k, v in value.items()}
+    if kind == "timestamp" and isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            return parse_to_aware_datetime(value)
+        except (TypeError, ValueError):
+            return value
+    if kind == "blob" and isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            return value
+    return value
+
+
+def _from_text(shape: Shape, text: str) -> Any:
+    """Query-string / header / uri text -> Python value per the shape."""
+    kind = shape.type_name
+    if kind in ("integer", "long"):
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if kind in ("float", "double"):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text.lower(), text)
+    if kind == "timestamp":
+        return _from_wire(shape, text)
+    return text
+
+
+def _to_wire(shape: Shape, value: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        return {m.serialization.get("name", n): _to_wire(m, value[n]) for n, m in shape.members.items() if n in value}
+    if kind == "list":
+        return [_to_wire(shape.member, item) for item in value]
+    if kind == "map":
+        return {k: _to_wire(shape.value, v) for k, v in value.items()}
+    if kind == "timestamp":
+        fmt = shape.serialization.get("timestampFormat", "unixtimestamp")
+        moment = value.astimezone(UTC)
+        if fmt == "iso8601":
+            return moment.isoformat().replace("+00:00", "Z")
+        if fmt == "rfc822":
+            return format_datetime(moment, usegmt=True)
+        return moment.timestamp()
+    if kind == "blob":
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _encode_token(offset: int, fingerprint: str) -> str:
+    raw = json.dumps({"o": offset, "f": fingerprint, "n": secrets.token_hex(4)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str, fingerprint: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        offset = data["o"]
+        valid = isinstance(offset, int) and offset >= 0 and data["f"] == fingerprint
+    except (ValueError, TypeError, KeyError, UnicodeError):
+        valid = False
+    if not valid:
+        raise RamError(
+            "InvalidNextTokenException",
+            "The specified value for NextToken is not valid. You must specify a value you received in the NextToken "
+            "response of a previous call to this operation.",
+        )
+    return offset
+
+
+def _read_json_body(environ: dict) -> dict[str, Any]:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RamError("InvalidParameterException", f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise RamError("InvalidParameterException", "The request body must be a JSON object.")
+    return body
+
+
+def _parse_arn(arn: str) -> re.Match[str]:
+    match = _ARN_RE.match(arn) if isinstance(arn, str) else None
+    if match is None:
+        raise RamError("MalformedArnException", f"The specified ARN {arn} is not valid.")
+    return match
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------------------------
+
+
+class RamEmulator:
+    """WSGI app answering AWS RAM requests; state is kept in memory, per (account, region).
+
+    ``response_observer`` (optional, attribute) is called with (operation name, response dict) for every
+    successful response before it is serialised; tests use it to validate responses against output shapes.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_for_access_key: Callable[[str], str],
+        clock: Callable[[], datetime],
+        emit: Callable[[dict], None],
+        invitation_ttl: timedelta = timedelta(hours=12),
+        resource_exists: Callable[[str, str, str], bool] | None = None,
+        page_size: int = 50,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        self._account_for_access_key = account_for_access_key
+        self._clock = clock
+        self._emit = emit
+        self._ttl = invitation_ttl
+        self._resource_exists = resource_exists
+        self._page_size = page_size
+        self._model = ram_service_model()
+        self._routes: list[tuple[str, re.Pattern[str], dict[str, str], str]] = []
+        for op_name in self._model.operation_names:
+            http = self._model.operation_model(op_name).http
+            regex, groups = _uri_regex(http["requestUri"].split("?", 1)[0])
+            self._routes.append((http["method"].upper(), regex, groups, op_name))
+        self._lock = threading.Lock()
+        self.response_observer: Callable[[str, dict], None] | None = None
+        self.reset()
+
+    # ---------------------------------------------------------------------------------------------- public API
+
+    def reset(self) -> None:
+        with self._lock:
+            self._shares: dict[str, _Share] = {}
+            self._invitations: dict[str, _Invitation] = {}
+            self._idempotency: dict[tuple[str, str, str, str], tuple[str, dict]] = {}
+            self._guards: dict[str, frozenset[str]] = {}
+            self._empty_pages = 0
+
+    def set_accept_guard(self, account_id: str, allowed_owner_ids: set[str] | None) -> None:
+        """Emulate an IAM policy on `account_id`'s acceptor (condition on ram:ShareOwnerAccountId).
+
+        AcceptResourceShareInvitation by account_id of an invitation whose sender is not in the set answers
+        403 AccessDeniedException, as IAM does. None removes the guard.
+        """
+        with self._lock:
+            if allowed_owner_ids is None:
+                self._guards.pop(account_id, None)
+            else:
+                self._guards[account_id] = frozenset(allowed_owner_ids)
+
+    def inject_empty_pages(self, n: int) -> None:
+        """The next n paginated list calls (any operation with nextToken) answer an empty page with a nextToken.
+
+        The token resumes exactly where the caller was, so a correct client loses nothing.
+        """
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self._lock:
+            self._empty_pages = n
+
+    def snapshot(self) -> dict:
+        """JSON-serialisable dump of shares and invitations (statuses as of clock())."""
+        with self._lock:
+            now = self._now()
+            self._expire(now)
+            shares = [
+                {
+                    "arn": s.arn,
+                    "name": s.name,
+                    "owner": s.owner,
+                    "region": s.region,
+                    "status": s.status,
+                    "allowExternalPrincipals": s.allow_external,
+                    "createdAt": _iso(s.created),
+                    "tags": [dict(t) for t in s.tags],
+                    "permissions": {t: link.permission.arn for t, link in s.permissions.items()},
+                    "resources": [
+                        {"arn": a.entity, "type": a.resource_type, "status": a.status} for a in s.resources.values()
+                    ],
+                    "principals": [
+                        {"id": a.entity, "status": a.status, "statusMessage": a.status_message}
+                        for a in s.principals.values()
+                    ],
+                }
+                for s in self._shares.values()
+            ]
+            invitations = [
+                {
+                    "arn": i.arn,
+                    "shareArn": i.share_arn,
+                    "shareName": self._shares[i.share_arn].name,
+                    "sender": i.sender,
+                    "receiver": i.receiver,
+                    "region": i.region,
+                    "status": i.status,
+                    "withdrawn": i.withdrawn,
+                    "invitedAt": _iso(i.created),
+                    "expiresAt": _iso(i.created + self._ttl),
+                    "answeredAt": _iso(i.answered) if i.answered else None,
+                }
+                for i in self._invitations.values()
+            ]
+            return {"now": _iso(now), "shares": shares, "invitations": invitations}
+
+    def is_ram_request(self, environ: dict) -> bool:
+        """True when the SigV4 credential scope (Authorization header or X-Amz-Credential) names service "ram"."""
+        match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match is None:
+            credential = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0]
+            match = _CREDENTIAL_RE.search("Credential=" + credential)
+        return match is not None and match["service"] == "ram"
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request_id = str(uuid.uuid4())
+        events: list[dict] = []
+        try:
+            op_model, labels = self._route(environ)
+            ctx = self._caller(environ)
+            params = self._read_params(op_model, environ, labels)
+            self._validate_input(op_model, params)
+            handler = getattr(self, f"_op_{op_model.name}", None)
+            if handler is None:
+                raise RamError(
+                    "NotImplemented", f"Operation {op_model.name} is not emulated by the local RAM emulator."
+                )
+            self._precheck(op_model.name, ctx, params)
+            with self._lock:
+                ctx.now = self._now()
+                self._expire(ctx.now)
+                self._authorize(op_model.name, ctx, params)
+                result = self._run_idempotent(op_model, ctx, params, handler)
+            events = ctx.events
+            if self.response_observer is not None:
+                self.response_observer(op_model.name, copy.deepcopy(result))
+            status, headers, body = self._serialize(op_model, result)
+        except RamError as err:
+            status, headers, body = self._error(err)
+        except Exception:  # the client must get an answer; the traceback goes to the log
+            logger.exception("RAM emulator failed")
+            status, headers, body = self._error(RamError("ServerInternalException", "Internal error in RAM emulator."))
+        for event in events:
+            try:
+                self._emit(event)
+            except Exception:  # the API call has succeeded whatever the event sink does
+                logger.exception("RAM emulator: emit failed for %s", event.get("id"))
+        headers = [*headers, ("x-amzn-RequestId", request_id), ("Content-Length", str(len(body)))]
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+        return [body]
+
+    # ------------------------------------------------------------------------------------------------ plumbing
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+    def _route(self, environ: dict) -> tuple[OperationModel, dict[str, str]]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = environ.get("PATH_INFO", "") or "/"
+        for route_method, regex, groups, op_name in self._routes:
+            match = regex.match(path)
+            if match and route_method == method:
+                labels = {groups[g]: unquote(v) for g, v in match.groupdict().items()}
+                return self._model.operation_model(op_name), labels
+        raise RamError("UnknownOperationException", f"No RAM operation matches {method} {path}.")
+
+    def _caller(self, environ: dict) -> _Ctx:
+        match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        override = environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+        if match is None and not override:
+            raise RamError("MissingAuthenticationTokenException", "Missing Authentication Token")
+        region = match["region"] if match else "us-east-1"
+        if override:
+            return _Ctx(account=override, region=region)
+        try:
+            account = self._account_for_access_key(match["akid"])
+        except Exception:  # any lookup failure is an unknown key
+            account = None
+        if not account:
+            raise RamError("UnrecognizedClientException", "The security token included in the request is invalid.")
+        return _Ctx(account=account, region=region)
+
+    def _read_params(self, op_model: OperationModel, environ: dict, labels: dict[str, str]) -> dict[str, Any]:
+        shape = op_model.input_shape
+        if shape is None:
+            return {}
+        body = _read_json_body(environ)
+        text_sources: dict[str, dict[str, list[str]]] = {
+            "querystring": parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+            "header": {k[5:].replace("_", "-").lower(): [v] for k, v in environ.items() if k.startswith("HTTP_")},
+            "uri": {k: [v] for k, v in labels.items()},
+        }
+        params: dict[str, Any] = {}
+        for name, member in shape.members.items():
+            location = member.serialization.get("location")
+            wire = member.serialization.get("name", name)
+            if location is None:
+                if wire in body:
+                    params[name] = _from_wire(member, body.pop(wire))
+                continue
+            values = text_sources.get(location, {}).get(wire.lower() if location == "header" else wire)
+            if values:
+                is_list = member.type_name == "list"
+                params[name] = (
+                    [_from_text(member.member, v) for v in values] if is_list else _from_text(member, values[-1])
+                )
+        params.update({k: v for k, v in body.items() if k not in params})  # unknown members: the validator reports
+        return params
+
+    def _validate_input(self, op_model: OperationModel, params: dict[str, Any]) -> None:
+        if op_model.input_shape is None:
+            return
+        report = StrictParamValidator().validate(params, op_model.input_shape)
+        if not report.has_errors():
+            return
+        message = report.generate_report()
+        if any(kind == "missing required field" for kind, _, _ in report.errors):
+            raise RamError("MissingRequiredParameterException", message)
+        modelled = {e.name for e in op_model.error_shapes}
+        if "InvalidMaxResultsException" in modelled and any(name == ".maxResults" for _, name, _ in report.errors):
+            raise RamError("InvalidMaxResultsException", message)
+        raise RamError("InvalidParameterException", message)
+
+    def _serialize(self, op_model: OperationModel, result: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        shape = op_model.output_shape
+        status = int(op_model.http.get("responseCode", 200))
+        headers = [("Content-Type", "application/json")]
+        body: dict[str, Any] = {}
+        for name, value in result.items():
+            member = shape.members[name]
+            location = member.serialization.get("location")
+            if location == "header":
+                headers.append((member.serialization.get("name", name), str(_to_wire(member, value))))
+            elif location == "statusCode":
+                status = int(value)
+            else:
+                body[member.serialization.get("name", name)] = _to_wire(member, value)
+        return status, headers, json.dumps(body).encode()
+
+    @staticmethod
+    def _error(err: RamError) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", err.code)]
+        return err.status, headers, json.dumps({"message": err.message}).encode()
+
+    def _run_idempotent(
+        self, op_model: OperationModel, ctx: _Ctx, params: dict[str, Any], handler: Callable[[_Ctx, dict], dict]
+    ) -> dict[str, Any]:
+        """clientToken semantics for every operation whose input has one: replay -> the stored response;
+        the same token with different parameters -> IdempotentParameterMismatchException."""
+        takes_token = "clientToken" in op_model.input_shape.members
+        token = params.get("clientToken") if takes_token else None
+        key = (ctx.account, ctx.region, op_model.name, token or "")
+        fingerprint = _fingerprint({k: v for k, v in params.items() if k != "clientToken"})
+        if token:
+            stored = self._idempotency.get(key)
+            if stored is not None:
+                if stored[0] != fingerprint:
+                    raise RamError(
+                        "IdempotentParameterMismatchException",
+                        f"The client token {token} was already used with different parameters.",
+                    )
+                return copy.deepcopy(stored[1])
+        result = handler(ctx, params)
+        if "clientToken" in op_model.output_shape.members:
+            result["clientToken"] = token or str(uuid.uuid4())
+        if token:
+            self._idempotency[key] = (fingerprint, copy.deepcopy(result))
+        return result
+
+    def _authorize(self, op_name: str, ctx: _Ctx, params: dict[str, Any]) -> None:
+        """IAM, as far as the emulator models it: the accept guard (ram:ShareOwnerAccountId condition)."""
+        if op_name != "AcceptResourceShareInvitation" or ctx.account not in self._guards:
+            return
+        arn = params["resourceShareInvitationArn"]
+        invitation = self._invitations.get(arn)
+        if invitation is None or not self._is_receiver(ctx, invitation):
+            return  # the operation itself answers "not found"
+        if invitation.sender not in self._guards[ctx.account]:
+            raise RamError(
+                "AccessDeniedException",
+                f"User: arn:aws:sts::{ctx.account}:assumed-role/pipeshare-acceptor/emulated is not authorized to "
+                f"perform: ram:AcceptResourceShareInvitation on resource: {arn} because no identity-based policy "
+                f"allows the ram:AcceptResourceShareInvitation action",
+            )
+
+    def _precheck(self, op_name: str, ctx: _Ctx, params: dict[str, Any]) -> None:
+        """Resource ARN checks that may call out (resource_exists) — done before taking the lock."""
+        if op_name not in ("CreateResourceShare", "AssociateResourceShare"):
+            return
+        for arn in params.get("resourceArns", []):
+            match = _parse_arn(arn)
+            resource_type = _RESOURCE_TYPES.get((match["service"], re.split(r"[/:]", match["resource"], maxsplit=1)[0]))
+            if resource_type is None:
+                raise RamError("MalformedArnException", "You cannot share the selected resource type.")
+            if match["account"] != ctx.account or match["region"] != ctx.region:
+                # [unverified] RAM looks the resource up in the caller's account and region.
+                raise RamError("UnknownResourceException", f"The resource {arn} could not be found.")
+            if self._resource_exists is not None and not self._resource_exists(ctx.account, ctx.region, arn):
+                raise RamError("UnknownResourceException", f"The resource {arn} could not be found.")
+            ctx.resource_types[arn] = resource_type
+
+    def _expire(self, now: datetime) -> None:
+        """Lazily move PENDING invitations past their TTL to EXPIRED. [unverified] the principal association
+        becomes DISASSOCIATED (no event is emitted for expiry)."""
+        for invitation in self._invitations.values():
+            if invitation.status == PENDING and not invitation.withdrawn and now > invitation.created + self._ttl:
+                invitation.status = EXPIRED
+                association = self._shares[invitation.share_arn].principals.get(invitation.receiver)
+                if association is not None and association.status == ASSOCIATING:
+                    association.set_status(DISASSOCIATED, invitation.created + self._ttl, _EXPIRED_MESSAGE)
+
+    def _paginate(self, ctx: _Ctx, op_name: str, params: dict[str, Any], items: list[Any], key: str) -> dict[str, Any]:
+        query = {k: v for k, v in params.items() if k not in ("nextToken", "maxResults")}
+        fingerprint = _fingerprint([op_name, ctx.account, ctx.region, query])[:16]
+        offset = _decode_token(params["nextToken"], fingerprint) if params.get("nextToken") is not None else 0
+        if self._empty_pages > 0:
+            self._empty_pages -= 1
+            return {key: [], "nextToken": _encode_token(offset, fingerprint)}
+        limit = params.get("maxResults") or self._page_size
+        result: dict[str, Any] = {key: items[offset : offset + limit]}
+        if offset + limit < len(items):
+            result["nextToken"] = _encode_token(offset + limit, fingerprint)
+        return result
+
+    def _notify(self, ctx: _Ctx, share: _Share, account: str, event: str, status: str, resource: str) -> None:
+        ctx.events.append(
+            ram_event(
+                account=account, region=share.region, time=ctx.now, resources=[resource], event=event, status=status
+            )
+        )
+
+    # --------------------------------------------------------------------------------------------- lookups
+
+    @staticmethod
+    def _is_receiver(ctx: _Ctx, invitation: _Invitation) -> bool:
+        return invitation.receiver == ctx.account and invitation.region == ctx.region and not invitation.withdrawn
+
+    def _received_invitation(self, ctx: _Ctx, arn: str) -> _Invitation:
+        """The caller's invitation. [unverified] another account's invitation answers "not found" (it is not
+        visible to the caller through GetResourceShareInvitations either)."""
+        if _INVITATION_ARN_RE.match(arn) is None:
+            raise RamError("MalformedArnException", f"The specified ARN {arn} is not a valid invitation ARN.")
+        invitation = self._invitations.get(arn)
+        if invitation is None or not self._is_receiver(ctx, invitation):
+            raise _not_found_invitation(arn)
+        return invitation
+
+    def _share(self, ctx: _Ctx, arn: str) -> _Share:
+        """A share in the caller's region, whoever owns it."""
+        if _SHARE_ARN_RE.match(arn) is None:
+            raise RamError("MalformedArnException", f"The specified ARN {arn} is not a valid resource share ARN.")
+        share = self._shares.get(arn)
+        if share is None or share.region != ctx.region:
+            raise _not_found_share(arn)
+        return share
+
+    def _owned_share(self, ctx: _Ctx, arn: str, *, active: bool = True) -> _Share:
+        share = self._share(ctx, arn)
+        if share.owner != ctx.account:
+            raise _not_found_share(arn)
+        if active and share.status != ACTIVE:
+            raise RamError("InvalidStateTransitionException", f"ResourceShare {arn} is in state {share.status}.")
+        return share
+
+    @staticmethod
+    def _in_view(ctx: _Ctx, share: _Share, resource_owner: str) -> bool:
+        """SELF: shares the caller owns; OTHER-ACCOUNTS: shares the caller is an ASSOCIATED principal of."""
+        if share.region != ctx.region:
+            return False
+        if resource_owner == "SELF":
+            return share.owner == ctx.account
+        return share.owner != ctx.account and share.principals.get(ctx.account, _NO_ASSOCIATION).status == ASSOCIATED
+
+    @staticmethod
+    def _check_share_arns(arns: list[str]) -> None:
+        for arn in arns:
+            if _SHARE_ARN_RE.match(arn) is None:
+                raise RamError("MalformedArnException", f"The specified ARN {arn} is not a valid resource share ARN.")
+
+    @staticmethod
+    def _permission(arn: str) -> ManagedPermission:
+        if _PERMISSION_ARN_RE.match(arn) is None:
+            raise RamError("MalformedArnException", f"The specified ARN {arn} is not a valid permission ARN.")
+        permission = _PERMISSIONS_BY_ARN.get(arn)
+        if permission is None:
+            raise RamError("UnknownResourceException", f"Permission {arn} could not be found.")
+        return permission
+
+    @staticmethod
+    def _resource_type_filter(value: str | None) -> str | None:
+        """Resource type filters are case-insensitive (per the RAM docs)."""
+        if value is None:
+            return None
+        resource_type = _RESOURCE_TYPES_BY_LOWER.get(value.lower())
+        if resource_type is None:
+            raise RamError("InvalidResourceTypeException", f"The resource type {value} is not valid.")
+        return resource_type
+
+    def _principals(self, ctx: _Ctx, principals: list[str], *, allow_external: bool) -> list[str]:
+        """Validate principals; only 12-digit account IDs are emulated (all are outside any organization)."""
+        accounts: list[str] = []
+        for principal in principals:
+            if _ACCOUNT_RE.match(principal):
+                if principal == ctx.account:
+                    raise RamError("InvalidParameterException", "The resource share owner cannot be a principal.")
+                if principal not in accounts:
+                    accounts.append(principal)
+            elif principal.startswith("arn:") or principal.endswith(".amazonaws.com"):
+                raise RamError(
+                    "NotImplemented",
+                    f"Principal {principal}: only AWS account IDs are emulated by the local RAM emulator.",
+                )
+            else:
+                raise RamError(
+                    "InvalidParameterException", f"Principal ID {principal} is malformed. Verify the ID and try again."
+                )
+        if accounts and not allow_external:
+            # Without Organizations every account is external.
+            raise RamError("OperationNotPermittedException", _EXTERNAL_NOT_ALLOWED)
+        return accounts
+
+    # --------------------------------------------------------------------------------------------- views
+
+    @staticmethod
+    def _share_view(share: _Share) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "resourceShareArn": share.arn,
+            "name": share.name,
+            "owningAccountId": share.owner,
+            "allowExternalPrincipals": share.allow_external,
+            "status": share.status,
+            "tags": [dict(t) for t in share.tags],
+            "creationTime": share.created,
+            "lastUpdatedTime": share.updated,
+            "featureSet": "STANDARD",
+        }
+        if share.configuration is not None:
+            view["resourceShareConfiguration"] = dict(share.configuration)
+        return view
+
+    def _invitation_view(self, invitation: _Invitation) -> dict[str, Any]:
+        return {
+            "resourceShareInvitationArn": invitation.arn,
+            "resourceShareName": self._shares[invitation.share_arn].name,
+            "resourceShareArn": invitation.share_arn,
+            "senderAccountId": invitation.sender,
+            "receiverAccountId": invitation.receiver,
+            "invitationTimestamp": invitation.created,
+            "status": invitation.status,
+        }
+
+    @staticmethod
+    def _association_view(share: _Share, association: _Association) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "resourceShareArn": share.arn,
+            "resourceShareName": share.name,
+            "associatedEntity": association.entity,
+            "associationType": association.kind,
+            "status": association.status,
+            "creationTime": association.created,
+            "lastUpdatedTime": association.updated,
+            # No Organizations: every account principal is external to the owner's organization.
+            "external": association.kind == "PRINCIPAL",
+        }
+        if association.status_message:
+            view["statusMessage"] = association.status_message
+        return view
+
+    @staticmethod
+    def _resource_view(share: _Share, association: _Association) -> dict[str, Any]:
+        return {
+            "arn": association.entity,
+            "type": association.resource_type,
+            "resourceShareArn": share.arn,
+            "status": "AVAILABLE",
+            "creationTime": association.created,
+            "lastUpdatedTime": association.updated,
+            "resourceRegionScope": "REGIONAL",
+        }
+
+    @staticmethod
+    def _permission_view(
+        permission: ManagedPermission, *, status: str, created: datetime, updated: datetime
+    ) -> dict[str, Any]:
+        return {
+            "arn": permission.arn,
+            "version": "1",
+            "defaultVersion": True,
+            "name": permission.name,
+            "resourceType": permission.resource_type,
+            "status": status,
+            "creationTime": created,
+            "lastUpdatedTime": updated,
+            "isResourceTypeDefault": permission.is_resource_type_default,
+            "permissionType": "AWS_MANAGED",
+            "featureSet": "STANDARD",
+        }
+
+    # --------------------------------------------------------------------------------------------- mutations
+
+    def _attach_resources(self, ctx: _Ctx, share: _Share, arns: list[str]) -> list[_Association]:
+        touched = []
+        for arn in arns:
+            resource_type = ctx.resource_types[arn]
+            association = share.resources.get(arn)
+            if association is None:
+                association = _Association(arn, "RESOURCE", ASSOCIATED, ctx.now, ctx.now, resource_type=resource_type)
+                share.resources[arn] = association
+            elif association.status != ASSOCIATED:
+                association.set_status(ASSOCIATED, ctx.now)
+            if resource_type not in share.permissions:
+                share.permissions[resource_type] = _PermissionLink(_DEFAULT_PERMISSION[resource_type], ctx.now, ctx.now)
+            touched.append(association)
+        return touched
+
+    def _invite(self, ctx: _Ctx, share: _Share, accounts: list[str]) -> list[_Association]:
+        """Principal associations for accounts; new (or previously dropped) ones get a PENDING invitation."""
+        touched = []
+        for account in accounts:
+            association = share.principals.get(account)
+            if association is not None and association.status in (ASSOCIATING, ASSOCIATED):
+                touched.append(association)
+                continue
+            if association is None:
+                association = _Association(account, "PRINCIPAL", ASSOCIATING, ctx.now, ctx.now)
+                share.principals[account] = association
+            else:
+                association.set_status(ASSOCIATING, ctx.now)
+            invitation = _Invitation(
+                arn=f"arn:{PARTITION}:ram:{share.region}:{share.owner}:resource-share-invitation/{uuid.uuid4()}",
+                share_arn=share.arn,
+                sender=share.owner,
+                receiver=account,
+                region=share.region,
+                created=ctx.now,
+            )
+            self._invitations[invitation.arn] = invitation
+            self._notify(ctx, share, account, INVITATION_EVENT, "pending", invitation.arn)
+            self._notify(ctx, share, share.owner, ASSOCIATION_EVENT, "associating", share.arn)
+            touched.append(association)
+        return touched
+
+    def _drop_principal(self, ctx: _Ctx, share: _Share, association: _Association, message: str) -> None:
+        was_associated = association.status == ASSOCIATED
+        association.set_status(DISASSOCIATED, ctx.now, message)
+        for invitation in self._invitations.values():
+            same_receiver = invitation.share_arn == share.arn and invitation.receiver == association.entity
+            if same_receiver and invitation.status == PENDING:
+                invitation.withdrawn = True
+        self._notify(ctx, share, share.owner, ASSOCIATION_EVENT, "disassociated", share.arn)
+        if was_associated:
+            self._notify(ctx, share, association.entity, ASSOCIATION_EVENT, "disassociated", share.arn)
+
+    # --------------------------------------------------------------------------------------------- operations
+
+    def _op_CreateResourceShare(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        for unsupported in ("sources", "permissionTemplateParameters"):
+            if params.get(unsupported):
+                raise RamError("NotImplemented", f"{unsupported} is not emulated by the local RAM emulator.")
+        allow_external = params.get("allowExternalPrincipals", True)
+        accounts = self._principals(ctx, params.get("principals", []), allow_external=allow_external)
+        chosen: dict[str, ManagedPermission] = {}
+        for arn in params.get("permissionArns", []):
+            permission = self._permission(arn)
+            if chosen.get(permission.resource_type, permission) != permission:
+                raise RamError(
+                    "InvalidParameterException",
+                    f"Only one permission per resource type is allowed ({permission.resource_type}).",
+                )
+            chosen[permission.resource_type] = permission
+        share = _Share(
+            arn=f"arn:{PARTITION}:ram:{ctx.region}:{ctx.account}:resource-share/{uuid.uuid4()}",
+            name=params["name"],
+            owner=ctx.account,
+            region=ctx.region,
+            allow_external=allow_external,
+            tags=[dict(t) for t in params.get("tags", [])],
+            created=ctx.now,
+            updated=ctx.now,
+            configuration=params.get("resourceShareConfiguration"),
+        )
+        share.permissions = {t: _PermissionLink(p, ctx.now, ctx.now) for t, p in chosen.items()}
+        self._shares[share.arn] = share
+        self._attach_resources(ctx, share, list(dict.fromkeys(params.get("resourceArns", []))))
+        self._invite(ctx, share, accounts)
+        return {"resourceShare": self._share_view(share)}
+
+    def _op_GetResourceShares(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        arns = params.get("resourceShareArns")
+        if arns:
+            for arn in arns:
+                self._share(ctx, arn)  # malformed / unknown
+        permission_arn = params.get("permissionArn")
+        if permission_arn is not None and _PERMISSION_ARN_RE.match(permission_arn) is None:
+            raise RamError(
+                "MalformedArnException", f"The specified ARN {permission_arn} is not a valid permission ARN."
+            )
+        items = [
+            self._share_view(share)
+            for share in self._shares.values()
+            if self._in_view(ctx, share, params["resourceOwner"]) and _share_matches(share, params)
+        ]
+        return self._paginate(ctx, "GetResourceShares", params, items, "resourceShares")
+
+    def _op_GetResourceShareInvitations(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        visible = {i.arn: i for i in self._invitations.values() if self._is_receiver(ctx, i)}
+        wanted = params.get("resourceShareInvitationArns")
+        if wanted:
+            for arn in wanted:
+                self._received_invitation(ctx, arn)  # malformed / not found
+        share_arns = params.get("resourceShareArns")
+        if share_arns:
+            self._check_share_arns(share_arns)
+        items = [
+            self._invitation_view(i)
+            for i in visible.values()
+            if (not wanted or i.arn in wanted) and (not share_arns or i.share_arn in share_arns)
+        ]
+        return self._paginate(ctx, "GetResourceShareInvitations", params, items, "resourceShareInvitations")
+
+    def _answer(self, ctx: _Ctx, params: dict[str, Any], accept: bool) -> dict[str, Any]:
+        invitation = self._received_invitation(ctx, params["resourceShareInvitationArn"])
+        if invitation.status == ACCEPTED:
+            raise RamError(
+                "ResourceShareInvitationAlreadyAcceptedException",
+                f"ResourceShareInvitation {invitation.arn} has already been accepted.",
+            )
+        if invitation.status == REJECTED:
+            raise RamError(
+                "ResourceShareInvitationAlreadyRejectedException",
+                f"ResourceShareInvitation {invitation.arn} has already been rejected.",
+            )
+        if invitation.status == EXPIRED:
+            raise RamError(
+                "ResourceShareInvitationExpiredException", f"ResourceShareInvitation {invitation.arn} has expired."
+            )
+        share = self._shares[invitation.share_arn]
+        association = share.principals[invitation.receiver]
+        invitation.answered = ctx.now
+        if accept:
+            invitation.status = ACCEPTED
+            association.set_status(ASSOCIATED, ctx.now)
+            status = "accepted"
+        else:
+            invitation.status = REJECTED
+            # [unverified] the owner then sees the principal association DISASSOCIATED.
+            association.set_status(DISASSOCIATED, ctx.now, _REJECTED_MESSAGE)
+            status = "rejected"
+        self._notify(ctx, share, invitation.receiver, INVITATION_EVENT, status, invitation.arn)
+        self._notify(ctx, share, share.owner, INVITATION_EVENT, status, invitation.arn)
+        self._notify(ctx, share, share.owner, ASSOCIATION_EVENT, "associated" if accept else "disassociated", share.arn)
+        return {"resourceShareInvitation": self._invitation_view(invitation)}
+
+    def _op_AcceptResourceShareInvitation(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        return self._answer(ctx, params, accept=True)
+
+    def _op_RejectResourceShareInvitation(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        return self._answer(ctx, params, accept=False)
+
+    def _op_ListPendingInvitationResources(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        invitation = self._received_invitation(ctx, params["resourceShareInvitationArn"])
+        if invitation.status == REJECTED:
+            raise RamError(
+                "ResourceShareInvitationAlreadyRejectedException",
+                f"ResourceShareInvitation {invitation.arn} has already been rejected.",
+            )
+        if invitation.status == EXPIRED:
+            raise RamError(
+                "ResourceShareInvitationExpiredException", f"ResourceShareInvitation {invitation.arn} has expired."
+            )
+        # [unverified] ACCEPTED: the model lists no "already accepted" error here, so the resources are listed.
+        share = self._shares[invitation.share_arn]
+        items = []
+        if params.get("resourceRegionScope", "ALL") != "GLOBAL":
+            items = [self._resource_view(share, a) for a in share.resources.values() if a.status == ASSOCIATED]
+        return self._paginate(ctx, "ListPendingInvitationResources", params, items, "resources")
+
+    def _op_AssociateResourceShare(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("sources"):
+            raise RamError("NotImplemented", "sources is not emulated by the local RAM emulator.")
+        share = self._owned_share(ctx, params["resourceShareArn"])
+        accounts = self._principals(ctx, params.get("principals", []), allow_external=share.allow_external)
+        touched = self._attach_resources(ctx, share, list(dict.fromkeys(params.get("resourceArns", []))))
+        touched += self._invite(ctx, share, accounts)
+        share.updated = ctx.now
+        return {"resourceShareAssociations": [self._association_view(share, a) for a in touched]}
+
+    def _op_DisassociateResourceShare(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("sources"):
+            raise RamError("NotImplemented", "sources is not emulated by the local RAM emulator.")
+        share = self._owned_share(ctx, params["resourceShareArn"])
+        resources, principals = [], []
+        for arn in dict.fromkeys(params.get("resourceArns", [])):
+            _parse_arn(arn)
+            association = share.resources.get(arn)
+            if association is None or association.status != ASSOCIATED:
+                raise RamError("UnknownResourceException", f"The resource {arn} is not associated with {share.arn}.")
+            resources.append(association)
+        for principal in dict.fromkeys(params.get("principals", [])):
+            association = share.principals.get(principal)
+            if association is None or association.status not in (ASSOCIATING, ASSOCIATED):
+                raise RamError(
+                    "UnknownResourceException", f"The principal {principal} is not associated with {share.arn}."
+                )
+            principals.append(association)
+        for association in resources:
+            association.set_status(DISASSOCIATED, ctx.now)
+        for association in principals:
+            self._drop_principal(ctx, share, association, _WITHDRAWN_MESSAGE)
+        share.updated = ctx.now
+        return {"resourceShareAssociations": [self._association_view(share, a) for a in resources + principals]}
+
+    def _op_DeleteResourceShare(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        share = self._owned_share(ctx, params["resourceShareArn"])
+        share.status = DELETED
+        share.updated = ctx.now
+        for association in share.resources.values():
+            if association.status != DISASSOCIATED:
+                association.set_status(DISASSOCIATED, ctx.now, _SHARE_DELETED_MESSAGE)
+        for association in share.principals.values():
+            if association.status in (ASSOCIATING, ASSOCIATED):
+                self._drop_principal(ctx, share, association, _SHARE_DELETED_MESSAGE)
+        return {"returnValue": True}
+
+    def _op_GetResourceShareAssociations(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        kind = params["associationType"]
+        if kind == "PRINCIPAL" and params.get("resourceArn") is not None:
+            raise RamError(
+                "InvalidParameterException", "resourceArn cannot be specified with associationType PRINCIPAL."
+            )
+        if kind == "RESOURCE" and params.get("principal") is not None:
+            raise RamError("InvalidParameterException", "principal cannot be specified with associationType RESOURCE.")
+        share_arns = params.get("resourceShareArns")
+        if share_arns:
+            self._check_share_arns(share_arns)
+        if params.get("resourceArn") is not None:
+            _parse_arn(params["resourceArn"])
+        items = [
+            self._association_view(share, association)
+            for share in self._shares.values()
+            if share.region == ctx.region and (not share_arns or share.arn in share_arns)
+            for association in self._visible_associations(ctx, share, kind)
+            if _association_matches(association, params)
+        ]
+        return self._paginate(ctx, "GetResourceShareAssociations", params, items, "resourceShareAssociations")
+
+    @staticmethod
+    def _visible_associations(ctx: _Ctx, share: _Share, kind: str) -> list[_Association]:
+        """The owner sees every association; a principal with access sees its own principal association and the
+        shared resources. Sources are not emulated, so there are none."""
+        if kind == "SOURCE":
+            return []
+        if share.owner == ctx.account:
+            return list(share.principals.values() if kind == "PRINCIPAL" else share.resources.values())
+        mine = share.principals.get(ctx.account, _NO_ASSOCIATION)
+        if mine.status != ASSOCIATED:
+            return []
+        return [mine] if kind == "PRINCIPAL" else list(share.resources.values())
+
+    def _op_ListResources(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        resource_type = self._resource_type_filter(params.get("resourceType"))
+        for arn in params.get("resourceArns", []):
+            _parse_arn(arn)
+        share_arns = params.get("resourceShareArns")
+        if share_arns:
+            self._check_share_arns(share_arns)
+        items = []
+        if params.get("resourceRegionScope", "ALL") == "GLOBAL":
+            return self._paginate(ctx, "ListResources", params, items, "resources")
+        for share in self._shares.values():
+            if share.status != ACTIVE or (share_arns and share.arn not in share_arns):
+                continue
+            if not self._in_view(ctx, share, params["resourceOwner"]) or not _principal_matches(share, params):
+                continue
+            items += [
+                self._resource_view(share, association)
+                for association in share.resources.values()
+                if association.status == ASSOCIATED
+                and (resource_type is None or association.resource_type == resource_type)
+                and (not params.get("resourceArns") or association.entity in params["resourceArns"])
+            ]
+        return self._paginate(ctx, "ListResources", params, items, "resources")
+
+    def _op_ListResourceSharePermissions(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        share = self._share(ctx, params["resourceShareArn"])
+        mine = share.principals.get(ctx.account, _NO_ASSOCIATION)
+        # [unverified] the owner, and principals with access or a pending invitation, may list the permissions.
+        if share.owner != ctx.account and mine.status not in (ASSOCIATING, ASSOCIATED):
+            raise _not_found_share(share.arn)
+        items = [
+            self._permission_view(link.permission, status="ASSOCIATED", created=link.created, updated=link.updated)
+            for link in share.permissions.values()
+        ]
+        return self._paginate(ctx, "ListResourceSharePermissions", params, items, "permissions")
+
+    def _op_AssociateResourceSharePermission(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("permissionTemplateParameters"):
+            raise RamError("NotImplemented", "permissionTemplateParameters is not emulated by the local RAM emulator.")
+        share = self._owned_share(ctx, params["resourceShareArn"])
+        permission = self._permission(params["permissionArn"])
+        if params.get("permissionVersion") not in (None, 1):
+            raise RamError(
+                "InvalidParameterException",
+                f"Permission {permission.arn} has no version {params['permissionVersion']}.",
+            )
+        current = share.permissions.get(permission.resource_type)
+        if current is not None and current.permission != permission and not params.get("replace", False):
+            # [unverified] error code: the docs only say "the operation returns an error".
+            raise RamError(
+                "InvalidParameterException",
+                f"ResourceShare {share.arn} already has a permission for {permission.resource_type}; "
+                "set replace to true to replace it.",
+            )
+        if current is None or current.permission != permission:
+            created = current.created if current is not None else ctx.now
+            share.permissions[permission.resource_type] = _PermissionLink(permission, created, ctx.now)
+            share.updated = ctx.now
+        return {"returnValue": True}
+
+    def _op_ListPermissions(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        wanted_type = params.get("resourceType")
+        items = []
+        if params.get("permissionType", "ALL") != "CUSTOMER_MANAGED" and params.get("permissionStatus") in (
+            None,
+            "ATTACHABLE",
+        ):
+            items = [
+                self._permission_view(
+                    p, status="ATTACHABLE", created=_MANAGED_PERMISSION_TIME, updated=_MANAGED_PERMISSION_TIME
+                )
+                for p in MANAGED_PERMISSIONS
+                if wanted_type is None or p.resource_type.lower() == wanted_type.lower()
+            ]
+        return self._paginate(ctx, "ListPermissions", params, items, "permissions")
+
+
+_NO_ASSOCIATION = _Association(
+    "", "PRINCIPAL", "NONE", datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
+)
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+
+def _association_matches(association: _Association, params: dict[str, Any]) -> bool:
+    """GetResourceShareAssociations filters: principal / resourceArn (per association type) and status."""
+    entity_filter = params.get("principal") if association.kind == "PRINCIPAL" else params.get("resourceArn")
+    return entity_filter in (None, association.entity) and params.get("associationStatus") in (
+        None,
+        association.status,
+    )
+
+
+def _principal_matches(share: _Share, params: dict[str, Any]) -> bool:
+    """ListResources principal filter. SELF: shares associated (or associating) with that principal.
+    [unverified] OTHER-ACCOUNTS: the sharing (owner) account."""
+    principal = params.get("principal")
+    if principal is None:
+        return True
+    if params["resourceOwner"] == "SELF":
+        return share.principals.get(principal, _NO_ASSOCIATION).status in (ASSOCIATING, ASSOCIATED)
+    return principal == share.owner
+
+
+def _share_matches(share: _Share, params: dict[str, Any]) -> bool:
+    """GetResourceShares filters other than resourceOwner."""
+    permission_arn = params.get("permissionArn")
+    return (
+        (not params.get("resourceShareArns") or share.arn in params["resourceShareArns"])
+        and params.get("resourceShareStatus") in (None, share.status)
+        and params.get("name") in (None, share.name)
+        and (permission_arn is None or permission_arn in {link.permission.arn for link in share.permissions.values()})
+        and params.get("permissionVersion") in (None, 1)
+        and all(_tag_matches(share.tags, f) for f in params.get("tagFilters", []))
+    )
+
+
+def _tag_matches(tags: list[dict[str, str]], tag_filter: dict[str, Any]) -> bool:
+    values = tag_filter.get("tagValues")
+    return any(t.get("key") == tag_filter.get("tagKey") and (not values or t.get("value") in values) for t in tags)
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Serving
+# --------------------------------------------------------------------------------------------------------------
+
+
+def serve(app: Callable, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:
+    """Serve a WSGI app with werkzeug (threaded) in a daemon thread. Returns (endpoint_url, shutdown)."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class _QuietHandler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            logger.debug("%s %s -> %s", self.command, self.path, code)
+
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        daemon=True,
+        name=f"wsgi-{host}:{server.server_port}",
+    )
+    thread.start()
+
+    def shutdown() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return f"http://{host}:{server.server_port}", shutdown

@@ -1,0 +1,408 @@
+"""Scenarios: a YAML story played on the local stack (accounts, deployments, steps, expectations) and its report.
+
+The format is documented in docs/scenarios.md. Every step talks to the local stack through real boto3 clients;
+events produced by the emulated services are delivered after each step, unless the scenario drops them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeshare_local.stack import LocalStack
+from pipeshare_local.template import ROOT
+
+PERMISSIONS = {
+    "read-only": "arn:aws:ram::aws:permission/AWSRAMDefaultPermissionSageMakerPipeline",
+    "allow-execution": "arn:aws:ram::aws:permission/AWSRAMPermissionSageMakerPipelineAllowExecution",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountSpec(_Strict):
+    id: str = Field(pattern=r"^[0-9]{12}$")
+    role: str = "account"
+
+
+class DeploySpec(_Strict):
+    account: str
+    mode: Literal["consumer", "owner", "both"] = "consumer"
+    parameters: dict[str, str | int] = Field(default_factory=dict)
+    trust_policy: Any = None  # stored in SSM and named by TrustPolicyParameterName
+    trust_policy_parameter: str = "/pipeshare/trust-policy"
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    region: str = "us-east-1"
+    start: datetime = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    invitation_ttl_hours: float = 12
+    accounts: dict[str, AccountSpec]
+    deploy: list[DeploySpec] = Field(default_factory=list)
+    steps: list[dict[str, Any]]
+
+    @model_validator(mode="after")
+    def _steps_known(self) -> Scenario:
+        for index, step in enumerate(self.steps):
+            if len(step) != 1 or next(iter(step)) not in STEP_KINDS:
+                raise ValueError(f"steps[{index}] must be one of {sorted(STEP_KINDS)}, got {list(step)}")
+        return self
+
+
+@dataclass
+class Report:
+    scenario: str
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(e["ok"] for e in self.expectations)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "ok": self.ok,
+            "timeline": self.timeline,
+            "expectations": self.expectations,
+            **self.data,
+        }
+
+
+class Player:
+    """Plays one scenario on a LocalStack."""
+
+    def __init__(self, scenario: Scenario, stack: LocalStack) -> None:
+        self.scenario = scenario
+        self.stack = stack
+        self.report = Report(scenario.name)
+        self.aliases: dict[str, str] = {}  # "pipeline:churn-train" -> ARN, share names -> ARN
+        self.ids = {alias: spec.id for alias, spec in scenario.accounts.items()}
+        self.quiet_sweeps = 0
+
+    # ------------------------------------------------------------------ helpers
+    def account(self, ref: str) -> str:
+        if ref in self.ids:
+            return self.ids[ref]
+        if ref.isdigit() and len(ref) == 12:
+            return ref
+        raise ValueError(f"unknown account {ref!r} (known: {', '.join(self.ids)})")
+
+    def alias_of(self, account_id: str) -> str:
+        return next((a for a, i in self.ids.items() if i == account_id), account_id)
+
+    def log(self, step: str, text: str, **details: Any) -> None:
+        self.report.timeline.append(
+            {
+                "at": self.stack.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "step": step,
+                "text": text,
+                **({"details": details} if details else {}),
+            }
+        )
+
+    def resource_arn(self, ref: str) -> str:
+        if ref.startswith("arn:"):
+            return ref
+        if ref in self.aliases:
+            return self.aliases[ref]
+        raise ValueError(f"unknown resource {ref!r}: create it in an earlier step")
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> Report:
+        for spec in self.scenario.deploy:
+            self.deploy(spec)
+        for step in self.scenario.steps:
+            ((kind, args),) = step.items()
+            STEP_KINDS[kind](self, args or {})
+            self.after_step()
+        self.finish()
+        return self.report
+
+    def after_step(self) -> None:
+        for invocation in self.stack.deliver():
+            self.log_invocation(invocation)
+        for account in self.stack.deployments:
+            self.stack.read_notifications(account)
+
+    def log_invocation(self, invocation: Any) -> None:
+        result = invocation.result if isinstance(invocation.result, dict) else {}
+        if invocation.function != "AcceptInvitationsFunction":
+            return
+        if invocation.error:
+            self.log(
+                "invoke",
+                f"{invocation.function} in {self.alias_of(invocation.account)} failed "
+                f"(attempt {invocation.attempt}): {invocation.error}",
+            )
+        elif result.get("status") == "invalid":
+            self.log(
+                "invoke",
+                f"{invocation.function} in {self.alias_of(invocation.account)} rejected an invalid "
+                f"event {invocation.event_id} (InvalidEvent metric)",
+            )
+        elif invocation.trigger.startswith("schedule:") and not any(
+            result.get(k) for k in ("accepted", "held", "rejected", "expired", "problems", "invalid_records")
+        ):
+            self.quiet_sweeps += 1
+        else:
+            self.log(
+                "invoke",
+                f"{invocation.function} in {self.alias_of(invocation.account)} ({invocation.trigger}):"
+                f" seen {result.get('seen', 0)}, accepted {result.get('accepted', 0)}, held {result.get('held', 0)},"
+                f" rejected {result.get('rejected', 0)}, expired {result.get('expired', 0)}",
+            )
+
+    def deploy(self, spec: DeploySpec) -> None:
+        account = self.account(spec.account)
+        parameters = {"Mode": spec.mode, **{k: str(v) for k, v in spec.parameters.items()}}
+        if spec.trust_policy is not None:
+            self.put_trust_policy(account, spec.trust_policy_parameter, spec.trust_policy)
+            parameters["TrustPolicyParameterName"] = spec.trust_policy_parameter
+        deployment = self.stack.deploy(account, parameters)
+        created = sorted(set(deployment.refs) - {r for r in deployment.refs if r.endswith(("RamStateChange", "Sweep"))})
+        self.log(
+            "deploy",
+            f"{spec.account} ({account}) deploys pipeshare in {spec.mode} mode",
+            parameters=parameters,
+            resources=created,
+            not_emulated=deployment.skipped,
+        )
+
+    def put_trust_policy(self, account: str, name: str, policy: Any) -> None:
+        value = policy if isinstance(policy, str) else json.dumps(policy)
+        self.stack.client(account, "ssm").put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    def finish(self) -> None:
+        invitations = []
+        for snapshot_invitation in self.stack.ram.snapshot().get("invitations", []):
+            invitations.append(snapshot_invitation)
+        records: dict[str, list[dict[str, Any]]] = {}
+        for account, deployment in self.stack.deployments.items():
+            if "ShareTable" in deployment.refs:
+                records[self.alias_of(account)] = self.stack.table_items(account)
+        recorded = {
+            item["invitation_arn"]: item
+            for items in records.values()
+            for item in items
+            if item.get("sk") == "STATE" and "invitation_arn" in item
+        }
+        summary = []
+        for inv in invitations:
+            arn = inv.get("arn")
+            rec = recorded.get(arn, {})
+            summary.append(
+                {
+                    "invitation_arn": arn,
+                    "share_name": inv.get("shareName"),
+                    "sender": self.alias_of(inv.get("sender", "")),
+                    "receiver": self.alias_of(inv.get("receiver", "")),
+                    "ram_status": inv.get("status"),
+                    "expires_at": inv.get("expiresAt"),
+                    "recorded_status": rec.get("status"),
+                    "rule": rec.get("rule"),
+                    "reason": rec.get("reason"),
+                }
+            )
+        self.report.data = {
+            "accounts": {alias: spec.model_dump() for alias, spec in self.scenario.accounts.items()},
+            "invitations": summary,
+            "records": records,
+            "notifications": self.stack.notifications,
+            "events": [
+                {
+                    "account": self.alias_of(e.account),
+                    "source": e.event.get("source"),
+                    "detail-type": e.event.get("detail-type"),
+                    "id": e.event.get("id"),
+                    "detail": e.event.get("detail"),
+                    "dropped": e.dropped,
+                    "matched": e.matched,
+                }
+                for e in self.stack.delivered
+            ],
+            "invocations": [i.as_dict() for i in self.stack.invocations()],
+        }
+
+
+# ---------------------------------------------------------------------- steps
+def _note(p: Player, args: dict[str, Any]) -> None:
+    p.log("note", str(args.get("text", "")))
+
+
+def _create_pipeline(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    name = args["name"]
+    sagemaker = p.stack.client(account, "sagemaker")
+    definition = args.get("definition") or {"Version": "2020-12-01", "Steps": []}
+    arn = sagemaker.create_pipeline(
+        PipelineName=name,
+        PipelineDefinition=json.dumps(definition),
+        RoleArn=f"arn:aws:iam::{account}:role/SageMakerPipelineExecRole",
+        ClientRequestToken=f"create-pipeline-{name}".ljust(32, "0")[:128],
+    )["PipelineArn"]
+    p.aliases[f"pipeline:{name}"] = arn
+    p.log("create_pipeline", f"{args['account']} creates pipeline {name}", arn=arn)
+
+
+def _create_subnet(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    ec2 = p.stack.client(account, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    arn = f"arn:aws:ec2:{p.stack.region}:{account}:subnet/{subnet}"
+    p.aliases[f"subnet:{args['name']}"] = arn
+    p.log("create_subnet", f"{args['account']} creates subnet {args['name']}", arn=arn)
+
+
+def _share(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    ram = p.stack.client(account, "ram")
+    permission = args.get("permission", "read-only")
+    request: dict[str, Any] = {
+        "name": args["name"],
+        "resourceArns": [p.resource_arn(r) for r in args.get("resources", [])],
+        "principals": [p.account(x) for x in args.get("principals", [])],
+        "allowExternalPrincipals": bool(args.get("allow_external_principals", True)),
+    }
+    if permission in PERMISSIONS and any(":pipeline/" in r for r in request["resourceArns"]):
+        request["permissionArns"] = [PERMISSIONS[permission]]
+    share = ram.create_resource_share(**request)["resourceShare"]
+    p.aliases[f"share:{args['name']}"] = share["resourceShareArn"]
+    p.log(
+        "share",
+        f"{args['account']} shares {', '.join(args.get('resources', []))} as {args['name']!r} with "
+        f"{', '.join(args.get('principals', []))} ({permission})",
+        share_arn=share["resourceShareArn"],
+    )
+
+
+def _drop_events(p: Player, args: dict[str, Any]) -> None:
+    count = int(args.get("count", 1))
+    p.stack.drop_next_events(count)
+    p.log("drop_events", f"the next {count} event(s) are lost (RAM events are best effort)")
+
+
+def _put_event(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    path = ROOT / args["file"]
+    event = json.loads(path.read_text())
+    if isinstance(event, dict):
+        event.update(args.get("overrides", {}))
+    p.stack.put_event(account, event)
+    p.log("put_event", f"event {args['file']} delivered as-is to {args['account']}")
+
+
+def _redeliver_events(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    count = int(args.get("count", 1))
+    earlier = [e.event for e in p.stack.delivered if e.account == account and not e.dropped][-count:]
+    for event in earlier:
+        p.stack.put_event(account, event)
+    p.log(
+        "redeliver_events", f"{len(earlier)} earlier event(s) of {args['account']} are delivered again (at least once)"
+    )
+
+
+def _advance(p: Player, args: dict[str, Any]) -> None:
+    delta = timedelta(hours=float(args.get("hours", 0)), minutes=float(args.get("minutes", 0)))
+    p.log("advance", f"the clock advances {delta}")
+    p.quiet_sweeps = 0
+    for invocation in p.stack.advance(delta):
+        p.log_invocation(invocation)
+    if p.quiet_sweeps:
+        p.log("advance", f"{p.quiet_sweeps} scheduled sweep(s) found nothing new")
+
+
+def _sweep(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    p.log("sweep", f"the scheduled sweep runs in {args['account']}")
+    for invocation in p.stack.run_schedule(account):
+        p.log_invocation(invocation)
+
+
+def _set_trust_policy(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    deployment = p.stack.deployments[account]
+    name = deployment.parameters.get("TrustPolicyParameterName") or "/pipeshare/trust-policy"
+    p.put_trust_policy(account, name, args["policy"])
+    p.log("set_trust_policy", f"{args['account']} updates its trust policy in SSM {name} (no redeploy)")
+
+
+def _expect(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    share = args["share"]
+    items = p.stack.table_items(account)
+    states = [i for i in items if i.get("sk") == "STATE" and i.get("share_name") == share]
+    actual = states[0].get("status") if states else "ABSENT"
+    ok = actual == args["status"]
+    if ok and "rule" in args:
+        ok = states[0].get("rule") == args["rule"]
+    text = f"{args['account']} records share {share!r} as {args['status']}" + (
+        f" ({args['rule']})" if "rule" in args else ""
+    )
+    p.report.expectations.append(
+        {"ok": ok, "text": text, "actual": actual, "rule": states[0].get("rule") if states else None}
+    )
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {actual}"))
+
+
+def _expect_notification(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    messages = p.stack.read_notifications(account)
+    matches = [
+        m
+        for m in messages
+        if isinstance(m["message"], dict)
+        and m["message"].get("event") == args["event"]
+        and ("share" not in args or m["message"].get("share_name") == args["share"])
+    ]
+    expected = int(args.get("count", 1))
+    ok = len(matches) == expected
+    text = f"{args['account']} got {expected} {args['event']} notification(s)" + (
+        f" for {args['share']!r}" if "share" in args else ""
+    )
+    p.report.expectations.append({"ok": ok, "text": text, "actual": len(matches)})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {len(matches)}"))
+
+
+STEP_KINDS: dict[str, Callable[[Player, dict[str, Any]], None]] = {
+    "note": _note,
+    "create_pipeline": _create_pipeline,
+    "create_subnet": _create_subnet,
+    "share": _share,
+    "drop_events": _drop_events,
+    "put_event": _put_event,
+    "redeliver_events": _redeliver_events,
+    "advance": _advance,
+    "sweep": _sweep,
+    "set_trust_policy": _set_trust_policy,
+    "expect": _expect,
+    "expect_notification": _expect_notification,
+}
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        return Scenario.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as exc:
+        raise SystemExit(f"{path}: invalid scenario:\n{exc}") from None
+
+
+def run_scenario(scenario: Scenario) -> Report:
+    with LocalStack(
+        region=scenario.region, start=scenario.start, invitation_ttl=timedelta(hours=scenario.invitation_ttl_hours)
+    ) as stack:
+        return Player(scenario, stack).run()

@@ -8,6 +8,7 @@ dispatches the full envelope to the handlers; it also pumps DynamoDB streams int
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import boto3
 import time_machine
@@ -169,6 +171,25 @@ class LocalStack:
             self._server = None
         self.clock.stop()
 
+    def reset(self) -> None:
+        """Forget every account, deployment and event (moto's reset endpoint and the emulation's own reset)."""
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310 - loopback
+        self.ram.reset()
+        self.deployments.clear()
+        self._credentials.clear()
+        self._clients.clear()
+        self._sessions.clear()
+        self._pending.clear()
+        self._drop_next = 0
+        self.delivered.clear()
+        self.notifications.clear()
+        with self._lock:
+            self.aws_calls.clear()
+        self._active_identity = None
+        self.client("111111111111", "sts").get_caller_identity()
+
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         self._count_call(environ)
         if self.ram.is_ram_request(environ):
@@ -176,12 +197,17 @@ class LocalStack:
         return self._moto(environ, start_response)
 
     def _count_call(self, environ: dict[str, Any]) -> None:
+        """Count each AWS call at the endpoint as (account, service, operation): JSON target, query Action or path."""
         auth = environ.get("HTTP_AUTHORIZATION", "")
         match = re.search(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/", auth)
         if not match:
             return
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        operation = target.split(".")[-1] if target else environ.get("PATH_INFO", "")
+        operation = environ.get("HTTP_X_AMZ_TARGET", "").split(".")[-1]
+        if not operation and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            operation = parse_qs(body.decode()).get("Action", [""])[0]
+        operation = operation or environ.get("PATH_INFO", "")
         with self._lock:
             self.aws_calls.append((get_account_id_from(match.group(1)), match.group(2), operation))
 
@@ -556,7 +582,10 @@ class LocalStack:
     def _pump(self, d: Deployment, mapping: StreamMapping) -> list[Invocation]:
         streams = self.client(d.account, "dynamodbstreams")
         if not mapping.iterators:
-            shards = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+            try:
+                shards = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+            except streams.exceptions.ResourceNotFoundException:
+                return []  # the table is gone: Lambda disables such a mapping
             mapping.iterators = {shard["ShardId"]: "" for shard in shards}
         records: list[dict[str, Any]] = []
         for shard_id in list(mapping.iterators):

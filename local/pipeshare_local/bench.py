@@ -1,0 +1,646 @@
+"""`make bench`: AWS calls per decision, cold init ratio and peak RSS of the consumer handlers.
+
+Prints a markdown table (metric | handler | value | target | ok) and writes reports/bench.json.
+
+1. AWS calls (deterministic), counted at the local stack's endpoint (`LocalStack.calls`). The real delivery path
+   runs (RAM emits the event, the template's rule pattern matches it, stream records pass the template's filter), but
+   the function on the rule / stream mapping is swapped for a probe that slices the endpoint's call log around each
+   invocation, so the stack's own calls (stream polling, SQS taps) are never counted:
+   - per accepted invitation: the acceptor's first invocation, on the pending-invitation event (target <= 4);
+   - per notification: every NotifyDecisionsFunction invocation of the run, over the decisions it published (1);
+   - per scheduled sweep with N = 1, 10, 50 invitations already HELD (untrusted owner), in a second consumer.
+2. Cold init ratio: fresh processes (bench_child.py): import the handler module as Lambda does + build its adapters'
+   boto3 clients, versus `import boto3` + the same clients; medians of >= 7 runs each (after one warm-up run).
+3. Peak RSS: a fresh process imports the handler and runs ONE real invocation against the running local stack.
+
+Timing and memory are informational: the exit status is non-zero only when a measurement could not be taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeshare_local.runtime import Invocation, LocalFunction
+from pipeshare_local.scenario import STEP_KINDS, AccountSpec, Player, Scenario
+from pipeshare_local.stack import LocalStack
+from pipeshare_local.template import ROOT
+
+ACCEPT = "AcceptInvitationsFunction"
+NOTIFY = "NotifyDecisionsFunction"
+OWNER = "111111111111"  # trusted owner
+CONSUMER = "222222222222"
+UNTRUSTED_OWNER = "333333333333"
+SWEEP_CONSUMER = "444444444444"  # a second consumer, so the sweep sees only the held invitations
+ACCOUNTS = {"owner": OWNER, "consumer": CONSUMER, "untrusted": UNTRUSTED_OWNER, "sweeper": SWEEP_CONSUMER}
+CONSUMER_PARAMETERS = {"TrustedOwnerAccountIds": OWNER}
+SWEEP_SIZES = (1, 10, 50)
+
+CALLS_TARGET = 4
+NOTIFY_CALLS_TARGET = 1
+INIT_RATIO_TARGET = 1.25
+RSS_TARGET_MB = 100.0
+WARMUP_RUNS = 1  # per variant, discarded (bytecode and page caches)
+CHILD_TIMEOUT = 120
+
+CHILD = Path(__file__).with_name("bench_child.py")
+LAYER = ROOT / "layers" / "common"
+DEFAULT_OUT = ROOT / "reports" / "bench.json"
+# handler -> (boto3 services of the baseline, the handler's adapters built by bench_child.py)
+INIT_CLIENTS = {ACCEPT: (("ram", "dynamodb"), ("ram", "shares")), NOTIFY: (("sns",), ("notifier",))}
+
+
+class BenchError(Exception):
+    """A measurement could not be taken (the harness, or the code it exercises, did not behave)."""
+
+
+def _progress(text: str) -> None:
+    sys.stderr.write(f"bench: {text}\n")
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------------------------- call accounting
+class OperationNames:
+    """Readable operation names. The endpoint sees X-Amz-Target names for JSON services, only the path for REST
+    services (RAM): paths are mapped back through botocore's service model."""
+
+    def __init__(self) -> None:
+        self._paths: dict[str, dict[str, str]] = {}
+
+    def label(self, service: str, operation: str) -> str:
+        if operation.startswith("/"):
+            operation = self._by_path(service).get(operation.rstrip("/").lower() or "/", operation)
+        return f"{service}:{operation}"
+
+    def _by_path(self, service: str) -> dict[str, str]:
+        if service not in self._paths:
+            import botocore.session
+            from botocore.exceptions import UnknownServiceError
+
+            try:
+                model = botocore.session.get_session().get_service_model(service)
+            except UnknownServiceError:
+                self._paths[service] = {}
+            else:
+                uris = {name: model.operation_model(name).http.get("requestUri", "") for name in model.operation_names}
+                self._paths[service] = {
+                    uri.split("?", 1)[0].rstrip("/").lower() or "/": name
+                    for name, uri in uris.items()
+                    if "{" not in uri
+                }
+        return self._paths[service]
+
+    def breakdown(self, calls: list[tuple[str, str, str]]) -> dict[str, int]:
+        return dict(Counter(self.label(service, operation) for _, service, operation in calls))
+
+
+@dataclass
+class ProbeRun:
+    """One invocation seen by a probe, with every call the endpoint received while it ran."""
+
+    trigger: str
+    event: dict[str, Any]
+    account: str
+    invocation: Invocation
+    window: list[tuple[str, str, str]]
+
+    @property
+    def calls(self) -> list[tuple[str, str, str]]:
+        """The calls made in the function's account (its clients carry the account's credentials)."""
+        return [c for c in self.window if c[0] == self.account]
+
+    @property
+    def foreign_calls(self) -> int:
+        return len(self.window) - len(self.calls)
+
+
+class Probe:
+    """Stands in for a LocalFunction on its rules and stream mappings: invokes it once per delivery (first attempts
+    only: no retries, no OnFailure destination) and records the calls of each invocation; or, with capture_only,
+    keeps rule events without invoking (so a child process can handle them)."""
+
+    def __init__(self, stack: LocalStack, function: LocalFunction, *, capture_only: bool = False) -> None:
+        self.function = function
+        self._stack = stack
+        self.capture_only = capture_only
+        self.runs: list[ProbeRun] = []
+        self.captured: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:  # arn, name, account... as the function has them
+        return getattr(self.function, name)
+
+    def invoke_once(self, event: dict[str, Any], *, trigger: str, attempt: int = 1) -> Invocation:
+        before = len(self._stack.calls())
+        invocation = self.function.invoke_once(event, trigger=trigger, attempt=attempt)
+        window = self._stack.calls()[before:]
+        self.runs.append(ProbeRun(trigger, event, self.function.account, invocation, window))
+        return invocation
+
+    def invoke_async(self, event: dict[str, Any], *, trigger: str) -> list[Invocation]:
+        if self.capture_only:
+            self.captured.append(event)
+            return []
+        return [self.invoke_once(event, trigger=trigger)]
+
+
+@contextmanager
+def probing(stack: LocalStack, account: str, logical: str, *, capture_only: bool = False) -> Iterator[Probe]:
+    """Put a probe in place of a deployed function on every rule and stream mapping that targets it."""
+    deployment = stack.deployments[account]
+    function = deployment.functions[logical]
+    probe = Probe(stack, function, capture_only=capture_only)
+    targets: list[Any] = [r for r in deployment.rules if r.function is function]
+    targets += [m for m in deployment.streams if m.function is function]
+    if not targets:
+        raise BenchError(f"{logical} in {account} has no rule or stream mapping to probe")
+    for target in targets:
+        target.function = probe
+    try:
+        yield probe
+    finally:
+        for target in targets:
+            target.function = function
+
+
+class Owners:
+    """Owner-side steps, played with the scenario player's own step functions (the same calls as `make demo`)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        scenario = Scenario(
+            name="bench",
+            accounts={alias: AccountSpec(id=account) for alias, account in ACCOUNTS.items()},
+            steps=[],
+        )
+        self._player = Player(scenario, stack)
+
+    def share_new_pipeline(self, owner: str, consumer: str, name: str) -> None:
+        STEP_KINDS["create_pipeline"](self._player, {"account": owner, "name": name})
+        STEP_KINDS["share"](
+            self._player,
+            {"account": owner, "name": f"{name}-share", "resources": [f"pipeline:{name}"], "principals": [consumer]},
+        )
+
+
+def _is_pending_invitation(event: dict[str, Any], account: str) -> bool:
+    return (
+        event.get("account") == account
+        and event.get("detail-type") == "Resource Sharing State Change"
+        and event.get("detail", {}).get("event") == "Resource Share Invitation"
+        and event.get("detail", {}).get("status") == "pending"
+    )
+
+
+def _result_of(run: ProbeRun) -> dict[str, Any]:
+    if run.invocation.error is not None:
+        raise BenchError(f"{run.invocation.function} ({run.trigger}) failed: {run.invocation.error}")
+    return run.invocation.result if isinstance(run.invocation.result, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------- 1. AWS calls
+def measure_accept_calls(stack: LocalStack, owners: Owners, names: OperationNames) -> dict[str, Any]:
+    """The trusted owner shares a pipeline; the RAM event is delivered; the acceptor's first invocation is counted."""
+    owners.share_new_pipeline("owner", "consumer", "bench-accepted")
+    with probing(stack, CONSUMER, ACCEPT) as acceptor:
+        stack.deliver()
+    if not acceptor.runs:
+        raise BenchError("the pending-invitation event did not reach AcceptInvitationsFunction")
+    first, *later = acceptor.runs
+    if not _is_pending_invitation(first.event, CONSUMER):
+        raise BenchError(f"the acceptor's first invocation was not the pending-invitation event: {first.event}")
+    result = _result_of(first)
+    if result.get("accepted") != 1:
+        raise BenchError(f"the invitation from the trusted owner was not accepted: {result}")
+    echoes = [
+        {
+            "trigger": run.trigger,
+            "event_status": run.event.get("detail", {}).get("status"),
+            "calls": len(run.calls),
+            "by_operation": names.breakdown(run.calls),
+            "result": run.invocation.result,
+            "error": run.invocation.error,
+        }
+        for run in later
+    ]
+    return {
+        "calls": len(first.calls),
+        "by_operation": names.breakdown(first.calls),
+        "sequence": [names.label(s, o) for _, s, o in first.calls],
+        "calls_from_other_accounts": first.foreign_calls,
+        "result": result,
+        "later_invocations": echoes,
+    }
+
+
+def measure_sweep_calls(stack: LocalStack, owners: Owners, names: OperationNames) -> list[dict[str, Any]]:
+    """N invitations from an untrusted owner, held on their events; then one scheduled sweep is counted."""
+    shared = 0
+    sweeps = []
+    for size in SWEEP_SIZES:
+        while shared < size:
+            shared += 1
+            owners.share_new_pipeline("untrusted", "sweeper", f"bench-held-{shared:03d}")
+        stack.deliver()  # the acceptor holds each one on its event (and the notifier publishes HELD)
+        held = [i for i in stack.table_items(SWEEP_CONSUMER) if i.get("sk") == "STATE" and i.get("status") == "HELD"]
+        if len(held) != size:
+            raise BenchError(f"expected {size} HELD invitations before the sweep, found {len(held)}")
+        with probing(stack, SWEEP_CONSUMER, ACCEPT) as acceptor:
+            stack.run_schedule(SWEEP_CONSUMER)
+        runs = [r for r in acceptor.runs if r.trigger.startswith("schedule:")]
+        if len(runs) != 1:
+            raise BenchError(f"expected one scheduled sweep invocation, got {len(runs)}")
+        result = _result_of(runs[0])
+        if result.get("seen") != size:
+            raise BenchError(f"the sweep saw {result.get('seen')} invitations, expected {size}: {result}")
+        sweeps.append(
+            {
+                "held_invitations": size,
+                "calls": len(runs[0].calls),
+                "by_operation": names.breakdown(runs[0].calls),
+                "calls_from_other_accounts": runs[0].foreign_calls,
+                "result": result,
+            }
+        )
+    return sweeps
+
+
+def summarize_notify_calls(runs: list[ProbeRun], names: OperationNames) -> dict[str, Any]:
+    errors = [r.invocation.error for r in runs if r.invocation.error]
+    notified = int(sum(r.invocation.metrics.get("DecisionNotified", 0) for r in runs))
+    calls = [c for r in runs for c in r.calls]
+    if not notified:
+        raise BenchError(f"NotifyDecisionsFunction published nothing ({len(runs)} invocations, errors: {errors})")
+    return {
+        "invocations": len(runs),
+        "records": sum(len(r.event.get("Records", [])) for r in runs),
+        "notifications": notified,
+        "calls": len(calls),
+        "calls_per_notification": len(calls) / notified,
+        "by_operation": names.breakdown(calls),
+        "errors": errors,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- child processes
+def lambda_environment(stack: LocalStack, function: LocalFunction) -> dict[str, str]:
+    """What the local runtime gives a function (template variables, account credentials + endpoint, Lambda's
+    variables), on top of this process's environment without its AWS_/POWERTOOLS_ variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    env.update(function.environment)
+    env.update(stack.credentials(function.account))
+    env.update(
+        {
+            "AWS_REGION": function.region,
+            "AWS_DEFAULT_REGION": function.region,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # as the local runtime: no X-Ray daemon
+            "POWERTOOLS_DEV": "false",
+            # a Lambda sandbox has no shared config files and needs no instance metadata
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "PYTHONPATH": str(LAYER),  # the layer, as /opt/python; not local/ (no moto, no pipeshare_local)
+        }
+    )
+    return env
+
+
+def run_child(mode: str, args: list[str], env: dict[str, str], *, event: Any = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pipeshare-bench-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        argv = [sys.executable, str(CHILD), mode, str(result_path), *args]
+        if event is not None:
+            event_path = Path(tmp) / "event.json"
+            event_path.write_text(json.dumps(event))
+            argv.append(str(event_path))
+        try:
+            proc = subprocess.run(  # noqa: S603 - our own script, with this interpreter
+                argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(f"bench_child {mode} timed out after {CHILD_TIMEOUT}s") from exc
+        if proc.returncode != 0 or not result_path.exists():
+            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-8:]
+            raise BenchError(f"bench_child {mode} exited {proc.returncode}: " + " | ".join(tail))
+        data: dict[str, Any] = json.loads(result_path.read_text())
+    if data.get("moto_imported"):
+        raise BenchError(f"bench_child {mode} imported moto")
+    return data
+
+
+def _code_dir(function: LocalFunction) -> str:
+    return str((ROOT / function.code_uri).resolve())
+
+
+def measure_cold_init(function: LocalFunction, env: dict[str, str], runs: int) -> dict[str, Any]:
+    services, adapters = INIT_CLIENTS[function.logical_id]
+    module = function.handler.rsplit(".", 1)[0]
+    handler_args = [_code_dir(function), module, ",".join(adapters)]
+    baseline: list[float] = []
+    handler: list[float] = []
+    rss: dict[str, list[float]] = {"baseline": [], "handler": []}
+    for index in range(WARMUP_RUNS + runs):
+        pair = [("baseline", [",".join(services)], baseline), ("handler", handler_args, handler)]
+        for mode, args, samples in pair if index % 2 == 0 else reversed(pair):  # alternate who goes first
+            data = run_child(mode, args, env)
+            if index >= WARMUP_RUNS:
+                samples.append(data["seconds"])
+                rss[mode].append(data["peak_rss_mb"])
+    baseline_median = statistics.median(baseline)
+    handler_median = statistics.median(handler)
+    return {
+        "runs": runs,
+        "warmup_runs": WARMUP_RUNS,
+        "baseline_clients": list(services),
+        "handler_adapters": list(adapters),
+        "baseline_median_ms": baseline_median * 1000,
+        "handler_median_ms": handler_median * 1000,
+        "ratio": handler_median / baseline_median,
+        "baseline_ms": [s * 1000 for s in baseline],
+        "handler_ms": [s * 1000 for s in handler],
+        "baseline_peak_rss_mb_median": statistics.median(rss["baseline"]),
+        "handler_peak_rss_mb_median": statistics.median(rss["handler"]),
+    }
+
+
+def measure_peak_rss(
+    stack: LocalStack, function: LocalFunction, event: dict[str, Any], names: OperationNames
+) -> dict[str, Any]:
+    """One real invocation in a fresh process; the endpoint's call log is sliced around it as a cross-check."""
+    env = lambda_environment(stack, function)
+    before = len(stack.calls())
+    data = run_child("invoke", [_code_dir(function), function.handler, function.arn], env, event=event)
+    window = stack.calls()[before:]
+    data["endpoint_calls"] = names.breakdown([c for c in window if c[0] == function.account])
+    return data
+
+
+def rss_accept_event(stack: LocalStack, owners: Owners) -> dict[str, Any]:
+    """A fresh pending invitation from the trusted owner; its event is captured, not handled in-process."""
+    owners.share_new_pipeline("owner", "consumer", "bench-rss")
+    with probing(stack, CONSUMER, ACCEPT, capture_only=True) as acceptor:
+        stack.deliver()
+    events = [e for e in acceptor.captured if _is_pending_invitation(e, CONSUMER)]
+    if len(events) != 1:
+        raise BenchError(f"expected one pending-invitation event for the RSS run, got {len(events)}")
+    return events[0]
+
+
+# ---------------------------------------------------------------------------------------------- report
+def machine() -> dict[str, Any]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import boto3
+    import botocore
+
+    return {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "boto3": boto3.__version__,
+        "botocore": botocore.__version__,
+    }
+
+
+@dataclass
+class Table:
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, metric: str, handler: str, value: str, target: str, ok: str) -> None:
+        self.rows.append({"metric": metric, "handler": handler, "value": value, "target": target, "ok": ok})
+
+    def markdown(self) -> str:
+        columns = ["metric", "handler", "value", "target", "ok"]
+        widths = {c: max(len(c), *(len(r[c]) for r in self.rows)) for c in columns}
+        lines = [
+            "| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |",
+            "|" + "|".join("-" * (widths[c] + 2) for c in columns) + "|",
+        ]
+        lines += ["| " + " | ".join(r[c].ljust(widths[c]) for c in columns) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def _info(ok: bool) -> str:
+    return f"{'yes' if ok else 'no'} (info)"
+
+
+def _ops(breakdown: dict[str, int]) -> str:
+    return ", ".join(f"{op} x{n}" for op, n in sorted(breakdown.items()))
+
+
+def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> Table:
+    table = Table()
+    accept = results.get("accept_calls")
+    if accept:
+        table.add(
+            "AWS calls per accepted invitation",
+            ACCEPT,
+            str(accept["calls"]),
+            f"<= {CALLS_TARGET}",
+            _yes(accept["calls"] <= CALLS_TARGET),
+        )
+        for echo in accept["later_invocations"]:
+            table.add(
+                f"AWS calls, re-invoked by RAM's '{echo['event_status']}' event",
+                ACCEPT,
+                str(echo["calls"]),
+                "-",
+                "info",
+            )
+    for sweep in results.get("sweep_calls", []):
+        table.add(
+            f"AWS calls per scheduled sweep, N={sweep['held_invitations']} held",
+            ACCEPT,
+            str(sweep["calls"]),
+            "-",
+            "info",
+        )
+    notify = results.get("notify_calls")
+    if notify:
+        per = notify["calls_per_notification"]
+        only_publish = set(notify["by_operation"]) == {"sns:Publish"}
+        table.add(
+            f"AWS calls per notification ({notify['notifications']} published)",
+            NOTIFY,
+            f"{per:g}",
+            f"{NOTIFY_CALLS_TARGET} (sns:Publish)",
+            _yes(per == NOTIFY_CALLS_TARGET and only_publish),
+        )
+    for handler in (ACCEPT, NOTIFY):
+        init = results.get("cold_init", {}).get(handler)
+        if init:
+            table.add(
+                f"cold init ratio, median of {runs} (handler / boto3 baseline)",
+                handler,
+                f"{init['ratio']:.2f} ({init['handler_median_ms']:.0f} ms / {init['baseline_median_ms']:.0f} ms)",
+                f"<= {INIT_RATIO_TARGET}",
+                _info(init["ratio"] <= INIT_RATIO_TARGET),
+            )
+    for handler in (ACCEPT, NOTIFY):
+        rss = results.get("peak_rss", {}).get(handler)
+        if rss:
+            ok = rss["peak_rss_mb"] <= RSS_TARGET_MB and rss["error"] is None
+            table.add(
+                "peak RSS, one real invocation",
+                handler,
+                f"{rss['peak_rss_mb']:.1f} MB",
+                f"<= {RSS_TARGET_MB:g} MB",
+                _yes(ok),
+            )
+    for name, message in errors.items():
+        table.add(name, "-", f"ERROR: {message[:160]}", "-", "ERROR")
+    return table
+
+
+def details(results: dict[str, Any]) -> list[str]:
+    lines = []
+    accept = results.get("accept_calls")
+    if accept:
+        lines.append(f"- {ACCEPT}, accepted invitation: {' -> '.join(accept['sequence'])}")
+        lines += [
+            f"- {ACCEPT}, re-invoked by RAM's '{e['event_status']}' event: {_ops(e['by_operation'])}"
+            for e in accept["later_invocations"]
+        ]
+    lines += [
+        f"- {ACCEPT}, sweep with N={s['held_invitations']} held: {_ops(s['by_operation'])}"
+        for s in results.get("sweep_calls", [])
+    ]
+    notify = results.get("notify_calls")
+    if notify:
+        lines.append(
+            f"- {NOTIFY}: {_ops(notify['by_operation'])} for {notify['notifications']} notifications "
+            f"({notify['records']} stream records, {notify['invocations']} invocations)"
+        )
+    for handler, rss in results.get("peak_rss", {}).items():
+        lines.append(
+            f"- {handler}, RSS child: {_ops(Counter(rss['client_calls']))} (client side); "
+            f"{_ops(rss['endpoint_calls'])} (endpoint)" + (f"; error: {rss['error']}" if rss["error"] else "")
+        )
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- main
+class Bench:
+    def __init__(self, runs: int) -> None:
+        self.runs = runs
+        self.results: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.names = OperationNames()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        _progress(name)
+        try:
+            yield
+        except BenchError as exc:
+            self.errors[name] = str(exc)
+            _progress(f"{name}: ERROR {exc}")
+
+    def run(self) -> None:
+        environments: dict[str, dict[str, str]] = {}
+        functions: dict[str, LocalFunction] = {}
+        with LocalStack() as stack:
+            owners = Owners(stack)
+            consumer = stack.deploy(CONSUMER, CONSUMER_PARAMETERS)
+            stack.deploy(SWEEP_CONSUMER, CONSUMER_PARAMETERS)
+            for handler in (ACCEPT, NOTIFY):
+                functions[handler] = consumer.functions[handler]
+                environments[handler] = lambda_environment(stack, functions[handler])
+            with probing(stack, CONSUMER, NOTIFY) as notify_a, probing(stack, SWEEP_CONSUMER, NOTIFY) as notify_b:
+                with self.step("AWS calls per accepted invitation"):
+                    self.results["accept_calls"] = measure_accept_calls(stack, owners, self.names)
+                with self.step("AWS calls per scheduled sweep"):
+                    self.results["sweep_calls"] = measure_sweep_calls(stack, owners, self.names)
+            with self.step("AWS calls per notification"):
+                self.results["notify_calls"] = summarize_notify_calls([*notify_a.runs, *notify_b.runs], self.names)
+            peak: dict[str, Any] = {}
+            with self.step(f"peak RSS ({ACCEPT})"):
+                event = rss_accept_event(stack, owners)
+                peak[ACCEPT] = measure_peak_rss(stack, functions[ACCEPT], event, self.names)
+                if (peak[ACCEPT]["result"] or {}).get("accepted") != 1:
+                    raise BenchError(f"the RSS invocation did not accept its invitation: {peak[ACCEPT]['result']}")
+            with self.step(f"peak RSS ({NOTIFY})"):
+                if not notify_a.runs:
+                    raise BenchError("no stream batch was captured for NotifyDecisionsFunction")
+                peak[NOTIFY] = measure_peak_rss(stack, functions[NOTIFY], notify_a.runs[0].event, self.names)
+            self.results["peak_rss"] = peak
+            stack.deliver()  # settle what the RSS invocations caused (not measured)
+        cold: dict[str, Any] = {}
+        for handler in (ACCEPT, NOTIFY):  # no network: the stack is down, nothing competes for the CPU
+            with self.step(f"cold init ({handler}, {WARMUP_RUNS}+{self.runs} runs per variant)"):
+                cold[handler] = measure_cold_init(functions[handler], environments[handler], self.runs)
+        self.results["cold_init"] = cold
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeshare_local.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed cold-init runs per variant (>= 7; default 7)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    if args.runs < 7:
+        parser.error("--runs must be >= 7")
+    started = time.perf_counter()
+    bench = Bench(args.runs)
+    bench.run()
+    elapsed = time.perf_counter() - started
+    table = build_table(bench.results, bench.errors, args.runs)
+    host = machine()
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_seconds": round(elapsed, 1),
+        "machine": host,
+        "targets": {
+            "calls_per_accepted_invitation": CALLS_TARGET,
+            "calls_per_notification": NOTIFY_CALLS_TARGET,
+            "cold_init_ratio": INIT_RATIO_TARGET,
+            "peak_rss_mb": RSS_TARGET_MB,
+        },
+        "table": table.rows,
+        "results": bench.results,
+        "errors": bench.errors,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    out = sys.stdout.write
+    out(
+        f"\n## pipeshare bench\n\nmachine: {host['python']}, {host['platform']}, {host['cores']} cores "
+        f"({host['usable_cores']} usable), {host['cpu']}; boto3 {host['boto3']}\n\n"
+    )
+    out(table.markdown() + "\n\nAWS calls by operation (counted at the local endpoint):\n\n")
+    out("\n".join(details(bench.results)) + "\n")
+    out(f"\ntimings and memory are informational; report: {args.out} ({elapsed:.0f} s)\n")
+    return 1 if bench.errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

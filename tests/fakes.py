@@ -1,0 +1,391 @@
+"""In-memory implementations of the ports in `pipeshare.adapters.ports`, for unit tests.
+
+- FakeInvitationGateway behaves like RAM as the receiving account sees it (raw camelCase records, the errors RAM
+  raises for answered / expired / unknown invitations, clientToken replay), lets a test script errors per operation
+  and per invitation, and records every call.
+- FakeShareRepository follows the transition rules of `DynamoDbShareRepository`: forward-only transitions
+  (`ShareStatus.predecessors()`), one history item per successful transition, `touch` only on existing records,
+  `record_policy_invalid` true only for a new fingerprint or after the reminder cut-off.
+- FakePolicySource and FakeNotifier are the trivial ports.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeshare.models.domain import ShareRecord, ShareStatus, TrustPolicy
+from pipeshare.models.errors import (
+    InvitationAlreadyAcceptedError,
+    InvitationAlreadyRejectedError,
+    InvitationExpiredError,
+    InvitationNotFoundError,
+    PipeshareError,
+)
+
+REGION = "us-east-1"
+OWNER = "111111111111"
+CONSUMER = "222222222222"
+STRANGER = "333333333333"
+INVITED_AT = datetime(2026, 5, 1, 8, 56, 24, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------------------- raw RAM records
+
+
+def invitation_arn(name: str, *, sender: str = OWNER, region: str = REGION) -> str:
+    return f"arn:aws:ram:{region}:{sender}:resource-share-invitation/inv-{name}"
+
+
+def share_arn(name: str, *, sender: str = OWNER, region: str = REGION) -> str:
+    return f"arn:aws:ram:{region}:{sender}:resource-share/share-{name}"
+
+
+def raw_invitation(
+    name: str,
+    *,
+    sender: str = OWNER,
+    receiver: str = CONSUMER,
+    status: str = "PENDING",
+    region: str = REGION,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One ResourceShareInvitation as botocore returns it from GetResourceShareInvitations."""
+    raw: dict[str, Any] = {
+        "resourceShareInvitationArn": invitation_arn(name, sender=sender, region=region),
+        "resourceShareName": f"{name}-share",
+        "resourceShareArn": share_arn(name, sender=sender, region=region),
+        "senderAccountId": sender,
+        "receiverAccountId": receiver,
+        "invitationTimestamp": INVITED_AT,
+        "status": status,
+    }
+    raw.update(overrides)
+    return raw
+
+
+def raw_resource(
+    name: str,
+    *,
+    owner: str = OWNER,
+    resource_type: str = "sagemaker:Pipeline",
+    region: str = REGION,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One Resource as botocore returns it from ListPendingInvitationResources."""
+    service = resource_type.split(":", 1)[0].lower()
+    kind = resource_type.split(":", 1)[-1].lower()
+    raw: dict[str, Any] = {
+        "arn": f"arn:aws:{service}:{region}:{owner}:{kind}/{name}",
+        "type": resource_type,
+        "resourceShareArn": share_arn(name, sender=owner, region=region),
+        "status": "AVAILABLE",
+        "creationTime": INVITED_AT,
+        "lastUpdatedTime": INVITED_AT,
+        "resourceRegionScope": "REGIONAL",
+    }
+    raw.update(overrides)
+    return raw
+
+
+# ------------------------------------------------------------------------------------------------------- RAM gateway
+
+
+@dataclass(frozen=True)
+class GatewayCall:
+    """One call made to the fake gateway."""
+
+    operation: str  # get_invitations | list_pending_resources | accept | reject
+    invitation_arn: str | None = None
+    client_token: str | None = None
+    arns: tuple[str, ...] | None = None  # get_invitations only; None means "all"
+
+
+@dataclass
+class _ScriptedError:
+    operation: str
+    error: PipeshareError
+    invitation_arn: str | None
+    remaining: int | None  # None: every matching call
+
+
+_ANSWERED_ERRORS: dict[str, type[PipeshareError]] = {
+    "ACCEPTED": InvitationAlreadyAcceptedError,
+    "REJECTED": InvitationAlreadyRejectedError,
+    "EXPIRED": InvitationExpiredError,
+}
+
+
+class FakeInvitationGateway:
+    """Implements ports.InvitationGateway in memory.
+
+    Like RAM: answering a non-PENDING invitation raises the matching error, ListPendingInvitationResources refuses
+    REJECTED / EXPIRED invitations, an unknown ARN raises InvitationNotFoundError, a successful accept / reject moves
+    the invitation to ACCEPTED / REJECTED, and a replayed clientToken returns the first (successful) answer.
+    """
+
+    def __init__(self) -> None:
+        self._invitations: list[dict[str, Any]] = []
+        self._resources: dict[str, list[dict[str, Any]]] = {}
+        self._errors: list[_ScriptedError] = []
+        self._answered_tokens: set[tuple[str, str, str]] = set()
+        self.calls: list[GatewayCall] = []
+
+    # ---- scripting
+
+    def add_invitation(self, raw: dict[str, Any], resources: Sequence[dict[str, Any]] = ()) -> str | None:
+        """Add a raw invitation record (valid or not) and the raw resources it carries. Returns its ARN, if any."""
+        self._invitations.append(copy.deepcopy(raw))
+        arn = raw.get("resourceShareInvitationArn") if isinstance(raw, dict) else None
+        if isinstance(arn, str):
+            self._resources[arn] = [copy.deepcopy(r) for r in resources]
+        return arn
+
+    def set_status(self, arn: str, status: str) -> None:
+        """What happens in RAM outside pipeshare: expiry, an answer given elsewhere, or a stale read."""
+        self._find(arn)["status"] = status
+
+    def status_of(self, arn: str) -> str:
+        return str(self._find(arn)["status"])
+
+    def fail(
+        self, operation: str, error: PipeshareError, *, arn: str | None = None, times: int | None = None
+    ) -> None:
+        """Raise `error` from `operation` (for one invitation ARN, or any call), `times` times or every time."""
+        if operation not in ("get_invitations", "list_pending_resources", "accept", "reject"):
+            raise ValueError(f"unknown operation {operation}")
+        self._errors.append(_ScriptedError(operation, error, arn, times))
+
+    def calls_to(self, operation: str) -> list[GatewayCall]:
+        return [c for c in self.calls if c.operation == operation]
+
+    @property
+    def writes(self) -> list[GatewayCall]:
+        """Every accept / reject call (the only RAM writes)."""
+        return [c for c in self.calls if c.operation in ("accept", "reject")]
+
+    # ---- ports.InvitationGateway
+
+    def get_invitations(self, arns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        self.calls.append(GatewayCall("get_invitations", arns=None if arns is None else tuple(arns)))
+        self._raise_scripted("get_invitations", None)
+        if not arns:
+            return copy.deepcopy(self._invitations)
+        for arn in arns:
+            self._find(arn)  # RAM refuses the whole call when one ARN is unknown
+        return [copy.deepcopy(i) for i in self._invitations if i.get("resourceShareInvitationArn") in arns]
+
+    def list_pending_resources(self, invitation_arn: str) -> list[dict[str, Any]]:
+        self.calls.append(GatewayCall("list_pending_resources", invitation_arn=invitation_arn))
+        self._raise_scripted("list_pending_resources", invitation_arn)
+        status = self._find(invitation_arn).get("status")
+        if status in ("REJECTED", "EXPIRED"):
+            raise _ANSWERED_ERRORS[status](f"{invitation_arn} is {status}")
+        return copy.deepcopy(self._resources.get(invitation_arn, []))
+
+    def accept(self, invitation_arn: str, client_token: str) -> None:
+        self._answer("accept", invitation_arn, client_token, "ACCEPTED")
+
+    def reject(self, invitation_arn: str, client_token: str) -> None:
+        self._answer("reject", invitation_arn, client_token, "REJECTED")
+
+    # ---- internals
+
+    def _answer(self, operation: str, arn: str, token: str, new_status: str) -> None:
+        self.calls.append(GatewayCall(operation, invitation_arn=arn, client_token=token))
+        self._raise_scripted(operation, arn)
+        invitation = self._find(arn)
+        if (operation, arn, token) in self._answered_tokens:
+            return  # clientToken replay: the same request, the same (successful) answer
+        status = invitation.get("status")
+        if status in _ANSWERED_ERRORS:
+            raise _ANSWERED_ERRORS[status](f"{arn} is {status}")
+        invitation["status"] = new_status
+        self._answered_tokens.add((operation, arn, token))
+
+    def _raise_scripted(self, operation: str, arn: str | None) -> None:
+        for scripted in self._errors:
+            if scripted.operation != operation or scripted.remaining == 0:
+                continue
+            if scripted.invitation_arn is not None and scripted.invitation_arn != arn:
+                continue
+            if scripted.remaining is not None:
+                scripted.remaining -= 1
+            raise scripted.error
+
+    def _find(self, arn: str) -> dict[str, Any]:
+        for invitation in self._invitations:
+            if isinstance(invitation, dict) and invitation.get("resourceShareInvitationArn") == arn:
+                return invitation
+        raise InvitationNotFoundError(f"ResourceShareInvitation {arn} could not be found.")
+
+
+# --------------------------------------------------------------------------------------------------- share repository
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class PolicyInvalidCall:
+    source: str
+    fingerprint: str
+    errors: list[str]
+    at: datetime
+    remind_after: datetime
+    history_expires_at: int
+    notified: bool
+
+
+@dataclass
+class FakeShareRepository:
+    """Implements ports.ShareRepository in memory, with the transition rules of the DynamoDB adapter."""
+
+    records: dict[str, ShareRecord] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)  # HIST# items, as the adapter writes them
+    last_checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # touch(): last_check_reason / _rule
+    touches: list[str] = field(default_factory=list)
+    status_queries: list[list[str]] = field(default_factory=list)
+    transition_attempts: list[ShareRecord] = field(default_factory=list)
+    policy_state: dict[str, Any] | None = None
+    policy_invalid_calls: list[PolicyInvalidCall] = field(default_factory=list)
+
+    def seed(self, record: ShareRecord) -> None:
+        """Put a record in place without history (state written by an earlier invocation)."""
+        self.records[record.invitation_arn] = record
+
+    def history_for(self, invitation_arn: str) -> list[dict[str, Any]]:
+        return [h for h in self.history if h.get("invitation_arn") == invitation_arn]
+
+    # ---- ports.ShareRepository
+
+    def record_transition(self, record: ShareRecord, *, history_expires_at: int) -> bool:
+        self.transition_attempts.append(record)
+        arn = record.invitation_arn
+        existing = self.records.get(arn)
+        if existing is not None and existing.status not in record.status.predecessors():
+            return False  # not a forward transition: the conditional update fails
+        pk = f"INVITATION#{arn}"
+        sk = f"HIST#{_iso(record.decided_at)}#{record.status.value}"
+        if any(h["pk"] == pk and h["sk"] == sk for h in self.history):
+            return False  # the history put is conditional too: the transaction is cancelled
+        data = record.model_dump()
+        if existing is not None:
+            old = existing.model_dump()
+            for key, value in data.items():
+                if value is None or (key == "resources" and not value):
+                    data[key] = old[key]  # the adapter only SETs present values
+            data["first_seen_at"] = old["first_seen_at"]  # if_not_exists(first_seen_at, :first)
+        data["last_seen_at"] = record.decided_at
+        self.records[arn] = ShareRecord.model_validate(data)
+        snapshot = record.model_dump(mode="json", exclude={"status", "first_seen_at", "last_seen_at", "decided_at"})
+        item = {
+            "pk": pk,
+            "sk": sk,
+            "item_type": "history",
+            "kind": "invitation",
+            "to_status": record.status.value,
+            "at": _iso(record.decided_at),
+            "expires_at": history_expires_at,
+            **snapshot,
+        }
+        self.history.append({k: v for k, v in item.items() if v is not None})
+        return True
+
+    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str) -> None:
+        self.touches.append(invitation_arn)
+        existing = self.records.get(invitation_arn)
+        if existing is None:
+            return  # attribute_exists(pk) fails: nothing is created
+        self.records[invitation_arn] = existing.model_copy(update={"last_seen_at": seen_at})
+        self.last_checks[invitation_arn] = {"last_seen_at": seen_at, "reason": reason, "rule": rule}
+
+    def get(self, invitation_arn: str) -> ShareRecord | None:
+        return self.records.get(invitation_arn)
+
+    def statuses(self, invitation_arns: Sequence[str]) -> dict[str, ShareStatus]:
+        arns = list(dict.fromkeys(invitation_arns))
+        self.status_queries.append(arns)
+        return {a: self.records[a].status for a in arns if a in self.records}
+
+    def record_policy_invalid(
+        self,
+        *,
+        source: str,
+        fingerprint: str,
+        errors: list[str],
+        at: datetime,
+        remind_after: datetime,
+        history_expires_at: int,
+    ) -> bool:
+        state = self.policy_state
+        news = state is None or state["fingerprint"] != fingerprint or state["notified_at"] < remind_after
+        sk = f"HIST#{_iso(at)}#INVALID"
+        if news and any(h["pk"] == "POLICY" and h["sk"] == sk for h in self.history):
+            news = False
+        self.policy_invalid_calls.append(
+            PolicyInvalidCall(source, fingerprint, list(errors), at, remind_after, history_expires_at, news)
+        )
+        if not news:
+            return False
+        self.policy_state = {"fingerprint": fingerprint, "notified_at": at, "source": source, "errors": errors[:50]}
+        self.history.append(
+            {
+                "pk": "POLICY",
+                "sk": sk,
+                "item_type": "history",
+                "kind": "policy",
+                "to_status": "POLICY_INVALID",
+                "at": _iso(at),
+                "policy_source": source,
+                "fingerprint": fingerprint,
+                "errors": errors[:50],
+                "expires_at": history_expires_at,
+            }
+        )
+        return True
+
+
+# -------------------------------------------------------------------------------------------- policy and notifier
+
+
+class FakePolicySource:
+    """Implements ports.PolicySource: returns `policy`, or raises `error` (e.g. PolicyInvalidError)."""
+
+    def __init__(self, policy: TrustPolicy | None = None, *, error: PipeshareError | None = None) -> None:
+        if policy is None and error is None:
+            raise ValueError("give a policy or an error")
+        self.policy = policy
+        self.error = error
+        self.loads = 0
+
+    def load(self) -> TrustPolicy:
+        self.loads += 1
+        if self.error is not None:
+            raise self.error
+        assert self.policy is not None
+        return self.policy
+
+
+@dataclass
+class Published:
+    subject: str
+    message: dict[str, Any]
+    attributes: dict[str, str]
+    message_id: str
+
+
+class FakeNotifier:
+    """Implements ports.Notifier: keeps every published message; ids are msg-1, msg-2, ..."""
+
+    def __init__(self) -> None:
+        self.published: list[Published] = []
+
+    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+        message_id = f"msg-{len(self.published) + 1}"
+        self.published.append(Published(subject, copy.deepcopy(message), dict(attributes), message_id))
+        return message_id

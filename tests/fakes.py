@@ -151,9 +151,7 @@ class FakeInvitationGateway:
     def status_of(self, arn: str) -> str:
         return str(self._find(arn)["status"])
 
-    def fail(
-        self, operation: str, error: PipeshareError, *, arn: str | None = None, times: int | None = None
-    ) -> None:
+    def fail(self, operation: str, error: PipeshareError, *, arn: str | None = None, times: int | None = None) -> None:
         """Raise `error` from `operation` (for one invitation ARN, or any call), `times` times or every time."""
         if operation not in ("get_invitations", "list_pending_resources", "accept", "reject"):
             raise ValueError(f"unknown operation {operation}")

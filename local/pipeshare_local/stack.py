@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import boto3
+from aws_lambda_powertools.utilities.parameters import constants as parameter_constants
 import time_machine
 from botocore.config import Config
 from moto.events.models import EventPattern
@@ -144,6 +145,7 @@ class LocalStack:
         self.endpoint = ""
         self._active_identity: tuple[str, str] | None = None
         self._sessions: dict[str, boto3.Session] = {}
+        self._warm: dict[tuple[str, str], dict[str, Any]] = {}
         self._tool_session = boto3.Session()
         self._clients: dict[tuple[str, str], Any] = {}
 
@@ -181,6 +183,7 @@ class LocalStack:
         self._credentials.clear()
         self._clients.clear()
         self._sessions.clear()
+        self._warm.clear()
         self._pending.clear()
         self._drop_next = 0
         self.delivered.clear()
@@ -459,7 +462,10 @@ class LocalStack:
         if identity != self._active_identity:
             from pipeshare import dependencies
 
+            if self._active_identity is not None:  # keep the warm container's Powertools parameter cache
+                self._warm[self._active_identity] = dict(parameter_constants.DEFAULT_PROVIDERS)
             dependencies.reset()
+            parameter_constants.DEFAULT_PROVIDERS.update(self._warm.get(identity, {}))
             # boto3's default session caches the credentials it resolved: one session per account, as containers
             # of different accounts never share one (a session per account also keeps its loaded service models)
             if function.account not in self._sessions:

@@ -99,7 +99,9 @@ def test_parse_policy_rejects_a_document_that_is_not_an_object(document: Any) ->
     assert policy_errors(document) == ["the policy must be a JSON object"]
 
 
-@pytest.mark.parametrize("account_id", ["11111111111", "1111111111111", "11111111111a", "abcdefghijkl", "", 111111111111])
+@pytest.mark.parametrize(
+    "account_id", ["11111111111", "1111111111111", "11111111111a", "abcdefghijkl", "", 111111111111]
+)
 def test_parse_policy_rejects_a_bad_account_id(account_id: Any) -> None:
     # Given an owner whose account id is not 12 digits
     document = valid_document(owners=[{"account_id": account_id}])

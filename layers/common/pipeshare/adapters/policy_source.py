@@ -42,7 +42,7 @@ class SsmPolicySource:
         try:
             raw = parameters.get_parameter(self._name, max_age=self._max_age)
         except GetParameterError as exc:
-            cause = exc.__cause__
+            cause = exc.__cause__ or exc.__context__  # Powertools raises it inside the botocore handler
             if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ParameterNotFound":
                 raise PolicyInvalidError(source, ["the parameter does not exist"], fingerprint(None)) from None
             if isinstance(cause, ClientError | BotoCoreError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeshare.models.domain import ShareRecord, ShareStatus, TrustPolicy
+from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
     InvitationAlreadyAcceptedError,
     InvitationAlreadyRejectedError,
@@ -294,21 +294,31 @@ class FakeShareRepository:
         self.history.append({k: v for k, v in item.items() if v is not None})
         return True
 
-    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str) -> None:
+    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str, policy_fingerprint: str) -> None:
         self.touches.append(invitation_arn)
         existing = self.records.get(invitation_arn)
         if existing is None:
             return  # attribute_exists(pk) fails: nothing is created
-        self.records[invitation_arn] = existing.model_copy(update={"last_seen_at": seen_at})
+        self.records[invitation_arn] = existing.model_copy(
+            update={"last_seen_at": seen_at, "policy_fingerprint": policy_fingerprint}
+        )
         self.last_checks[invitation_arn] = {"last_seen_at": seen_at, "reason": reason, "rule": rule}
 
     def get(self, invitation_arn: str) -> ShareRecord | None:
         return self.records.get(invitation_arn)
 
-    def statuses(self, invitation_arns: Sequence[str]) -> dict[str, ShareStatus]:
+    def recorded_states(self, invitation_arns: Sequence[str]) -> dict[str, RecordedState]:
         arns = list(dict.fromkeys(invitation_arns))
         self.status_queries.append(arns)
-        return {a: self.records[a].status for a in arns if a in self.records}
+        return {
+            a: RecordedState(
+                status=self.records[a].status,
+                policy_fingerprint=self.records[a].policy_fingerprint,
+                last_seen_at=self.records[a].last_seen_at,
+            )
+            for a in arns
+            if a in self.records
+        }
 
     def record_policy_invalid(
         self,

@@ -401,6 +401,10 @@ def rss_accept_event(stack: LocalStack, owners: Owners) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- report
+def _load_average() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def machine() -> dict[str, Any]:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
@@ -425,6 +429,7 @@ def machine() -> dict[str, Any]:
         "usable_cores": usable,
         "boto3": boto3.__version__,
         "botocore": botocore.__version__,
+        "bytecode_cache_writes": not os.environ.get("PYTHONDONTWRITEBYTECODE"),
     }
 
 
@@ -531,10 +536,13 @@ def details(results: dict[str, Any]) -> list[str]:
             f"- {ACCEPT}, re-invoked by RAM's '{e['event_status']}' event: {_ops(e['by_operation'])}"
             for e in accept["later_invocations"]
         ]
-    lines += [
-        f"- {ACCEPT}, sweep with N={s['held_invitations']} held: {_ops(s['by_operation'])}"
-        for s in results.get("sweep_calls", [])
-    ]
+    sweeps = results.get("sweep_calls", [])
+    lines += [f"- {ACCEPT}, sweep with N={s['held_invitations']} held: {_ops(s['by_operation'])}" for s in sweeps]
+    if len(sweeps) >= 2:
+        first, last = sweeps[0], sweeps[-1]
+        per = (last["calls"] - first["calls"]) / (last["held_invitations"] - first["held_invitations"])
+        fixed = first["calls"] - per * first["held_invitations"]
+        lines.append(f"- {ACCEPT}, sweep scaling: {fixed:g} + {per:g} calls per held invitation, every sweep")
     notify = results.get("notify_calls")
     if notify:
         lines.append(
@@ -595,10 +603,11 @@ class Bench:
                 peak[NOTIFY] = measure_peak_rss(stack, functions[NOTIFY], notify_a.runs[0].event, self.names)
             self.results["peak_rss"] = peak
             stack.deliver()  # settle what the RSS invocations caused (not measured)
-        cold: dict[str, Any] = {}
-        for handler in (ACCEPT, NOTIFY):  # no network: the stack is down, nothing competes for the CPU
+        cold: dict[str, Any] = {"load_average_before": _load_average()}
+        for handler in (ACCEPT, NOTIFY):  # no network needed: the stack (and its server thread) is down
             with self.step(f"cold init ({handler}, {WARMUP_RUNS}+{self.runs} runs per variant)"):
                 cold[handler] = measure_cold_init(functions[handler], environments[handler], self.runs)
+        cold["load_average_after"] = _load_average()
         self.results["cold_init"] = cold
 
 
@@ -636,6 +645,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\n## pipeshare bench\n\nmachine: {host['python']}, {host['platform']}, {host['cores']} cores "
         f"({host['usable_cores']} usable), {host['cpu']}; boto3 {host['boto3']}\n\n"
     )
+    cold = bench.results.get("cold_init", {})
+    load = (
+        f"load average {cold.get('load_average_before')} -> {cold.get('load_average_after')} during the cold init runs"
+    )
+    out(f"{load} (1 min; other processes on the machine make timings noisy)\n\n")
     out(table.markdown() + "\n\nAWS calls by operation (counted at the local endpoint):\n\n")
     out("\n".join(details(bench.results)) + "\n")
     out(f"\ntimings and memory are informational; report: {args.out} ({elapsed:.0f} s)\n")

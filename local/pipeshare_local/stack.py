@@ -8,11 +8,13 @@ dispatches the full envelope to the handlers; it also pumps DynamoDB streams int
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
 import re
 import threading
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +23,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import boto3
-from aws_lambda_powertools.utilities.parameters import constants as parameter_constants
+import botocore.exceptions
+import botocore.session
 import time_machine
+from aws_lambda_powertools.utilities.parameters import constants as parameter_constants
 from botocore.config import Config
 from moto.events.models import EventPattern
 from moto.iam.models import get_account_id_from
@@ -165,6 +169,8 @@ class LocalStack:
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="pipeshare-local").start()
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        # moto's backends are process-wide: a new stack starts from nothing (one stack in use at a time)
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310
         self.client("111111111111", "sts").get_caller_identity()  # warm moto's lazy backends
 
     def stop(self) -> None:
@@ -175,8 +181,6 @@ class LocalStack:
 
     def reset(self) -> None:
         """Forget every account, deployment and event (moto's reset endpoint and the emulation's own reset)."""
-        import urllib.request
-
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310 - loopback
         self.ram.reset()
         self.deployments.clear()
@@ -210,7 +214,7 @@ class LocalStack:
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(body)
             operation = parse_qs(body.decode()).get("Action", [""])[0]
-        operation = operation or environ.get("PATH_INFO", "")
+        operation = operation or _rest_operation(match.group(2), environ.get("PATH_INFO", ""))
         with self._lock:
             self.aws_calls.append((get_account_id_from(match.group(1)), match.group(2), operation))
 
@@ -304,6 +308,7 @@ class LocalStack:
             "AWS::SNS::Subscription": self._create_subscription,
             "AWS::SQS::Queue": self._create_queue,
             "AWS::Logs::LogGroup": self._create_log_group,
+            "AWS::KMS::Key": self._create_key,
             "AWS::Serverless::Function": self._create_function,
         }.get(kind)
         if creator is None:
@@ -382,6 +387,16 @@ class LocalStack:
         d.refs[logical] = url
         d.attributes[(logical, "QueueName")] = name
         d.attributes[(logical, "Arn")] = f"arn:aws:sqs:{self.region}:{d.account}:{name}"
+
+    def _create_key(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        kms = self.client(d.account, "kms")
+        key = kms.create_key(Description=props.get("Description", logical), Policy=json.dumps(props["KeyPolicy"]))
+        key_id = key["KeyMetadata"]["KeyId"]
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=key_id)
+        d.refs[logical] = key_id
+        d.attributes[(logical, "Arn")] = key["KeyMetadata"]["Arn"]
+        d.attributes[(logical, "KeyId")] = key_id
 
     def _create_log_group(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
         logs = self.client(d.account, "logs")
@@ -709,6 +724,21 @@ class LocalStack:
             for f in d.functions.values()
             for i in f.invocations
         ]
+
+
+@functools.cache
+def _rest_paths(service: str) -> dict[str, str]:
+    """requestUri -> operation name for a REST service (RAM), from botocore's service model."""
+    try:
+        model = botocore.session.get_session().get_service_model(service)
+    except botocore.exceptions.UnknownServiceError:
+        return {}
+    uris = {name: model.operation_model(name).http.get("requestUri", "") for name in model.operation_names}
+    return {uri.split("?", 1)[0].rstrip("/").lower(): name for name, uri in uris.items() if "{" not in uri}
+
+
+def _rest_operation(service: str, path: str) -> str:
+    return _rest_paths(service).get(path.rstrip("/").lower(), path)
 
 
 def _plain(value: Any) -> Any:

@@ -66,9 +66,7 @@ def history(stack: LocalStack, account: str, share_name: str) -> list[dict[str, 
 
 
 def notifications(stack: LocalStack, account: str, event: str | None = None) -> list[dict[str, Any]]:
-    return [
-        n for n in stack.read_notifications(account) if event is None or n["message"].get("event") == event
-    ]
+    return [n for n in stack.read_notifications(account) if event is None or n["message"].get("event") == event]
 
 
 def acceptor_invocations(stack: LocalStack, account: str) -> list[Any]:

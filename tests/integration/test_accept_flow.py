@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-
 from pipeshare_local.stack import LocalStack
+
 from tests.integration.stackhelpers import (
     CONSUMER,
     CONSUMER_B,
@@ -25,6 +25,8 @@ from tests.integration.stackhelpers import (
 )
 
 TRUSTING_OWNER = {"TrustedOwnerAccountIds": OWNER}
+
+ANSWERS = ("AcceptResourceShareInvitation", "RejectResourceShareInvitation")
 
 
 def test_trusted_pipeline_share_is_accepted_on_the_first_event(stack: LocalStack) -> None:
@@ -57,9 +59,9 @@ def test_accepted_invitation_costs_four_aws_calls(stack: LocalStack) -> None:
     assert first.result["accepted"] == 1
     acceptor_calls = [c[2] for c in calls if c[1] in ("ram", "dynamodb")][:4]
     assert acceptor_calls == [
-        "/getresourceshareinvitations",
-        "/listpendinginvitationresources",
-        "/acceptresourceshareinvitation",
+        "GetResourceShareInvitations",
+        "ListPendingInvitationResources",
+        "AcceptResourceShareInvitation",
         "TransactWriteItems",
     ]
     # and the decision was announced with exactly one publish
@@ -94,7 +96,9 @@ def test_untrusted_sender_is_held_and_nothing_is_answered(stack: LocalStack) -> 
     assert ram_status(stack, CONSUMER, "free-gpu-share") == "PENDING"
     assert state(stack, CONSUMER, "free-gpu-share")["status"] == "HELD"
     assert state(stack, CONSUMER, "free-gpu-share")["rule"] == "untrusted-owner"
-    assert [c for c in stack.calls(CONSUMER) if c[2].startswith(("/accept", "/reject"))] == []
+    assert [
+        c for c in stack.calls(CONSUMER) if c[2] in ("AcceptResourceShareInvitation", "RejectResourceShareInvitation")
+    ] == []
     assert len(notifications(stack, CONSUMER, "invitation.held")) == 1
 
 
@@ -186,7 +190,7 @@ def test_repeat_deliveries_change_nothing(stack: LocalStack) -> None:
     assert after_record["decided_at"] == before_record["decided_at"]
     assert len(history(stack, CONSUMER, "churn-share")) == 1
     assert len(notifications(stack, CONSUMER, "invitation.accepted")) == 1
-    assert sum(1 for c in stack.calls(CONSUMER) if c[2] == "/acceptresourceshareinvitation") == 1
+    assert sum(1 for c in stack.calls(CONSUMER) if c[2] == "AcceptResourceShareInvitation") == 1
 
 
 def test_accepted_record_never_regresses_when_an_old_event_arrives_late(stack: LocalStack) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from pipeshare_local.stack import LocalStack
+
 from tests.integration.stackhelpers import (
     CONSUMER,
     OWNER,
@@ -21,6 +22,8 @@ from tests.integration.stackhelpers import (
 )
 
 PARAMETER = "/pipeshare/trust-policy"
+
+ANSWERS = ("AcceptResourceShareInvitation", "RejectResourceShareInvitation")
 
 
 def _deploy_with_policy(stack: LocalStack, policy: Any, **parameters: str) -> None:
@@ -102,7 +105,9 @@ def _assert_fails_closed(stack: LocalStack) -> None:
     assert ram_status(stack, CONSUMER, "churn-share") == "PENDING"
     record = state(stack, CONSUMER, "churn-share")
     assert (record["status"], record["rule"]) == ("PENDING", "policy-invalid")
-    assert not [c for c in stack.calls(CONSUMER) if c[2].startswith(("/accept", "/reject"))]
+    assert not [
+        c for c in stack.calls(CONSUMER) if c[2] in ("AcceptResourceShareInvitation", "RejectResourceShareInvitation")
+    ]
     assert all(i.metrics.get("PolicyInvalid") == 1 for i in acceptor_invocations(stack, CONSUMER))
     [note] = notifications(stack, CONSUMER, "policy.invalid")
     assert note["subject"] == "pipeshare: trust policy INVALID - no invitation will be accepted"

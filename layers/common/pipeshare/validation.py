@@ -31,7 +31,7 @@ def parse_or_reject(event: Any, model: type[M], *, wrap: str | None = None) -> M
     """Validate an event. Returns None (after logging) when it is not valid. With wrap, validate {wrap: event}."""
     event_id = _event_id(event)
     try:
-        size = len(json.dumps(event, default=str))
+        size = len(json.dumps(event, default=str, ensure_ascii=False).encode())
     except (TypeError, ValueError) as exc:
         reject_input(f"event is not JSON-serialisable: {exc}", event_id=event_id)
         return None

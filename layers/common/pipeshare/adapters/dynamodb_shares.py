@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
-from pipeshare.models.domain import ShareRecord, ShareStatus
+from pipeshare.models.domain import RecordedState, ShareRecord, ShareStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -145,14 +145,17 @@ class DynamoDbShareRepository:
             raise translate(exc) from exc
         return True
 
-    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str) -> None:
+    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str, policy_fingerprint: str) -> None:
         try:
             self._ddb.update_item(
                 TableName=self._table,
                 Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}),
-                UpdateExpression="SET last_seen_at = :seen, last_check_reason = :reason, last_check_rule = :rule",
+                UpdateExpression="SET last_seen_at = :seen, last_check_reason = :reason, last_check_rule = :rule, "
+                "policy_fingerprint = :fp",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=_item({":seen": _iso(seen_at), ":reason": reason, ":rule": rule}),
+                ExpressionAttributeValues=_item(
+                    {":seen": _iso(seen_at), ":reason": reason, ":rule": rule, ":fp": policy_fingerprint}
+                ),
             )
         except ClientError as exc:
             if _condition_failed(exc):
@@ -177,15 +180,15 @@ class DynamoDbShareRepository:
         data["status"] = ShareStatus(data["status"])
         return ShareRecord.model_validate(data)
 
-    def statuses(self, invitation_arns: Sequence[str]) -> dict[str, ShareStatus]:
-        found: dict[str, ShareStatus] = {}
+    def recorded_states(self, invitation_arns: Sequence[str]) -> dict[str, RecordedState]:
+        found: dict[str, RecordedState] = {}
         arns = list(dict.fromkeys(invitation_arns))
         for start in range(0, len(arns), 100):
             keys = [_item({"pk": invitation_pk(a), "sk": STATE}) for a in arns[start : start + 100]]
             request: dict[str, Any] = {
                 self._table: {
                     "Keys": keys,
-                    "ProjectionExpression": "pk, #s",
+                    "ProjectionExpression": "pk, #s, policy_fingerprint, last_seen_at",
                     "ExpressionAttributeNames": {"#s": "status"},
                 }
             }
@@ -193,7 +196,8 @@ class DynamoDbShareRepository:
                 while request:
                     response = self._ddb.batch_get_item(RequestItems=request)
                     for item in response.get("Responses", {}).get(self._table, []):
-                        found[item["pk"]["S"].removeprefix("INVITATION#")] = ShareStatus(item["status"]["S"])
+                        data = {k: _de.deserialize(v) for k, v in item.items()}
+                        found[data.pop("pk").removeprefix("INVITATION#")] = RecordedState.model_validate(data)
                     request = response.get("UnprocessedKeys") or {}
             except (ClientError, BotoCoreError) as exc:
                 raise translate(exc) from exc

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from pipeshare.models.domain import ShareRecord, ShareStatus, TrustPolicy
+from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
 
 
 class InvitationGateway(Protocol):
@@ -32,14 +32,14 @@ class ShareRepository(Protocol):
         """Move the record to record.status if that is a forward transition; append history. True if it moved."""
         ...
 
-    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str) -> None:
-        """Refresh last-seen (and the current reason) of a record whose status did not change."""
+    def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str, policy_fingerprint: str) -> None:
+        """Refresh last-seen, the latest check's reason and the policy it ran under, for an unchanged record."""
         ...
 
     def get(self, invitation_arn: str) -> ShareRecord | None: ...
 
-    def statuses(self, invitation_arns: Sequence[str]) -> dict[str, ShareStatus]:
-        """Recorded status of each known invitation (one batched read per 100), so a sweep skips what is settled."""
+    def recorded_states(self, invitation_arns: Sequence[str]) -> dict[str, RecordedState]:
+        """Recorded state of each known invitation (one batched read per 100), so a sweep skips what is settled."""
         ...
 
     def record_policy_invalid(

@@ -18,6 +18,7 @@ from pipeshare.models.domain import (
     Invitation,
     PendingResource,
     RamInvitationStatus,
+    RecordedState,
     Resource,
     ShareRecord,
     ShareStatus,
@@ -29,13 +30,14 @@ from pipeshare.models.errors import (
     InvitationAlreadyRejectedError,
     InvitationExpiredError,
     InvitationNotFoundError,
+    PipeshareError,
     PolicyInvalidError,
     TransientError,
-    UnexpectedApiError,
 )
 
 _TOKEN_NAMESPACE = uuid.UUID("5f0c8a52-8a53-4f5e-9d38-6b2f1f3f0e61")
 POLICY_REMINDER = timedelta(hours=24)
+RECHECK_INTERVAL = timedelta(hours=1)  # a held invitation is re-read at least this often, and at every policy change
 
 
 def client_token(invitation_arn: str, action: Action) -> str:
@@ -92,8 +94,10 @@ class _Context:
     now: datetime
     history_expires_at: int
     policy: TrustPolicy | None
+    policy_marker: str  # fingerprint of the policy in force ("invalid:<fp>" when failing closed)
     outcome: SweepOutcome
     on_invalid: Any  # callable(reason, event_id) -> None
+    recorded: dict[str, RecordedState] = field(default_factory=dict)
 
 
 def process_invitations(
@@ -110,14 +114,18 @@ def process_invitations(
 
     One bad invitation never stops the others: its problem is recorded in the outcome and the loop goes on.
     """
-    outcome = SweepOutcome(mode="targeted" if invitation_arns else "sweep")
-    policy = _load_policy(policy_source, shares=shares, now=now, history_retention=history_retention, outcome=outcome)
+    sweep = not invitation_arns
+    outcome = SweepOutcome(mode="sweep" if sweep else "targeted")
+    policy, marker = _load_policy(
+        policy_source, shares=shares, now=now, history_retention=history_retention, outcome=outcome
+    )
     ctx = _Context(
         ram=ram,
         shares=shares,
         now=now,
         history_expires_at=int((now + history_retention).timestamp()),
         policy=policy,
+        policy_marker=marker,
         outcome=outcome,
         on_invalid=on_invalid,
     )
@@ -134,21 +142,38 @@ def process_invitations(
             outcome.invalid_records += 1
             arn = raw.get("resourceShareInvitationArn") if isinstance(raw, dict) else None
             on_invalid(f"GetResourceShareInvitations returned an invalid record: {_brief(exc)}", arn)
-    # a sweep reads the recorded statuses in batches and skips answered invitations already recorded as answered
-    recorded = (
-        shares.statuses([i.arn for i in invitations if i.status != RamInvitationStatus.PENDING])
-        if (invitation_arns is None)
-        else {}
-    )
+    # what is recorded already (batched reads): a sweep reads every invitation's record; an event-triggered run only
+    # those RAM shows answered, so the accept path stays at four calls
+    to_read = [i.arn for i in invitations if sweep or i.status != RamInvitationStatus.PENDING]
+    ctx.recorded = shares.recorded_states(to_read) if to_read else {}
     for invitation in invitations:
-        settled = recorded.get(invitation.arn)
-        if settled is not None and settled.terminal:
+        reason = _settled(invitation, ctx, sweep=sweep)
+        if reason is not None:
+            state = ctx.recorded[invitation.arn]
             outcome.invitations.append(
-                InvitationOutcome(invitation.arn, settled.value, "already-recorded", "no change", changed=False)
+                InvitationOutcome(invitation.arn, state.status.value, "unchanged", reason, changed=False)
             )
             continue
         _process_one(invitation, ctx)
     return outcome
+
+
+def _settled(invitation: Invitation, ctx: _Context, *, sweep: bool) -> str | None:
+    """Why nothing needs doing for this invitation now, or None when it must be (re)evaluated."""
+    state = ctx.recorded.get(invitation.arn)
+    if state is None:
+        return None
+    if state.status.terminal:
+        return "already recorded as answered"
+    fresh = state.last_seen_at is not None and ctx.now - state.last_seen_at < RECHECK_INTERVAL
+    if (
+        sweep
+        and invitation.status == RamInvitationStatus.PENDING
+        and state.policy_fingerprint == ctx.policy_marker
+        and fresh
+    ):
+        return "evaluated recently under the same policy"
+    return None
 
 
 def _brief(exc: ValidationError) -> str:
@@ -157,7 +182,7 @@ def _brief(exc: ValidationError) -> str:
 
 def _load_policy(
     source: PolicySource, *, shares: ShareRepository, now: datetime, history_retention: timedelta, outcome: SweepOutcome
-) -> TrustPolicy | None:
+) -> tuple[TrustPolicy | None, str]:
     try:
         policy = source.load()
     except PolicyInvalidError as exc:
@@ -172,9 +197,9 @@ def _load_policy(
             remind_after=now - POLICY_REMINDER,
             history_expires_at=int((now + history_retention).timestamp()),
         )
-        return None
+        return None, f"invalid:{exc.fingerprint}"
     outcome.policy_source = policy.source
-    return policy
+    return policy, policy.fingerprint
 
 
 def _process_one(invitation: Invitation, ctx: _Context) -> None:
@@ -195,12 +220,14 @@ def _process_one(invitation: Invitation, ctx: _Context) -> None:
             )
         else:
             _decide_pending(invitation, ctx.policy, ctx)
+    except InvitationNotFoundError as exc:  # withdrawn or deleted meanwhile: nothing left to decide
+        ctx.outcome.problems.append(f"{invitation.arn}: gone: {exc}")
     except TransientError as exc:
         ctx.outcome.transient_failures += 1
         ctx.outcome.problems.append(f"{invitation.arn}: transient: {exc}")
-    except UnexpectedApiError as exc:
+    except PipeshareError as exc:  # unexpected API errors, IAM denials outside the accept guard, ...
         ctx.outcome.failures += 1
-        ctx.outcome.problems.append(f"{invitation.arn}: {exc}")
+        ctx.outcome.problems.append(f"{invitation.arn}: {type(exc).__name__}: {exc}")
 
 
 _OBSERVED = {
@@ -220,9 +247,6 @@ def _decide_pending(invitation: Invitation, policy: TrustPolicy, ctx: _Context) 
         raw_resources = ctx.ram.list_pending_resources(invitation.arn)
     except (InvitationExpiredError, InvitationAlreadyRejectedError, InvitationAlreadyAcceptedError) as exc:
         _record(invitation, None, _answered(exc), ctx)
-        return
-    except InvitationNotFoundError as exc:
-        ctx.outcome.problems.append(f"{invitation.arn}: {exc}")
         return
     try:
         resources = [PendingResource.model_validate(r) for r in raw_resources]
@@ -310,10 +334,21 @@ def _record(
         decided_at=ctx.now,
         last_seen_at=ctx.now,
         policy_source=ctx.policy.source if ctx.policy else None,
+        policy_fingerprint=ctx.policy_marker,
     )
-    changed = ctx.shares.record_transition(record, history_expires_at=ctx.history_expires_at)
+    known = ctx.recorded.get(invitation.arn)
+    if known is not None and known.status == decision.status:
+        changed = False  # no transition to attempt (it would fail its condition): refresh the record only
+    else:
+        changed = ctx.shares.record_transition(record, history_expires_at=ctx.history_expires_at)
     if not changed and not decision.status.terminal:
-        ctx.shares.touch(invitation.arn, seen_at=ctx.now, reason=decision.reason, rule=decision.rule)
+        ctx.shares.touch(
+            invitation.arn,
+            seen_at=ctx.now,
+            reason=decision.reason,
+            rule=decision.rule,
+            policy_fingerprint=ctx.policy_marker,
+        )
     ctx.outcome.invitations.append(
         InvitationOutcome(invitation.arn, decision.status.value, decision.rule, decision.reason, changed)
     )

@@ -143,3 +143,12 @@ class ShareRecord(_Frozen):
     decided_at: datetime
     last_seen_at: datetime
     policy_source: str | None = None
+    policy_fingerprint: str | None = None
+
+
+class RecordedState(_Frozen):
+    """What a sweep needs to know of a record to skip work: its status and when, under which policy, it was seen."""
+
+    status: ShareStatus
+    policy_fingerprint: str | None = None
+    last_seen_at: datetime | None = None

@@ -1,0 +1,129 @@
+"""The demo and the CLI report, and the notification function's failure paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pipeshare_local.cli import main
+from pipeshare_local.scenario import load_scenario, run_scenario
+from pipeshare_local.stack import LocalStack
+
+from tests.conftest import ROOT, load_event
+from tests.integration.stackhelpers import CONSUMER, OWNER, notifications, share_pipeline
+
+
+def test_demo_scenario_plays_every_case_and_passes() -> None:
+    # Given the demo scenario (the README's first command plays it)
+    scenario = load_scenario(ROOT / "scenarios" / "demo.yaml")
+    # When it runs on a fresh local stack
+    report = run_scenario(scenario).as_dict()
+    # Then every expectation holds and the final state is what the story says
+    assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
+    final = {(i["share_name"], i["receiver"]): i["recorded_status"] for i in report["invitations"]}
+    assert final == {
+        ("churn-share", "consumer"): "ACCEPTED",
+        ("stranger-share", "consumer"): "EXPIRED",
+        ("stranger-share", "consumer-b"): "REJECTED",
+        ("network-share", "consumer"): "EXPIRED",
+        ("fraud-share", "consumer"): "ACCEPTED",
+    }
+    assert sum(1 for e in report["events"] if e["dropped"]) == 1
+
+
+def test_cli_json_report_has_the_documented_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a small scenario
+    out = tmp_path / "report.json"
+    # When it runs through the command line with --json
+    code = main(["local", "run", str(ROOT / "scenarios" / "lost-event.yaml"), "--json", "--out", str(out)])
+    report = json.loads(capsys.readouterr().out)
+    # Then it exits 0 and the report carries every documented section
+    assert code == 0
+    assert json.loads(out.read_text()) == report
+    assert set(report) >= {
+        "scenario",
+        "ok",
+        "timeline",
+        "expectations",
+        "accounts",
+        "invitations",
+        "records",
+        "notifications",
+        "events",
+        "invocations",
+    }
+    [invitation] = report["invitations"]
+    assert set(invitation) >= {
+        "invitation_arn",
+        "share_name",
+        "sender",
+        "receiver",
+        "ram_status",
+        "recorded_status",
+        "rule",
+        "reason",
+    }
+    assert invitation["recorded_status"] == "ACCEPTED"
+    assert {"pk", "sk", "status"} <= set(report["records"]["consumer"][-1])
+    assert report["notifications"][0]["message"]["event"] == "invitation.accepted"
+
+
+def test_cli_exits_non_zero_when_an_expectation_fails(tmp_path: Path) -> None:
+    # Given a scenario whose expectation cannot hold
+    text = (ROOT / "scenarios" / "lost-event.yaml").read_text().replace("status: ACCEPTED", "status: REJECTED")
+    scenario = tmp_path / "wrong.yaml"
+    scenario.write_text(text)
+    # When it runs / Then the command fails
+    assert main(["local", "run", str(scenario)]) == 1
+
+
+def test_invalid_scenario_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text("name: x\naccounts: {a: {id: '1'}}\nsteps: [{teleport: {}}]\n")
+    with pytest.raises(SystemExit, match="invalid scenario"):
+        main(["local", "run", str(scenario)])
+
+
+def test_invalid_history_item_is_counted_and_not_published(stack: LocalStack) -> None:
+    # Given a stream record whose history item is malformed
+    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
+    event = load_event("ddb_stream_decision_accepted")
+    event["Records"][0]["dynamodb"]["NewImage"]["to_status"] = {"S": "MAYBE"}
+    function = stack.deployments[CONSUMER].functions["NotifyDecisionsFunction"]
+    # When the notifier receives it
+    invocation = function.invoke_once(event, trigger="test")
+    # Then: no failure reported for retry, an InvalidEvent metric, nothing published
+    assert invocation.result == {"batchItemFailures": []}
+    assert invocation.metrics["InvalidEvent"] == 1
+    assert notifications(stack, CONSUMER) == []
+
+
+def test_notifier_publishes_the_fixture_record(stack: LocalStack) -> None:
+    # Given the stream fixture of an accepted decision
+    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
+    function = stack.deployments[CONSUMER].functions["NotifyDecisionsFunction"]
+    # When the notifier receives it
+    invocation = function.invoke_once(load_event("ddb_stream_decision_accepted"), trigger="test")
+    # Then one message went out with the share's facts
+    assert invocation.metrics["DecisionNotified"] == 1
+    [note] = notifications(stack, CONSUMER)
+    assert note["message"]["share_name"] == "churn-pipeline-share"
+    assert note["message"]["resources"][0]["type"] == "sagemaker:Pipeline"
+
+
+def test_unpublishable_decision_is_retried_then_sent_to_the_dlq(stack: LocalStack) -> None:
+    # Given a consumer whose notification topic is gone
+    deployment = stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
+    stack.client(CONSUMER, "sns").delete_topic(TopicArn=deployment.refs["ConsumerTopic"])
+    # When a decision is recorded
+    share_pipeline(stack, OWNER, "churn", [CONSUMER])
+    stack.deliver()
+    # Then the stream batch was retried (bounded) and its position sent to the on-failure queue
+    attempts = stack.deployments[CONSUMER].functions["NotifyDecisionsFunction"].invocations
+    max_retries = deployment.streams[0].max_retries  # MaximumRetryAttempts of the template's stream event
+    assert max_retries == 5
+    assert len(attempts) == 1 + max_retries
+    [dead] = stack.queue_messages(CONSUMER, "NotifyDecisionsDlq")
+    assert dead["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert dead["DDBStreamBatchInfo"]["batchSize"] == 1

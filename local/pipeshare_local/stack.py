@@ -130,12 +130,14 @@ class LocalStack:
         self.clock = Clock(start)
         self.template = load_template()
         self.deployments: dict[str, Deployment] = {}
-        self._credentials: dict[str, dict[str, str]] = {}
+        self._credentials: dict[tuple[str, str], dict[str, str]] = {}
         self._pending: deque[tuple[str, dict[str, Any]]] = deque()
         self._drop_next: int = 0
         self.delivered: list[DeliveredEvent] = []
         self.notifications: list[dict[str, Any]] = []
-        self.aws_calls: list[tuple[str, str, str]] = []  # (account, service, operation), counted at the endpoint
+        # (account, service, operation, caller) for every call at the endpoint; caller is "functions" or "tooling"
+        self.aws_calls: list[tuple[str, str, str, str]] = []
+        self._key_purpose: dict[str, str] = {}
         self._lock = threading.Lock()
         self.ram = RamEmulator(
             account_for_access_key=get_account_id_from,
@@ -187,6 +189,7 @@ class LocalStack:
         self._credentials.clear()
         self._clients.clear()
         self._sessions.clear()
+        self._key_purpose.clear()
         self._warm.clear()
         self._pending.clear()
         self._drop_next = 0
@@ -215,13 +218,19 @@ class LocalStack:
             environ["wsgi.input"] = io.BytesIO(body)
             operation = parse_qs(body.decode()).get("Action", [""])[0]
         operation = operation or _rest_operation(match.group(2), environ.get("PATH_INFO", ""))
+        key = match.group(1)
         with self._lock:
-            self.aws_calls.append((get_account_id_from(match.group(1)), match.group(2), operation))
+            self.aws_calls.append(
+                (get_account_id_from(key), match.group(2), operation, self._key_purpose.get(key, "tooling"))
+            )
 
     # ------------------------------------------------------------------ identities and clients
-    def credentials(self, account: str) -> dict[str, str]:
-        """Credentials bound to an account (moto STS assume-role), as Lambda's environment would carry them."""
-        if account not in self._credentials:
+    def credentials(self, account: str, purpose: str = "functions") -> dict[str, str]:
+        """Credentials bound to an account (moto STS assume-role), as Lambda's environment would carry them.
+
+        Functions and the stack's own tooling (setup, reading state back) get different keys: calls can be told apart.
+        """
+        if (account, purpose) not in self._credentials:
             sts = self._tool_session.client(
                 "sts",
                 endpoint_url=self.endpoint,
@@ -230,15 +239,16 @@ class LocalStack:
                 aws_secret_access_key="bootstrap",  # noqa: S106 - moto accepts any key; local only
             )
             creds = sts.assume_role(
-                RoleArn=f"arn:aws:iam::{account}:role/{_CREDENTIALS_ROLE}", RoleSessionName="pipeshare-local"
+                RoleArn=f"arn:aws:iam::{account}:role/{_CREDENTIALS_ROLE}", RoleSessionName=f"pipeshare-{purpose}"
             )["Credentials"]
-            self._credentials[account] = {
+            self._key_purpose[creds["AccessKeyId"]] = purpose
+            self._credentials[(account, purpose)] = {
                 "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
                 "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
                 "AWS_SESSION_TOKEN": creds["SessionToken"],
                 "AWS_ENDPOINT_URL": self.endpoint,
             }
-        return self._credentials[account]
+        return self._credentials[(account, purpose)]
 
     def client(self, account: str, service: str) -> Any:
         """A boto3 client bound to an account (cached; the stack's own session, apart from the functions')."""
@@ -248,7 +258,7 @@ class LocalStack:
         return self._clients[key]
 
     def _new_client(self, account: str, service: str) -> Any:
-        creds = self.credentials(account)
+        creds = self.credentials(account, "tooling")
         return self._tool_session.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
@@ -259,9 +269,14 @@ class LocalStack:
             config=Config(retries={"max_attempts": 1, "mode": "standard"}),
         )
 
-    def calls(self, account: str | None = None) -> list[tuple[str, str, str]]:
+    def calls(self, account: str | None = None, *, functions_only: bool = False) -> list[tuple[str, str, str]]:
+        """(account, service, operation) of the calls received, in order; optionally only the functions' calls."""
         with self._lock:
-            return [c for c in self.aws_calls if account is None or c[0] == account]
+            return [
+                c[:3]
+                for c in self.aws_calls
+                if (account is None or c[0] == account) and (not functions_only or c[3] == "functions")
+            ]
 
     # ------------------------------------------------------------------ deploy from template.yaml
     def deploy(

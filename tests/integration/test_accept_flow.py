@@ -317,3 +317,31 @@ def test_unexpected_api_failure_is_retried_then_lands_in_the_dlq(stack: LocalSta
     assert dead
     assert dead[0]["requestContext"]["condition"] == "RetriesExhausted"
     assert dead[0]["requestPayload"]["source"] == "aws.ram"
+
+
+def test_sweep_skips_held_invitations_checked_recently_under_the_same_policy(stack: LocalStack) -> None:
+    # Given 10 invitations held by their events
+    stack.deploy(CONSUMER, TRUSTING_OWNER)
+    for n in range(10):
+        share_pipeline(stack, STRANGER, f"p{n}", [CONSUMER])
+    stack.deliver()
+    before = len(stack.calls(CONSUMER, functions_only=True))
+    # When the scheduled sweep runs within the re-check interval
+    stack.run_schedule(CONSUMER)
+    # Then it cost one invitation read and one batched state read, whatever the number held
+    sweep_calls = [c[2] for c in stack.calls(CONSUMER, functions_only=True)[before:]]
+    assert sweep_calls == ["GetResourceShareInvitations", "BatchGetItem"]
+
+
+def test_held_invitations_are_rechecked_hourly(stack: LocalStack) -> None:
+    # Given a held invitation
+    stack.deploy(CONSUMER, TRUSTING_OWNER)
+    share_pipeline(stack, STRANGER, "p", [CONSUMER])
+    stack.deliver()
+    first_seen = state(stack, CONSUMER, "p-share")["last_seen_at"]
+    # When a little over an hour of sweeps pass
+    stack.advance(timedelta(minutes=75))
+    # Then its pending resources were read again once and the record refreshed
+    relisted = [c for c in stack.calls(CONSUMER, functions_only=True) if c[2] == "ListPendingInvitationResources"]
+    assert len(relisted) == 2
+    assert state(stack, CONSUMER, "p-share")["last_seen_at"] > first_seen

@@ -88,6 +88,7 @@ class DynamoDbShareRepository:
             "reason",
             "invited_at",
             "policy_source",
+            "policy_fingerprint",
         ):
             if snapshot.get(key) is not None:
                 names[f"#{key}"] = key  # several of these are DynamoDB reserved words (region, rule, ...)

@@ -1,5 +1,8 @@
 # pipeshare - everything goes through this Makefile. `make demo` and `make test` work on a fresh machine.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# this machine's pip configuration names local package folders that may not exist: keep their warnings out of logs
+QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,9 +28,9 @@ help:
 $(STAMP): requirements-dev.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --upgrade pip $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --no-deps -e . $(QUIET_PIP)
 	touch $@
 
 dev: $(STAMP)

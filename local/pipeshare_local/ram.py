@@ -465,6 +465,20 @@ def _parse_arn(arn: str) -> re.Match[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
+_ANSWERED_ERRORS = {
+    "ACCEPTED": ("ResourceShareInvitationAlreadyAcceptedException", "has already been accepted."),
+    "REJECTED": ("ResourceShareInvitationAlreadyRejectedException", "has already been rejected."),
+    "EXPIRED": ("ResourceShareInvitationExpiredException", "has expired."),
+}
+
+
+def _raise_if_answered(invitation: _Invitation, statuses: tuple[str, ...]) -> None:
+    """The modelled error for an invitation that is no longer pending, for the statuses the operation refuses."""
+    if invitation.status in statuses:
+        code, text = _ANSWERED_ERRORS[invitation.status]
+        raise RamError(code, f"ResourceShareInvitation {invitation.arn} {text}")
+
+
 class RamEmulator:
     """WSGI app answering AWS RAM requests; state is kept in memory, per (account, region).
 
@@ -1093,20 +1107,7 @@ class RamEmulator:
 
     def _answer(self, ctx: _Ctx, params: dict[str, Any], accept: bool) -> dict[str, Any]:
         invitation = self._received_invitation(ctx, params["resourceShareInvitationArn"])
-        if invitation.status == ACCEPTED:
-            raise RamError(
-                "ResourceShareInvitationAlreadyAcceptedException",
-                f"ResourceShareInvitation {invitation.arn} has already been accepted.",
-            )
-        if invitation.status == REJECTED:
-            raise RamError(
-                "ResourceShareInvitationAlreadyRejectedException",
-                f"ResourceShareInvitation {invitation.arn} has already been rejected.",
-            )
-        if invitation.status == EXPIRED:
-            raise RamError(
-                "ResourceShareInvitationExpiredException", f"ResourceShareInvitation {invitation.arn} has expired."
-            )
+        _raise_if_answered(invitation, (ACCEPTED, REJECTED, EXPIRED))
         share = self._shares[invitation.share_arn]
         association = share.principals[invitation.receiver]
         invitation.answered = ctx.now
@@ -1132,15 +1133,7 @@ class RamEmulator:
 
     def _op_ListPendingInvitationResources(self, ctx: _Ctx, params: dict[str, Any]) -> dict[str, Any]:
         invitation = self._received_invitation(ctx, params["resourceShareInvitationArn"])
-        if invitation.status == REJECTED:
-            raise RamError(
-                "ResourceShareInvitationAlreadyRejectedException",
-                f"ResourceShareInvitation {invitation.arn} has already been rejected.",
-            )
-        if invitation.status == EXPIRED:
-            raise RamError(
-                "ResourceShareInvitationExpiredException", f"ResourceShareInvitation {invitation.arn} has expired."
-            )
+        _raise_if_answered(invitation, (REJECTED, EXPIRED))
         # [unverified] ACCEPTED: the model lists no "already accepted" error here, so the resources are listed.
         share = self._shares[invitation.share_arn]
         items = []

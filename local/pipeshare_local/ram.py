@@ -590,6 +590,35 @@ class RamEmulator:
             ]
             return {"now": _iso(now), "shares": shares, "invitations": invitations}
 
+    def grant(self, principal_account: str, resource_arn: str) -> str | None:
+        """The permission ARN under which principal_account currently holds resource_arn, else None.
+
+        Held means: an ACTIVE share owned by the resource's account (in the resource's region), the principal's
+        association ASSOCIATED (invitation accepted) and the resource ASSOCIATED. The ARN is compared
+        case-insensitively. When several shares grant the resource, a non-default (extended) permission wins over
+        the resource type's default one (the principal holds the union); ties go to the smallest ARN.
+        """
+        match = _ARN_RE.match(resource_arn) if isinstance(resource_arn, str) else None
+        if match is None:
+            return None
+        wanted = resource_arn.lower()
+        found: list[ManagedPermission] = []
+        with self._lock:
+            for share in self._shares.values():
+                if share.status != ACTIVE or share.owner != match["account"] or share.region != match["region"]:
+                    continue
+                if share.principals.get(principal_account, _NO_ASSOCIATION).status != ASSOCIATED:
+                    continue
+                for association in share.resources.values():
+                    if association.status != ASSOCIATED or association.entity.lower() != wanted:
+                        continue
+                    link = share.permissions.get(association.resource_type or "")
+                    if link is not None:
+                        found.append(link.permission)
+        if not found:
+            return None
+        return min(found, key=lambda p: (p.is_resource_type_default, p.arn)).arn
+
     def is_ram_request(self, environ: dict) -> bool:
         """True when the SigV4 credential scope (Authorization header or X-Amz-Credential) names service "ram"."""
         match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))

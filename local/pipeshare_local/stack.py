@@ -74,11 +74,13 @@ class Clock:
 @dataclass
 class Rule:
     name: str
-    function: LocalFunction
+    function: LocalFunction | None  # None for a rule whose target is another event bus
     pattern: EventPattern | None = None
     schedule: timedelta | None = None
     next_fire: datetime | None = None
     dead_letter_arn: str | None = None
+    bus: str = "default"
+    forward_to: str | None = None  # target event bus ARN (cross-account forwarding)
 
 
 @dataclass
@@ -114,6 +116,8 @@ class DeliveredEvent:
     event: dict[str, Any]
     dropped: bool
     matched: list[str]
+    bus: str = "default"
+    refused: str | None = None  # why a forwarding target refused it
 
 
 class LocalStack:
@@ -131,7 +135,8 @@ class LocalStack:
         self.template = load_template()
         self.deployments: dict[str, Deployment] = {}
         self._credentials: dict[tuple[str, str], dict[str, str]] = {}
-        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self._pending: deque[tuple[str, str, dict[str, Any]]] = deque()  # (receiving account, bus, event)
+        self.bus_admits: dict[tuple[str, str], set[str]] = {}  # (account, bus) -> accounts its policy admits
         self._drop_next: int = 0
         self.delivered: list[DeliveredEvent] = []
         self.notifications: list[dict[str, Any]] = []
@@ -192,6 +197,7 @@ class LocalStack:
         self._key_purpose.clear()
         self._warm.clear()
         self._pending.clear()
+        self.bus_admits.clear()
         self._drop_next = 0
         self.delivered.clear()
         self.notifications.clear()
@@ -324,6 +330,11 @@ class LocalStack:
             "AWS::SQS::Queue": self._create_queue,
             "AWS::Logs::LogGroup": self._create_log_group,
             "AWS::KMS::Key": self._create_key,
+            "AWS::RAM::ResourceShare": self._create_resource_share,
+            "AWS::Events::EventBus": self._create_event_bus,
+            "AWS::Events::EventBusPolicy": self._create_event_bus_policy,
+            "AWS::Events::Rule": self._create_rule,
+            "AWS::IAM::Role": self._create_role,
             "AWS::Serverless::Function": self._create_function,
         }.get(kind)
         if creator is None:
@@ -412,6 +423,70 @@ class LocalStack:
         d.refs[logical] = key_id
         d.attributes[(logical, "Arn")] = key["KeyMetadata"]["Arn"]
         d.attributes[(logical, "KeyId")] = key_id
+
+    def _create_resource_share(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        request = {
+            "name": props["Name"],
+            "resourceArns": props.get("ResourceArns", []),
+            "principals": props.get("Principals", []),
+            "allowExternalPrincipals": bool(props.get("AllowExternalPrincipals", True)),
+        }
+        if props.get("PermissionArns"):
+            request["permissionArns"] = props["PermissionArns"]
+        arn = self.client(d.account, "ram").create_resource_share(**request)["resourceShare"]["resourceShareArn"]
+        d.refs[logical] = arn
+        d.attributes[(logical, "Arn")] = arn
+
+    def _create_event_bus(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        arn = self.client(d.account, "events").create_event_bus(Name=props["Name"])["EventBusArn"]
+        d.refs[logical] = props["Name"]
+        d.attributes[(logical, "Arn")] = arn
+        d.attributes[(logical, "Name")] = props["Name"]
+
+    def _create_event_bus_policy(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        statement = props["Statement"]
+        principal = statement.get("Principal", {})
+        accounts = principal.get("AWS", []) if isinstance(principal, dict) else []
+        accounts = [accounts] if isinstance(accounts, str) else accounts
+        # organization-wide policies (aws:PrincipalOrgID) are not emulated: the local stack has no organization
+        admitted = self.bus_admits.setdefault((d.account, props["EventBusName"]), set())
+        admitted.update(a.split(":")[4] if a.startswith("arn:") else a for a in accounts)
+        d.refs[logical] = props["StatementId"]
+
+    def _create_rule(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        events = self.client(d.account, "events")
+        bus = props.get("EventBusName", "default")
+        pattern = event_pattern_json(props["EventPattern"])
+        arn = events.put_rule(
+            Name=logical, EventPattern=pattern, State=props.get("State", "ENABLED"), EventBusName=bus
+        )["RuleArn"]
+        for target in props.get("Targets", []):
+            if ":event-bus/" not in target["Arn"]:
+                d.skipped.append(f"{logical} target {target['Id']} (only event-bus targets are emulated)")
+                continue
+            d.rules.append(
+                Rule(
+                    logical,
+                    None,
+                    pattern=EventPattern.load(pattern),
+                    bus=bus,
+                    forward_to=target["Arn"],
+                    dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
+                )
+            )
+        d.refs[logical] = logical
+        d.attributes[(logical, "Arn")] = arn
+
+    def _create_role(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        iam = self.client(d.account, "iam")
+        name = f"{d.stack_name}-{logical}"[:64]
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+        for policy in props.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+            )
+        d.refs[logical] = name
+        d.attributes[(logical, "Arn")] = role["Role"]["Arn"]
 
     def _create_log_group(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
         logs = self.client(d.account, "logs")
@@ -520,39 +595,61 @@ class LocalStack:
         return True
 
     # ------------------------------------------------------------------ events
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: dict[str, Any], *, bus: str = "default", account: str | None = None) -> None:
+        """An event reaches a bus: the default bus of its own account unless told otherwise."""
         with self._lock:
-            self._pending.append((event["account"], event))
+            self._pending.append((account or event["account"], bus, event))
 
     def put_event(self, account: str, event: dict[str, Any]) -> None:
         """Deliver an event as-is (e.g. from an events/ JSON file) to an account's default bus."""
-        self._emit({**event, "account": event.get("account", account)} if isinstance(event, dict) else event)
+        self._emit(event, account=account)
 
     def drop_next_events(self, count: int = 1) -> None:
         """RAM events are best effort: the next `count` events are lost."""
         self._drop_next += count
 
     def deliver(self) -> list[Invocation]:
-        """Deliver pending events to matching rules (moto's matcher, the template's patterns), then pump streams."""
+        """Deliver pending events to matching rules (moto's matcher, the template's patterns), then pump streams.
+
+        A rule whose target is another account's event bus forwards the event there when that bus's policy admits
+        the sending account; otherwise the event goes to the rule's dead-letter queue, as EventBridge does.
+        """
         invocations: list[Invocation] = []
         while True:
             with self._lock:
                 if not self._pending:
                     break
-                account, event = self._pending.popleft()
+                account, bus, event = self._pending.popleft()
             if self._drop_next:
                 self._drop_next -= 1
-                self.delivered.append(DeliveredEvent(account, event, dropped=True, matched=[]))
+                self.delivered.append(DeliveredEvent(account, event, dropped=True, matched=[], bus=bus))
                 continue
             deployment = self.deployments.get(account)
             matched = [
-                r for r in (deployment.rules if deployment else []) if r.pattern and r.pattern.matches_event(event)
+                r
+                for r in (deployment.rules if deployment else [])
+                if r.bus == bus and r.pattern and r.pattern.matches_event(event)
             ]
-            self.delivered.append(DeliveredEvent(account, event, dropped=False, matched=[r.name for r in matched]))
+            delivered = DeliveredEvent(account, event, dropped=False, matched=[r.name for r in matched], bus=bus)
+            self.delivered.append(delivered)
             for rule in matched:
-                invocations += rule.function.invoke_async(event, trigger=f"rule:{rule.name}")
+                if rule.forward_to:
+                    delivered.refused = self._forward(account, rule, event)
+                elif rule.function is not None:
+                    invocations += rule.function.invoke_async(event, trigger=f"rule:{rule.name}")
         invocations += self.pump_streams()
         return invocations
+
+    def _forward(self, account: str, rule: Rule, event: dict[str, Any]) -> str | None:
+        target = rule.forward_to or ""
+        target_account, target_bus = target.split(":")[4], target.rsplit("/", 1)[1]
+        if account == target_account or account in self.bus_admits.get((target_account, target_bus), set()):
+            self._emit(event, bus=target_bus, account=target_account)
+            return None
+        reason = f"event bus {target} does not admit account {account} (AccessDeniedException)"
+        if rule.dead_letter_arn:
+            self._send_to_queue(account, rule.dead_letter_arn, {"event": event, "error": reason, "rule": rule.name})
+        return reason
 
     def run_schedule(self, account: str, rule_suffix: str = "Sweep") -> list[Invocation]:
         """Fire an account's scheduled rule now (the sweep)."""

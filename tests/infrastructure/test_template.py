@@ -64,7 +64,11 @@ CONSUMER_MODES = {"consumer": True, "owner": False, "both": True}
 SHARED_RESOURCES = frozenset({"CommonLayer", "AlarmTopic"})
 CONSUMER_SEEDS = frozenset({ACCEPTOR, NOTIFIER, "ShareTable", CONSUMER_TOPIC})
 # Turn on every optional consumer feature, so a consumer resource is off only because of the mode.
-OPTIONAL_FEATURES_ON = {"NotificationEmail": "ops@example.com", "TrustPolicyParameterName": "/pipeshare/trust-policy"}
+OPTIONAL_FEATURES_ON = {
+    "NotificationEmail": "ops@example.com",
+    "TrustPolicyParameterName": "/pipeshare/trust-policy",
+    "OwnerEventBusArn": "arn:aws:events:us-east-1:111111111111:event-bus/pipeshare-owner",
+}
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

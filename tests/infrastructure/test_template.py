@@ -55,7 +55,15 @@ MAX_STREAM_RETRIES = 10
 
 # Actions that have no resource-level permissions (Service Authorization Reference), so `Resource: "*"` is the only
 # way to grant them. Anything else with `Resource: "*"` is over-broad.
-ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset({"ram:GetResourceShareInvitations"})
+# Service Authorization Reference: these RAM actions support no resource type, so they need Resource "*"
+ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
+    {
+        "ram:GetResourceShareInvitations",
+        "ram:GetResourceShares",
+        "ram:ListResources",
+        "ram:GetResourceShareAssociations",
+    }
+)
 BROAD_MANAGED_POLICY = re.compile(r"CrudPolicy|FullAccess|AdministratorAccess|PowerUserAccess", re.IGNORECASE)
 
 MODES = ("consumer", "owner", "both")

@@ -30,6 +30,15 @@ class NotifyDecisionsSettings(_Settings):
     consumer_topic_arn: str = Field(alias="CONSUMER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
 
 
+class OwnerInventorySettings(_Settings):
+    owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)
+    history_retention_days: int = Field(default=400, alias="HISTORY_RETENTION_DAYS", ge=1)
+
+
+class NotifyOwnerSettings(_Settings):
+    owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+
+
 @lru_cache(maxsize=8)
 def load_settings(model: type[T]) -> T:
     """Validate the environment against a settings model. A missing or bad value fails loudly."""

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from pipeshare.config import AcceptInvitationsSettings, load_settings
 
 if TYPE_CHECKING:
+    from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
     from pipeshare.adapters.dynamodb_shares import DynamoDbShareRepository
     from pipeshare.adapters.ports import PolicySource
+    from pipeshare.adapters.ram_owner import RamOwnerGateway
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.sns_notifier import SnsNotifier
 
@@ -38,6 +40,20 @@ def get_notifier(topic_arn: str) -> SnsNotifier:
     return SnsNotifier(topic_arn)
 
 
+@lru_cache(maxsize=1)
+def get_owner_gateway() -> RamOwnerGateway:
+    from pipeshare.adapters.ram_owner import RamOwnerGateway
+
+    return RamOwnerGateway()
+
+
+@lru_cache(maxsize=4)
+def get_grant_repository(table_name: str) -> DynamoDbGrantRepository:
+    from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
+
+    return DynamoDbGrantRepository(table_name)
+
+
 def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:
     from pipeshare.adapters.policy_source import ParametersPolicySource, SsmPolicySource
 
@@ -48,7 +64,7 @@ def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:
 
 def reset() -> None:
     """Forget cached clients, parameters and settings (a new container; the local stack plays several accounts)."""
-    for factory in (get_ram_gateway, get_share_repository, get_notifier):
+    for factory in (get_ram_gateway, get_share_repository, get_notifier, get_owner_gateway, get_grant_repository):
         factory.cache_clear()
     load_settings.cache_clear()
     import sys

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeshare.logic.accept import SweepOutcome
+from pipeshare.logic.inventory import InventoryOutcome
+from pipeshare.logic.notify import Notification
 from pipeshare.models.events import DecisionHistoryItem
 from pipeshare.observability import logger, metrics
 
@@ -51,3 +53,14 @@ def report_notification(item: DecisionHistoryItem, message_id: str | None) -> No
         return
     metrics.add_metric(name="DecisionNotified", unit=MetricUnit.Count, value=1)
     logger.info("decision notified", extra={"pk": item.pk, "status": item.to_status, "message_id": message_id})
+
+
+def report_inventory(outcome: InventoryOutcome) -> None:
+    metrics.add_metric(name="CostBearingGrants", unit=MetricUnit.Count, value=outcome.cost_bearing)
+    metrics.add_metric(name="InventoryChanges", unit=MetricUnit.Count, value=len(outcome.changes))
+    logger.info("inventory reconciled", extra=outcome.model_dump())
+
+
+def report_owner_notification(notification: Notification, message_id: str) -> None:
+    metrics.add_metric(name="OwnerNotified", unit=MetricUnit.Count, value=1)
+    logger.info("owner notified", extra={"event": notification.message.get("event"), "message_id": message_id})

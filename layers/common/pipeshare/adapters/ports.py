@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
+from pipeshare.models.owner import Grant, GrantChange
 
 
 class InvitationGateway(Protocol):
@@ -65,4 +66,28 @@ class PolicySource(Protocol):
 class Notifier(Protocol):
     def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
         """Publish one message; returns its id."""
+        ...
+
+
+class OwnerShareGateway(Protocol):
+    """AWS RAM as seen by the owner account. Raw API records, every page."""
+
+    def owned_shares(self) -> list[dict[str, Any]]: ...
+
+    def share_pipelines(self, share_arn: str) -> list[dict[str, Any]]: ...
+
+    def share_principals(self, share_arn: str) -> list[dict[str, Any]]: ...
+
+    def share_permissions(self, share_arn: str) -> list[dict[str, Any]]: ...
+
+
+class GrantRepository(Protocol):
+    """The owner's grant inventory and its change outbox."""
+
+    def grants(self, pipeline_arn: str | None = None) -> dict[str, Grant]:
+        """Stored grants by key (all, or one pipeline's)."""
+        ...
+
+    def apply(self, change: GrantChange, *, history_expires_at: int) -> bool:
+        """Record a change once (guarded by the previous state); True when this call recorded it."""
         ...

@@ -86,3 +86,14 @@ class DecisionHistoryItem(BaseModel):
     policy_source: str | None = None
     fingerprint: str | None = None
     errors: list[str] = Field(default_factory=list)
+
+
+class OwnerOutboxItem(BaseModel):
+    """A CHANGE# (inventory change) or ALERT# (execution alert) item from the owner table's stream (NEW_IMAGE)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    pk: str
+    sk: Annotated[str, StringConstraints(pattern=r"^(CHANGE|ALERT)#")]
+    item_type: Literal["change", "alert"]
+    at: str

@@ -1,0 +1,42 @@
+"""Publish the owner team's messages from the owner table's stream (CHANGE# and ALERT# inserts only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeshare.config import NotifyOwnerSettings, load_settings
+from pipeshare.dependencies import get_notifier
+from pipeshare.logic.owner_notify import owner_notification
+from pipeshare.models.events import OwnerOutboxItem
+from pipeshare.observability import logger, metrics, tracer
+from pipeshare.reporting import report_owner_notification
+from pipeshare.validation import parse_or_reject
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def record_handler(record: DynamoDBRecord) -> None:
+    item = parse_or_reject(record.dynamodb.new_image if record.dynamodb else None, OwnerOutboxItem)
+    if item is None:
+        return  # logged and counted; a retry cannot fix it
+    notification = owner_notification(item.model_dump())
+    if notification is None:
+        return
+    settings = load_settings(NotifyOwnerSettings)
+    message_id = get_notifier(settings.owner_topic_arn).publish(
+        subject=notification.subject, message=notification.message, attributes=notification.attributes
+    )
+    report_owner_notification(notification, message_id)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="OwnerRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,112 @@
+"""The owner table: the grant inventory (pk GRANTS) and its change outbox (CHANGE# items, notified from the stream).
+
+Keys: pk = "GRANTS", sk = "GRANT#<pipeline arn>#<consumer>" | "CHANGE#<iso time>#<pipeline arn>#<consumer>#<kind>".
+A change is one transaction (grant upsert or delete guarded by the previous fingerprint + change insert): a
+concurrent or repeated reconcile writes it once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.dynamodb_shares import _condition_failed, _iso
+from pipeshare.models.owner import Grant, GrantChange
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+GRANTS = "GRANTS"
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
+
+
+def grant_sk(grant: Grant) -> str:
+    return f"GRANT#{grant.key}"
+
+
+class DynamoDbGrantRepository:
+    """Implements ports.GrantRepository."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._ddb = client or boto3.client("dynamodb")
+
+    def grants(self, pipeline_arn: str | None = None) -> dict[str, Grant]:
+        prefix = f"GRANT#{pipeline_arn}#" if pipeline_arn else "GRANT#"
+        found: dict[str, Grant] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _item({":pk": GRANTS, ":prefix": prefix}),
+            "ConsistentRead": True,
+        }
+        try:
+            while True:
+                page = self._ddb.query(**kwargs)
+                for raw in page.get("Items", []):
+                    grant = Grant.model_validate({k: _de.deserialize(v) for k, v in raw.items()})
+                    found[grant.key] = grant
+                if "LastEvaluatedKey" not in page:
+                    return found
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+
+    def apply(self, change: GrantChange, *, history_expires_at: int) -> bool:
+        grant = change.grant
+        key = _item({"pk": GRANTS, "sk": grant_sk(grant)})
+        if change.before is None:
+            guard: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            guard = {
+                "ConditionExpression": "fingerprint = :before",
+                "ExpressionAttributeValues": _item({":before": change.before.fingerprint}),
+            }
+        if change.after is None or change.kind == "revoked":
+            write: dict[str, Any] = {"Delete": {"TableName": self._table, "Key": key, **guard}}
+        else:
+            after = change.after
+            item = {
+                "pk": GRANTS,
+                "sk": grant_sk(after),
+                "item_type": "grant",
+                **after.model_dump(mode="json"),
+                "allow_execution": after.allow_execution,
+                "cost_bearing": after.cost_bearing,
+                "fingerprint": after.fingerprint,
+                "updated_at": _iso(change.at),
+            }
+            write = {"Put": {"TableName": self._table, "Item": _item(item), **guard}}
+        outbox = {
+            "pk": GRANTS,
+            "sk": f"CHANGE#{_iso(change.at)}#{grant.key}#{change.kind}",
+            "item_type": "change",
+            "kind": change.kind,
+            "notable": change.notable,
+            "at": _iso(change.at),
+            "before": change.before.model_dump(mode="json") if change.before else None,
+            "after": change.after.model_dump(mode="json") if change.after else None,
+            "cost_bearing": bool(change.after and change.after.cost_bearing),
+            "expires_at": history_expires_at,
+        }
+        put = {
+            "Put": {"TableName": self._table, "Item": _item(outbox), "ConditionExpression": "attribute_not_exists(pk)"}
+        }
+        try:
+            self._ddb.transact_write_items(TransactItems=[write, put])
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        return True

@@ -1,0 +1,98 @@
+"""The owner's share inventory: grants built from the RAM API, and what changed since the last look. Pure logic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pipeshare.adapters.ports import GrantRepository, OwnerShareGateway
+from pipeshare.models.owner import Grant, GrantChange
+
+PIPELINE_TYPE = "sagemaker:pipeline"
+
+
+def build_grants(
+    share: Mapping[str, Any],
+    resources: Sequence[Mapping[str, Any]],
+    principals: Sequence[Mapping[str, Any]],
+    permissions: Sequence[Mapping[str, Any]],
+) -> list[Grant]:
+    """Grants of one share: every pipeline it holds x every principal associated with it."""
+    pipelines = sorted({r["arn"] for r in resources if str(r.get("type", "")).lower() == PIPELINE_TYPE})
+    permission = next((p for p in permissions if str(p.get("resourceType", "")).lower() == PIPELINE_TYPE), None) or (
+        permissions[0] if permissions else None
+    )
+    return [
+        Grant(
+            pipeline_arn=pipeline,
+            consumer=str(principal["associatedEntity"]),
+            share_arn=str(share["resourceShareArn"]),
+            share_name=str(share.get("name", "")),
+            association_status=str(principal.get("status", "UNKNOWN")),
+            permission_arn=permission.get("arn") if permission else None,
+            permission_name=permission.get("name") if permission else None,
+            external=principal.get("external"),
+        )
+        for pipeline in pipelines
+        for principal in principals
+    ]
+
+
+def _kind(before: Grant | None, after: Grant | None) -> str:
+    if after is None or (after.association_status in ("DISASSOCIATED", "DISASSOCIATING", "FAILED") and before):
+        return "revoked"
+    if before is None:
+        return "accepted" if after.active else "invited"
+    if after.active and not before.active:
+        return "accepted"
+    if after.active and after.allow_execution and not before.allow_execution:
+        return "gained-allow-execution"
+    if after.active and before.allow_execution and not after.allow_execution:
+        return "lost-allow-execution"
+    return "updated"
+
+
+def diff(stored: Mapping[str, Grant], current: Iterable[Grant], *, at: datetime) -> list[GrantChange]:
+    """Changes that turn the stored inventory into the current one (a grant gone from RAM is revoked)."""
+    now = {g.key: g for g in current}
+    changes: list[GrantChange] = []
+    for key in sorted(set(stored) | set(now)):
+        before, after = stored.get(key), now.get(key)
+        if before is not None and after is not None and before.fingerprint == after.fingerprint:
+            continue
+        if before is None and after is not None and after.association_status in ("DISASSOCIATED", "FAILED"):
+            continue  # never held: nothing to record
+        changes.append(GrantChange(kind=_kind(before, after), before=before, after=after, at=at))  # type: ignore[arg-type]
+    return changes
+
+
+class InventoryOutcome(BaseModel):
+    shares: int = 0
+    grants: int = 0
+    cost_bearing: int = 0
+    changes: list[str] = Field(default_factory=list)
+
+
+def reconcile_inventory(
+    *, ram: OwnerShareGateway, grants: GrantRepository, now: datetime, history_retention: timedelta
+) -> InventoryOutcome:
+    """Read the owner's shares holding pipelines from RAM, compare with the inventory, record each change once."""
+    outcome = InventoryOutcome()
+    current: list[Grant] = []
+    for share in ram.owned_shares():
+        arn = str(share["resourceShareArn"])
+        pipelines = ram.share_pipelines(arn)
+        if not pipelines:
+            continue
+        outcome.shares += 1
+        current += build_grants(share, pipelines, ram.share_principals(arn), ram.share_permissions(arn))
+    outcome.grants = len(current)
+    outcome.cost_bearing = sum(1 for g in current if g.cost_bearing)
+    expires = int((now + history_retention).timestamp())
+    for change in diff(grants.grants(), current, at=now):
+        if grants.apply(change, history_expires_at=expires):
+            outcome.changes.append(f"{change.kind}: {change.grant.consumer} on {change.grant.pipeline_arn}")
+    return outcome

@@ -1,0 +1,73 @@
+"""Owner-side domain models: who holds which pipeline, with which permission."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+ALLOW_EXECUTION = "AWSRAMPermissionSageMakerPipelineAllowExecution"
+READ_ONLY = "AWSRAMDefaultPermissionSageMakerPipeline"
+
+
+class Grant(BaseModel):
+    """One consumer's hold on one pipeline through one share (the inventory's unit)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    pipeline_arn: str
+    consumer: str  # a 12-digit account ID, or an organization / OU ARN as RAM lists the principal
+    share_arn: str
+    share_name: str
+    association_status: str  # ASSOCIATING | ASSOCIATED | FAILED | DISASSOCIATING | DISASSOCIATED | ...
+    permission_arn: str | None = None
+    permission_name: str | None = None
+    external: bool | None = None
+
+    @property
+    def allow_execution(self) -> bool:
+        return (self.permission_name or "") == ALLOW_EXECUTION or (self.permission_arn or "").endswith(ALLOW_EXECUTION)
+
+    @property
+    def active(self) -> bool:
+        return self.association_status == "ASSOCIATED"
+
+    @property
+    def cost_bearing(self) -> bool:
+        """The consumer can start work that the owner account pays for."""
+        return self.active and self.allow_execution
+
+    @property
+    def key(self) -> str:
+        return f"{self.pipeline_arn}#{self.consumer}"
+
+    @property
+    def fingerprint(self) -> str:
+        text = f"{self.share_arn}|{self.association_status}|{self.permission_arn}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+ChangeKind = Literal["accepted", "gained-allow-execution", "lost-allow-execution", "invited", "revoked", "updated"]
+
+
+class GrantChange(BaseModel):
+    """A change of the inventory; the notable ones are announced once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ChangeKind
+    before: Grant | None
+    after: Grant | None
+    at: datetime
+
+    @property
+    def grant(self) -> Grant:
+        grant = self.after or self.before
+        assert grant is not None  # noqa: S101 - a change always has one side
+        return grant
+
+    @property
+    def notable(self) -> bool:
+        return self.kind in ("accepted", "gained-allow-execution", "lost-allow-execution", "revoked")

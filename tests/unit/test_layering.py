@@ -111,7 +111,12 @@ def test_layering_environment_scanner_sees_every_form() -> None:
 
 def test_layering_finds_the_files_it_checks() -> None:
     # Given / When / Then: the rules below are not vacuous
-    assert {p.parent.name for p in HANDLERS} >= {"accept_invitations", "notify_decisions", "owner_inventory", "notify_owner"}
+    assert {p.parent.name for p in HANDLERS} >= {
+        "accept_invitations",
+        "notify_decisions",
+        "owner_inventory",
+        "notify_owner",
+    }
     assert {p.name for p in PURE} >= {"accept.py", "policy.py", "notify.py", "domain.py", "events.py", "errors.py"}
     assert (PACKAGE / "dependencies.py") in OUTSIDE_ADAPTERS
     assert not any("adapters" in p.parts for p in OUTSIDE_ADAPTERS)

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
     from pipeshare.adapters.dynamodb_shares import DynamoDbShareRepository
     from pipeshare.adapters.ports import PolicySource
-    from pipeshare.adapters.ram_owner import RamOwnerGateway
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
+    from pipeshare.adapters.ram_owner import RamOwnerGateway
     from pipeshare.adapters.sns_notifier import SnsNotifier
 
 

@@ -36,6 +36,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from pipeshare_local import moto_fixes
 from pipeshare_local.ram import RamEmulator
 from pipeshare_local.runtime import Invocation, LocalFunction
+from pipeshare_local.sagemaker import SageMakerPipelineEmulator, moto_pipeline_exists
 from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, load_template, references
 
 DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -151,6 +152,13 @@ class LocalStack:
             invitation_ttl=invitation_ttl,
             resource_exists=self._resource_exists,
         )
+        self.sagemaker = SageMakerPipelineEmulator(
+            account_for_access_key=get_account_id_from,
+            clock=self.clock.now,
+            emit=self._emit,
+            ram=self.ram,
+            pipeline_exists=moto_pipeline_exists,
+        )
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server: Any = None
         self.endpoint = ""
@@ -190,6 +198,7 @@ class LocalStack:
         """Forget every account, deployment and event (moto's reset endpoint and the emulation's own reset)."""
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310 - loopback
         self.ram.reset()
+        self.sagemaker.reset()
         self.deployments.clear()
         self._credentials.clear()
         self._clients.clear()
@@ -210,6 +219,8 @@ class LocalStack:
         self._count_call(environ)
         if self.ram.is_ram_request(environ):
             return self.ram(environ, start_response)
+        if self.sagemaker.handles(environ):
+            return self.sagemaker(environ, start_response)
         return self._moto(environ, start_response)
 
     def _count_call(self, environ: dict[str, Any]) -> None:
@@ -528,13 +539,17 @@ class LocalStack:
             rule_name = f"{logical}{event_name}"
             if event["Type"] == "EventBridgeRule":
                 pattern = event_pattern_json(eprops["Pattern"])
-                arn = events.put_rule(Name=rule_name, EventPattern=pattern, State="ENABLED")["RuleArn"]
+                bus = eprops.get("EventBusName", "default")
+                arn = events.put_rule(Name=rule_name, EventPattern=pattern, State="ENABLED", EventBusName=bus)[
+                    "RuleArn"
+                ]
                 d.rules.append(
                     Rule(
                         rule_name,
                         function,
                         pattern=EventPattern.load(pattern),
                         dead_letter_arn=eprops.get("DeadLetterConfig", {}).get("Arn"),
+                        bus=bus,
                     )
                 )
             elif event["Type"] == "Schedule":
@@ -615,6 +630,7 @@ class LocalStack:
         the sending account; otherwise the event goes to the rule's dead-letter queue, as EventBridge does.
         """
         invocations: list[Invocation] = []
+        self.sagemaker.tick()
         while True:
             with self._lock:
                 if not self._pending:
@@ -694,6 +710,7 @@ class LocalStack:
             now = self.clock.now()
             if fire_at > now:
                 self.clock.advance(fire_at - now)
+            self.sagemaker.tick()  # executions as of fire_at, before the scheduled function runs
             rule.next_fire = fire_at + rule.schedule  # type: ignore[operator]
             invocations += rule.function.invoke_async(
                 self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}"

@@ -21,8 +21,8 @@ from cfnlint.api import ManualArgs, lint_file
 from moto.events.models import EventPattern
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from pipeshare_local.template import TEMPLATE_PATH, Resolver, event_pattern_json, load_template, references
 
+from pipeshare_local.template import TEMPLATE_PATH, Resolver, event_pattern_json, load_template, references
 from tests.conftest import load_event
 
 ROOT = TEMPLATE_PATH.parent

@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from pipeshare_local.stack import LocalStack
 
+from pipeshare_local.stack import LocalStack
 from tests.integration.stackhelpers import (
     CONSUMER,
     CONSUMER_B,

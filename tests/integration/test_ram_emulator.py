@@ -18,6 +18,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from pipeshare_local.ram import RamEmulator, StrictParamValidator, ram_service_model, serve
 
 OWNER, RECEIVER, THIRD = "111111111111", "222222222222", "333333333333"

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from pipeshare_local.cli import main
 from pipeshare_local.scenario import load_scenario, run_scenario
 from pipeshare_local.stack import LocalStack
-
 from tests.conftest import ROOT, load_event
 from tests.integration.stackhelpers import CONSUMER, OWNER, notifications, share_pipeline
 

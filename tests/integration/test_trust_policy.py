@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 from pipeshare_local.stack import LocalStack
-
 from tests.integration.stackhelpers import (
     CONSUMER,
     OWNER,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from pipeshare.logic.accept import POLICY_REMINDER, RECHECK_INTERVAL, SweepOutcome, client_token, process_invitations
 from pipeshare.logic.policy import policy_from_parameters
 from pipeshare.models.domain import Action, ShareStatus, TrustPolicy
@@ -20,7 +21,6 @@ from pipeshare.models.errors import (
     TransientError,
     UnexpectedApiError,
 )
-
 from tests.fakes import (
     OWNER,
     STRANGER,

@@ -11,6 +11,8 @@ from functools import reduce
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from pipeshare.logic.attribution import (
     SCHEMA,
     SUBJECT_MAX,
@@ -30,8 +32,6 @@ from pipeshare.logic.attribution import (
 )
 from pipeshare.models.owner import Grant
 from pipeshare.models.owner_events import PipelineAction, PipelineApiCallEvent, PipelineExecutionStatusEvent
-from pydantic import ValidationError
-
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

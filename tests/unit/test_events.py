@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
+from pydantic import model_validator
+
 from pipeshare.models.events import (
     MAX_EVENT_BYTES,
     AcceptTrigger,
@@ -18,8 +20,6 @@ from pipeshare.models.events import (
 )
 from pipeshare.observability import logger, metrics
 from pipeshare.validation import parse_or_reject
-from pydantic import model_validator
-
 from tests.conftest import EVENTS, load_event
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

@@ -7,8 +7,8 @@ import inspect
 from pathlib import Path
 
 import pytest
-from pipeshare.adapters import ports
 
+from pipeshare.adapters import ports
 from tests import fakes
 from tests.conftest import ROOT
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from pipeshare.models.owner_events import (
     OwnerEvent,
     OwnerShareStateChange,
@@ -17,8 +19,6 @@ from pipeshare.models.owner_events import (
     pipeline_of,
 )
 from pipeshare.validation import parse_or_reject
-from pydantic import ValidationError
-
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from pipeshare.logic.policy import decide, fingerprint, parse_policy, policy_from_parameters
 from pipeshare.models.domain import Action, Invitation, PendingResource, ShareStatus, TrustPolicy
 from pipeshare.models.errors import PolicyInvalidError
-
 from tests.fakes import OWNER, STRANGER, raw_invitation, raw_resource
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

@@ -35,6 +35,12 @@ class OwnerInventorySettings(_Settings):
     history_retention_days: int = Field(default=400, alias="HISTORY_RETENTION_DAYS", ge=1)
 
 
+class TrackExecutionsSettings(_Settings):
+    owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)
+    alert_on_owner_executions: bool = Field(default=False, alias="ALERT_ON_OWNER_EXECUTIONS")
+    infer_consumer_starts: bool = Field(default=True, alias="INFER_CONSUMER_STARTS")
+
+
 class NotifyOwnerSettings(_Settings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
 

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 from pipeshare.config import AcceptInvitationsSettings, load_settings
 
 if TYPE_CHECKING:
+    from pipeshare.adapters.dynamodb_executions import DynamoDbExecutionRepository
     from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
     from pipeshare.adapters.dynamodb_shares import DynamoDbShareRepository
     from pipeshare.adapters.ports import PolicySource
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.ram_owner import RamOwnerGateway
+    from pipeshare.adapters.sagemaker_executions import SageMakerExecutionGateway
     from pipeshare.adapters.sns_notifier import SnsNotifier
 
 
@@ -54,6 +56,20 @@ def get_grant_repository(table_name: str) -> DynamoDbGrantRepository:
     return DynamoDbGrantRepository(table_name)
 
 
+@lru_cache(maxsize=4)
+def get_execution_repository(table_name: str) -> DynamoDbExecutionRepository:
+    from pipeshare.adapters.dynamodb_executions import DynamoDbExecutionRepository
+
+    return DynamoDbExecutionRepository(table_name)
+
+
+@lru_cache(maxsize=1)
+def get_execution_gateway() -> SageMakerExecutionGateway:
+    from pipeshare.adapters.sagemaker_executions import SageMakerExecutionGateway
+
+    return SageMakerExecutionGateway()
+
+
 def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:
     from pipeshare.adapters.policy_source import ParametersPolicySource, SsmPolicySource
 
@@ -64,7 +80,15 @@ def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:
 
 def reset() -> None:
     """Forget cached clients, parameters and settings (a new container; the local stack plays several accounts)."""
-    for factory in (get_ram_gateway, get_share_repository, get_notifier, get_owner_gateway, get_grant_repository):
+    for factory in (
+        get_ram_gateway,
+        get_share_repository,
+        get_notifier,
+        get_owner_gateway,
+        get_grant_repository,
+        get_execution_repository,
+        get_execution_gateway,
+    ):
         factory.cache_clear()
     load_settings.cache_clear()
     import sys

@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pipeshare.logic.accept import SweepOutcome
 from pipeshare.logic.inventory import InventoryOutcome
 from pipeshare.logic.notify import Notification
+from pipeshare.logic.track import TrackOutcome
 from pipeshare.models.events import DecisionHistoryItem
 from pipeshare.observability import logger, metrics
 
@@ -64,3 +65,19 @@ def report_inventory(outcome: InventoryOutcome) -> None:
 def report_owner_notification(notification: Notification, message_id: str) -> None:
     metrics.add_metric(name="OwnerNotified", unit=MetricUnit.Count, value=1)
     logger.info("owner notified", extra={"event": notification.message.get("event"), "message_id": message_id})
+
+
+_TRACK_METRICS = {
+    "recorded": "ExecutionRecorded",
+    "duplicate": "ExecutionDuplicate",
+    "ignored": "ExecutionEventIgnored",
+    "unverified": "ForwardedUnverified",
+}
+
+
+def report_tracking(outcome: TrackOutcome, *, event_id: str) -> None:
+    metrics.add_metric(name=_TRACK_METRICS[outcome.status], unit=MetricUnit.Count, value=1)
+    if outcome.alerts:
+        metrics.add_metric(name="ConsumerActionAlertDue", unit=MetricUnit.Count, value=len(outcome.alerts))
+    log = logger.warning if outcome.status == "unverified" else logger.info
+    log("execution event tracked", extra={"event_id": event_id, **outcome.__dict__})

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.owner import Grant, GrantChange
+
+if TYPE_CHECKING:
+    from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
 
 
 class InvitationGateway(Protocol):
@@ -90,4 +93,26 @@ class GrantRepository(Protocol):
 
     def apply(self, change: GrantChange, *, history_expires_at: int) -> bool:
         """Record a change once (guarded by the previous state); True when this call recorded it."""
+        ...
+
+
+class ExecutionRepository(Protocol):
+    """Execution records (optimistic concurrency by version) and their alert outbox."""
+
+    def get(self, execution_arn: str) -> tuple[ExecutionRecord | None, int]:
+        """The record and its version (0 when there is none)."""
+        ...
+
+    def save(
+        self, record: ExecutionRecord, *, version: int, alerts: list[tuple[AlertKey, OwnerAlert]], at: datetime
+    ) -> bool:
+        """Write the record if it is still at `version`, with each alert written once. False on a conflict."""
+        ...
+
+
+class PipelineExecutionGateway(Protocol):
+    """SageMaker in the owner account."""
+
+    def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:
+        """DescribePipelineExecution, or None when the execution does not exist here."""
         ...

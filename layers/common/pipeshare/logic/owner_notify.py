@@ -58,4 +58,8 @@ def owner_notification(item: dict[str, Any]) -> Notification | None:
     """The message for an owner outbox item (an inventory change or an execution alert)."""
     if item.get("item_type") == "change":
         return inventory_change_notification(item)
+    if item.get("item_type") == "alert":  # composed when the alert became due (logic/attribution.py)
+        return Notification(
+            subject=str(item["subject"]), message=dict(item["message"]), attributes=dict(item["attributes"])
+        )
     return None

@@ -1,0 +1,46 @@
+"""Owner side: record every pipeline execution, attribute consumer starts/stops/retries, make alerts due once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeshare.config import TrackExecutionsSettings, load_settings
+from pipeshare.dependencies import get_execution_gateway, get_execution_repository, get_grant_repository
+from pipeshare.logic.track import track_event
+from pipeshare.models.owner_events import OwnerEvent
+from pipeshare.observability import logger, metrics, tracer
+from pipeshare.reporting import report_tracking
+from pipeshare.validation import parse_or_reject
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = load_settings(TrackExecutionsSettings)
+    parsed = parse_or_reject(event, OwnerEvent, wrap="event")
+    if parsed is None:
+        return {"status": "invalid"}
+    outcome = track_event(
+        parsed.event,
+        owner_account=context.invoked_function_arn.split(":")[4],
+        executions=get_execution_repository(settings.owner_table_name),
+        grants=get_grant_repository(settings.owner_table_name),
+        sagemaker=get_execution_gateway(),
+        alert_on_owner=settings.alert_on_owner_executions,
+        infer_starts=settings.infer_consumer_starts,
+        now=datetime.now(UTC),
+    )
+    report_tracking(outcome, event_id=parsed.event.id)
+    return {
+        "status": outcome.status,
+        "execution_arn": outcome.execution_arn,
+        "source": outcome.source,
+        "initiator_account": outcome.initiator_account,
+        "alerts": outcome.alerts,
+        "reason": outcome.reason,
+    }

@@ -1,0 +1,121 @@
+"""Execution records and their alert outbox in the owner table.
+
+Keys: pk = "EXECUTION#<execution arn, lower-case>", sk = "STATE" | "ALERT#<action>". The record is written with an
+optimistic version check; each alert is a Put guarded by attribute_not_exists in the same transaction, so an
+(execution, action) alert exists once whatever the duplication, order or concurrency of events.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.dynamodb_shares import _condition_failed, _iso
+from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
+
+
+def execution_pk(execution_arn: str) -> str:
+    return f"EXECUTION#{execution_arn.lower()}"
+
+
+class DynamoDbExecutionRepository:
+    """Implements ports.ExecutionRepository."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._ddb = client or boto3.client("dynamodb")
+
+    def get(self, execution_arn: str) -> tuple[ExecutionRecord | None, int]:
+        try:
+            response = self._ddb.get_item(
+                TableName=self._table,
+                Key=_item({"pk": execution_pk(execution_arn), "sk": "STATE"}),
+                ConsistentRead=True,
+                ProjectionExpression="#r, version",
+                ExpressionAttributeNames={"#r": "record"},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+        if "Item" not in response:
+            return None, 0
+        data = {k: _de.deserialize(v) for k, v in response["Item"].items()}
+        return ExecutionRecord.model_validate_json(str(data["record"])), int(data["version"])
+
+    def save(
+        self, record: ExecutionRecord, *, version: int, alerts: list[tuple[AlertKey, OwnerAlert]], at: datetime
+    ) -> bool:
+        pk = execution_pk(record.key)
+        view = json.loads(record.model_dump_json())
+        state = {
+            "pk": pk,
+            "sk": "STATE",
+            "item_type": "execution",
+            "record": record.model_dump_json(),  # the exact record, for merging
+            "version": version + 1,
+            "updated_at": _iso(at),
+            # flat attributes for people and queries
+            "execution_arn": record.execution_arn,
+            "pipeline_arn": view["pipeline_arn"],
+            "status": view["status"],
+            "started_at": view["started_at"],
+            "ended_at": view["ended_at"],
+            "attribution_source": view["source"],
+            "initiator_account": view["initiator_account"],
+            "initiator_principal": view["initiator_principal"],
+            "candidates": view["candidates"] or None,
+            "actions": view["actions"] or None,
+            "status_history": view["status_history"] or None,
+        }
+        guard = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if version == 0
+            else {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": _item({":v": version}),
+            }
+        )
+        items: list[dict[str, Any]] = [{"Put": {"TableName": self._table, "Item": _item(state), **guard}}]
+        for key, alert in alerts:
+            outbox = {
+                "pk": pk,
+                "sk": f"ALERT#{key.action.value}",
+                "item_type": "alert",
+                "at": _iso(at),
+                "subject": alert.subject,
+                "message": json.loads(json.dumps(alert.message, default=str)),
+                "attributes": alert.attributes,
+            }
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(outbox),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        try:
+            self._ddb.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        return True

@@ -1,0 +1,1294 @@
+"""In-process emulation of SageMaker pipeline executions, spoken to over SageMaker's real wire protocol.
+
+moto 5.2.5 has pipelines but executions that are instantly ``Succeeded``, no cross-account start, no Stop/Retry, no
+steps and no events. The local stack therefore answers six operations here and leaves every other SageMaker call
+(CreatePipeline, DescribePipeline, ...) to moto:
+
+    StartPipelineExecution, StopPipelineExecution, RetryPipelineExecution,
+    DescribePipelineExecution, ListPipelineExecutions, ListPipelineExecutionSteps
+
+The contract is botocore's ``sagemaker`` 2017-07-24 service model (protocol json 1.1, target prefix ``SageMaker``):
+inputs are validated against the input shape (botocore's ``ParamValidator`` plus enums, ``max`` and ``pattern``),
+responses are serialised from the output shape (timestamps as epoch seconds), errors are answered as HTTP 400 with
+``{"__type": <code>, "Message": ...}``, which botocore turns into ``client.exceptions.<Code>``.
+
+Cross-account access follows AWS RAM: a consumer names the owner's pipeline (or execution) by ARN and is let in only
+while ``RamEmulator.grant`` says it holds the pipeline; Start/Stop/Retry additionally need the AllowExecution
+permission. Executions live in the owner's account and progress over scenario time when ``tick()`` is called.
+
+Behaviour that AWS does not document precisely is marked ``[unverified]`` where it is decided.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import logging
+import re
+import secrets
+import string
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.validate import ValidationErrors
+
+from pipeshare_local.ram import RamEmulator, StrictParamValidator, _from_wire, _to_wire
+
+__all__ = [
+    "ALLOW_EXECUTION_PERMISSION",
+    "DEFAULT_STEPS",
+    "OPERATIONS",
+    "READ_ONLY_PERMISSION",
+    "SageMakerError",
+    "SageMakerParamValidator",
+    "SageMakerPipelineEmulator",
+    "StepSpec",
+    "account_identity",
+    "assumed_role_identity",
+    "cloudtrail_event",
+    "execution_status_event",
+    "moto_assumed_role",
+    "moto_pipeline_exists",
+    "sagemaker_service_model",
+    "step_status_event",
+]
+
+logger = logging.getLogger(__name__)
+
+ALLOW_EXECUTION_PERMISSION = "arn:aws:ram::aws:permission/AWSRAMPermissionSageMakerPipelineAllowExecution"
+READ_ONLY_PERMISSION = "arn:aws:ram::aws:permission/AWSRAMDefaultPermissionSageMakerPipeline"
+
+EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+STEP_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
+API_CALL_VIA_CLOUDTRAIL = "AWS API Call via CloudTrail"
+
+START, STOP, RETRY = "StartPipelineExecution", "StopPipelineExecution", "RetryPipelineExecution"
+DESCRIBE, LIST_EXECUTIONS, LIST_STEPS = (
+    "DescribePipelineExecution",
+    "ListPipelineExecutions",
+    "ListPipelineExecutionSteps",
+)
+OPERATIONS = frozenset({START, STOP, RETRY, DESCRIBE, LIST_EXECUTIONS, LIST_STEPS})
+MUTATING = frozenset({START, STOP, RETRY})
+
+# Execution statuses (PipelineExecutionStatus) and step statuses (StepStatus).
+EXECUTING, STOPPING, STOPPED, FAILED, SUCCEEDED = "Executing", "Stopping", "Stopped", "Failed", "Succeeded"
+STARTING = "Starting"
+TERMINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
+_ACTIVE_STEP = frozenset({STARTING, EXECUTING, STOPPING})
+
+DEFAULT_ROLE = "pipeshare-local"  # role/session used in CloudTrail when the credentials name no assumed role
+# [unverified] SageMaker's execution-level reason when a step fails.
+EXECUTION_FAILURE_REASON = "Step failure: One or multiple steps failed."
+
+_TARGET_PREFIX = "SageMaker."
+_CREDENTIAL_RE = re.compile(r"Credential=(?P<akid>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/")
+_PIPELINE_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]*):(?P<account>\d{12}|aws):pipeline/(?P<name>.+)$"
+)
+_EXECUTION_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]*):(?P<account>\d{12}):"
+    r"pipeline/(?P<name>[^/]+)/execution/(?P<id>[^/]+)$"
+)
+_STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+@cache
+def sagemaker_service_model() -> ServiceModel:
+    """botocore's SageMaker service model (the installed botocore's copy)."""
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Step specifications
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step of an emulated pipeline: it runs for duration_seconds, then ends with outcome.
+
+    type decides the step metadata (job ARNs): Training | Processing | Transform | Tuning | AutoML | Model |
+    RegisterModel | Condition | Fail | Lambda | Callback | EMR | QualityCheck | ClarifyCheck; other types get none.
+    A Fail step always fails (that is what a FailStep does). instance_type/instance_count are reported by
+    snapshot() for cost estimates.
+    """
+
+    name: str
+    type: str = "Processing"
+    duration_seconds: int = 300
+    instance_type: str | None = "ml.m5.xlarge"
+    instance_count: int = 1
+    outcome: str = "Succeeded"  # Succeeded | Failed
+
+    def __post_init__(self) -> None:
+        if not _STEP_NAME_RE.match(self.name):
+            raise ValueError(f"step name {self.name!r} must match [A-Za-z0-9-_]{{1,64}}")
+        if self.outcome not in (SUCCEEDED, FAILED):
+            raise ValueError(f"outcome must be Succeeded or Failed, not {self.outcome!r}")
+        if self.duration_seconds < 0:
+            raise ValueError("duration_seconds must be >= 0")
+        if self.instance_count < 1:
+            raise ValueError("instance_count must be >= 1")
+
+    @property
+    def fails(self) -> bool:
+        return self.outcome == FAILED or self.type == "Fail"
+
+
+DEFAULT_STEPS: tuple[StepSpec, ...] = (StepSpec(name="Process", type="Processing", duration_seconds=300),)
+
+# step type -> (PipelineExecutionStepMetadata member, ARN resource type) for steps that run a SageMaker job
+_JOB_STEPS = {
+    "Training": ("TrainingJob", "training-job"),
+    "Processing": ("ProcessingJob", "processing-job"),
+    "Transform": ("TransformJob", "transform-job"),
+    "Tuning": ("TuningJob", "hyper-parameter-tuning-job"),
+    "AutoML": ("AutoMLJob", "automl-job"),
+    "Model": ("Model", "model"),
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Events: one function per shape (aws-facts §3.1 and §5.3)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _event_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _envelope(*, detail_type: str, account: str, region: str, time: datetime, resources: list[str], detail: dict):
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "aws.sagemaker",
+        "account": account,
+        "time": _event_time(time),
+        "region": region,
+        "resources": list(resources),
+        "detail": detail,
+    }
+
+
+def execution_status_event(
+    *,
+    account: str,
+    region: str,
+    time: datetime,
+    pipeline_arn: str,
+    execution_arn: str,
+    display_name: str,
+    current: str,
+    previous: str | None,
+    start_time: datetime,
+    end_time: datetime | None = None,
+    description: str | None = None,
+) -> dict:
+    """The "SageMaker Model Building Pipeline Execution Status Change" event (shape confirmed, aws-facts §3.1).
+
+    account is the receiving account (the owner's default bus). [unverified] previousPipelineExecutionStatus is
+    left out of the first event (no previous status), executionEndTime is present only for a terminal status and
+    pipelineExecutionDescription only when the execution has a description.
+    """
+    detail: dict[str, Any] = {"pipelineExecutionDisplayName": display_name, "currentPipelineExecutionStatus": current}
+    if previous is not None:
+        detail["previousPipelineExecutionStatus"] = previous
+    detail["executionStartTime"] = _event_time(start_time)
+    if end_time is not None:
+        detail["executionEndTime"] = _event_time(end_time)
+    if description is not None:
+        detail["pipelineExecutionDescription"] = description
+    detail["pipelineArn"] = pipeline_arn
+    detail["pipelineExecutionArn"] = execution_arn
+    return _envelope(
+        detail_type=EXECUTION_STATUS_CHANGE,
+        account=account,
+        region=region,
+        time=time,
+        resources=[pipeline_arn, execution_arn],
+        detail=detail,
+    )
+
+
+def step_status_event(
+    *,
+    account: str,
+    region: str,
+    time: datetime,
+    pipeline_arn: str,
+    execution_arn: str,
+    step_name: str,
+    step_type: str,
+    current: str,
+    previous: str | None,
+    start_time: datetime,
+    end_time: datetime | None = None,
+    metadata: dict | None = None,
+    failure_reason: str | None = None,
+    cache_hit_source: str | None = None,
+) -> dict:
+    """The "SageMaker Model Building Pipeline Execution Step Status Change" event (confirmed, aws-facts §3.1).
+
+    metadata is the API's PipelineExecutionStepMetadata (PascalCase); the event carries it in camelCase
+    (`{"processingJob": {"arn": ...}}` is confirmed; [unverified] the other keys, e.g. trainingJob, transformJob).
+    failureReason only when current is Failed; cacheHitResult only on a cache hit (confirmed keys; [unverified]
+    cacheHitResult's inner key sourcePipelineExecutionArn). [unverified] previousStepStatus is left out of the
+    first event of a step and stepEndTime is present only once the step has ended.
+    """
+    detail: dict[str, Any] = {"metadata": _camel(metadata or {}), "stepStartTime": _event_time(start_time)}
+    if end_time is not None:
+        detail["stepEndTime"] = _event_time(end_time)
+    detail["stepName"] = step_name
+    detail["stepType"] = step_type
+    if previous is not None:
+        detail["previousStepStatus"] = previous
+    detail["currentStepStatus"] = current
+    if failure_reason is not None and current == FAILED:
+        detail["failureReason"] = failure_reason
+    if cache_hit_source is not None:
+        detail["cacheHitResult"] = {"sourcePipelineExecutionArn": cache_hit_source}
+    detail["pipelineArn"] = pipeline_arn
+    detail["pipelineExecutionArn"] = execution_arn
+    return _envelope(
+        detail_type=STEP_STATUS_CHANGE,
+        account=account,
+        region=region,
+        time=time,
+        resources=[pipeline_arn, execution_arn],
+        detail=detail,
+    )
+
+
+def assumed_role_identity(
+    *, account: str, role_name: str, session_name: str, principal_id: str, access_key_id: str | None, time: datetime
+) -> dict:
+    """CloudTrail userIdentity of an assumed-role caller (the caller's own copy; CloudTrail record contents).
+
+    [unverified] sessionContext.attributes.creationDate: the session's real start is unknown here; the call time is
+    used.
+    """
+    role_id = principal_id.split(":", 1)[0]
+    identity: dict[str, Any] = {
+        "type": "AssumedRole",
+        "principalId": principal_id,
+        "arn": f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}",
+        "accountId": account,
+    }
+    if access_key_id:
+        identity["accessKeyId"] = access_key_id
+    identity["sessionContext"] = {
+        "sessionIssuer": {
+            "type": "Role",
+            "principalId": role_id,
+            "arn": f"arn:aws:iam::{account}:role/{role_name}",
+            "accountId": account,
+            "userName": role_name,
+        },
+        "webIdFederationData": {},
+        "attributes": {"creationDate": _event_time(time), "mfaAuthenticated": "false"},
+    }
+    return identity
+
+
+def account_identity(*, principal_id: str, account: str) -> dict:
+    """CloudTrail userIdentity in a resource owner's copy of a cross-account call. [unverified] for SageMaker
+    (aws-facts §5.1/§5.3: the AWSAccount type is documented, its use by SageMaker is not)."""
+    return {"type": "AWSAccount", "principalId": principal_id, "accountId": account}
+
+
+def cloudtrail_event(
+    *,
+    recipient: str,
+    region: str,
+    time: datetime,
+    event_name: str,
+    user_identity: dict,
+    request_parameters: dict | None,
+    response_elements: dict | None,
+    request_id: str,
+    source_ip: str,
+    user_agent: str,
+    shared_event_id: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> dict:
+    """The "AWS API Call via CloudTrail" event of a SageMaker call, on recipient's default bus (aws-facts §5.3).
+
+    The envelope and the CloudTrail record keys are documented; [unverified] the SageMaker requestParameters /
+    responseElements key names (lowerCamelCase of the API members, the documented SageMaker convention). A failed
+    call carries errorCode/errorMessage and "responseElements": null, as CloudTrail records failed calls.
+    """
+    detail: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": user_identity,
+        "eventTime": _event_time(time),
+        "eventSource": "sagemaker.amazonaws.com",
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": source_ip,
+        "userAgent": user_agent,
+    }
+    if error_code is not None:
+        detail["errorCode"] = error_code
+        detail["errorMessage"] = error_message or ""
+    detail["requestParameters"] = request_parameters
+    detail["responseElements"] = None if error_code is not None else response_elements
+    detail.update(
+        {
+            "requestID": request_id,
+            "eventID": str(uuid.uuid4()),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": recipient,
+        }
+    )
+    if shared_event_id is not None:
+        detail["sharedEventID"] = shared_event_id
+    detail["eventCategory"] = "Management"
+    return _envelope(
+        detail_type=API_CALL_VIA_CLOUDTRAIL, account=recipient, region=region, time=time, resources=[], detail=detail
+    )
+
+
+def _camel_key(key: str) -> str:
+    return key.lower() if key.isupper() else key[:1].lower() + key[1:]
+
+
+def _camel(value: Any) -> Any:
+    """API member names (PascalCase) -> event / CloudTrail key names (lowerCamelCase), recursively."""
+    if isinstance(value, dict):
+        return {_camel_key(k): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    if isinstance(value, datetime):
+        return _event_time(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# moto lookups (defaults for the local stack)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def moto_pipeline_exists(account: str, region: str, name: str) -> bool:
+    """Whether moto (in this process) holds pipeline `name` in account/region."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    try:
+        return name in sagemaker_backends[account][region].pipelines
+    except KeyError:
+        return False
+
+
+def moto_assumed_role(access_key_id: str) -> tuple[str, str] | None:
+    """(role ARN, session name) of credentials issued by moto STS AssumeRole (in this process), else None."""
+    try:
+        from moto.sts.models import sts_backends
+    except ImportError:  # pragma: no cover - moto is a dependency of the local stack
+        return None
+    for by_partition in list(sts_backends.values()):
+        for backend in list(by_partition.values()):
+            role = backend.get_assumed_role_from_access_key(access_key_id)
+            if role is not None:
+                return role.role_arn, role.session_name
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validation and errors
+# --------------------------------------------------------------------------------------------------------------
+
+
+@cache
+def _pattern(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern, re.DOTALL)
+    except re.error:
+        return None
+
+
+class _Errors(ValidationErrors):
+    @property
+    def errors(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return list(self._errors)
+
+    def _format_error(self, error: tuple[str, str, dict[str, Any]]) -> str:
+        kind, name, extra = error
+        if kind == "pattern mismatch":
+            return (
+                f"Value '{extra['param']}' at '{self._get_name(name)}' failed to satisfy constraint: Member must "
+                f"satisfy regular expression pattern: {extra['pattern']}"
+            )
+        if kind == "invalid enum value":
+            return (
+                f"Value '{extra['param']}' at '{self._get_name(name)}' failed to satisfy constraint: Member must "
+                f"satisfy enum value set: [{', '.join(extra['valid_values'])}]"
+            )
+        if kind == "above max":
+            return (
+                f"Value '{extra['param']}' at '{self._get_name(name)}' failed to satisfy constraint: Member must "
+                f"have length or value less than or equal to {extra['max_allowed']}"
+            )
+        return super()._format_error(error)
+
+
+class SageMakerParamValidator(StrictParamValidator):
+    """StrictParamValidator plus ``pattern`` (whole-value match, as the service applies it)."""
+
+    def validate(self, params: Any, shape: Shape) -> _Errors:
+        errors = _Errors()
+        self._validate(params, shape, errors, name="")
+        return errors
+
+    def _validate(self, params: Any, shape: Shape, errors: ValidationErrors, name: str) -> None:
+        super()._validate(params, shape, errors, name)
+        pattern = shape.metadata.get("pattern") if shape.type_name == "string" else None
+        if pattern and isinstance(params, str):
+            compiled = _pattern(pattern)
+            if compiled is not None and compiled.fullmatch(params) is None:
+                errors.report(name, "pattern mismatch", param=params, pattern=pattern)
+
+
+_UNMODELLED_STATUS = {
+    "UnrecognizedClientException": 403,
+    "MissingAuthenticationTokenException": 403,
+    "UnknownOperationException": 400,
+    "InternalFailure": 500,
+}
+
+
+class SageMakerError(Exception):
+    """An error answered as SageMaker does: HTTP status (400 unless noted) and {"__type": code, "Message": ...}."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status if status is not None else _UNMODELLED_STATUS.get(code, 400)
+
+
+def _validation_error(message: str) -> SageMakerError:
+    return SageMakerError("ValidationException", message)
+
+
+def _pipeline_not_found(pipeline_arn: str) -> SageMakerError:
+    # [unverified] message wording
+    return SageMakerError("ResourceNotFound", f"Pipeline '{pipeline_arn}' does not exist.")
+
+
+def _execution_not_found(execution_arn: str) -> SageMakerError:
+    # [unverified] message wording
+    return SageMakerError("ResourceNotFound", f"Pipeline execution '{execution_arn}' does not exist.")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# State
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Step:
+    spec: StepSpec
+    status: str | None = None  # None: not started yet
+    start: datetime | None = None
+    end: datetime | None = None
+    attempt: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+
+
+@dataclass
+class _Execution:
+    arn: str
+    execution_id: str
+    pipeline_arn: str
+    pipeline_name: str
+    owner: str
+    region: str
+    started_by: str
+    display_name: str
+    description: str | None
+    created: datetime
+    modified: datetime
+    steps: list[_Step]
+    ready_at: datetime  # when the step at `cursor` may start
+    status: str = EXECUTING
+    cursor: int = 0
+    end: datetime | None = None
+    failure: str | None = None
+    parameters: list[dict[str, str]] = field(default_factory=list)
+    parallelism: dict[str, Any] | None = None
+    selective: dict[str, Any] | None = None
+    version_id: int = 1
+    announced: bool = False  # the first status event has no previous status
+
+
+@dataclass
+class _Caller:
+    account: str
+    region: str
+    access_key: str | None
+    role_name: str
+    session_name: str
+    principal_id: str
+    source_ip: str
+    user_agent: str
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:sts::{self.account}:assumed-role/{self.role_name}/{self.session_name}"
+
+
+@dataclass
+class _Resolution:
+    """What a request names, filled in step by step (CloudTrail needs it even when the request fails)."""
+
+    owner: str | None = None
+    region: str | None = None
+    pipeline_name: str | None = None
+    pipeline_arn: str | None = None
+    execution_arn: str | None = None
+    permission: str | None = None  # RAM permission of a cross-account caller
+
+
+@dataclass
+class _Call:
+    op: str
+    caller: _Caller
+    target: _Resolution
+    now: datetime
+    events: list[tuple[datetime, dict]] = field(default_factory=list)
+    mark: int = 0  # events before this index happened before the call itself (catch-up)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------------------------
+
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error"}
+
+
+class SageMakerPipelineEmulator:
+    """WSGI app answering the six SageMaker pipeline-execution operations; state kept in memory.
+
+    Options (settable attributes; reset() restores the constructor's values):
+      owner_cloudtrail_copy: also deliver a CloudTrail copy of a cross-account Start/Stop/Retry to the owner.
+      consumer_status_events: also deliver status/step events of an execution a consumer started to that consumer
+        (aws-facts §3.2: undocumented either way).
+    ``response_observer`` (optional) is called with (operation name, response dict) before serialisation.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_for_access_key: Callable[[str], str],
+        clock: Callable[[], datetime],
+        emit: Callable[[dict], None],
+        ram: RamEmulator,
+        pipeline_exists: Callable[[str, str, str], bool],
+        owner_cloudtrail_copy: bool = False,
+        consumer_status_events: bool = False,
+        role_for_access_key: Callable[[str], tuple[str, str] | None] | None = moto_assumed_role,
+        access_denied_cloudtrail_code: str = "AccessDenied",
+        page_size: int = 50,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        self._account_for_access_key = account_for_access_key
+        self._clock = clock
+        self._emit = emit
+        self._ram = ram
+        self._pipeline_exists = pipeline_exists
+        self._role_for_access_key = role_for_access_key
+        # [unverified] CloudTrail's errorCode for an IAM denial; the API answers AccessDeniedException.
+        self._access_denied_cloudtrail_code = access_denied_cloudtrail_code
+        self._page_size = page_size
+        self._options = {
+            "owner_cloudtrail_copy": owner_cloudtrail_copy,
+            "consumer_status_events": consumer_status_events,
+        }
+        self.owner_cloudtrail_copy = owner_cloudtrail_copy
+        self.consumer_status_events = consumer_status_events
+        self._model = sagemaker_service_model()
+        self._lock = threading.Lock()  # state
+        self._emit_lock = threading.RLock()  # state change + emission, so events leave in the order they happen
+        self.response_observer: Callable[[str, dict], None] | None = None
+        self.reset()
+
+    # ---------------------------------------------------------------------------------------------- public API
+
+    def reset(self) -> None:
+        """Forget executions, idempotency tokens and step definitions; restore the constructor's options."""
+        with self._lock:
+            self._executions: dict[str, _Execution] = {}  # lower-case execution ARN -> execution
+            self._tokens: dict[tuple[str, str, str], str] = {}  # (op, lower-case ARN, token) -> execution ARN
+            self._steps: dict[tuple[str, str, str], tuple[StepSpec, ...]] = {}
+            self.owner_cloudtrail_copy = self._options["owner_cloudtrail_copy"]
+            self.consumer_status_events = self._options["consumer_status_events"]
+
+    def define_steps(self, account: str, region: str, pipeline_name: str, steps: list[StepSpec]) -> None:
+        """Steps of executions started from now on for the pipeline (owner account, region, name)."""
+        specs = tuple(steps)
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique: {names}")
+        with self._lock:
+            self._steps[(account, region, pipeline_name.lower())] = specs
+
+    def tick(self) -> None:
+        """Move every execution forward to clock(), emitting step and status events in time order."""
+        with self._emit_lock:
+            with self._lock:
+                now = self._now()
+                timeline: list[tuple[datetime, dict]] = []
+                for execution in self._executions.values():
+                    self._advance(execution, now, timeline)
+            timeline.sort(key=lambda item: item[0])  # stable: per execution order is kept
+            self._emit_all(event for _, event in timeline)
+
+    def snapshot(self) -> dict:
+        """JSON-serialisable dump of every execution (as of the last tick)."""
+        with self._lock:
+            return {
+                "now": _iso(self._now()),
+                "executions": [self._execution_snapshot(e) for e in self._executions.values()],
+            }
+
+    def handles(self, environ: dict) -> bool:
+        """True for SageMaker JSON 1.1 requests (X-Amz-Target "SageMaker.<Op>") of an emulated operation."""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        return target.startswith(_TARGET_PREFIX) and target[len(_TARGET_PREFIX) :] in OPERATIONS
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request_id = str(uuid.uuid4())
+        op_name = environ.get("HTTP_X_AMZ_TARGET", "")[len(_TARGET_PREFIX) :]
+        caller: _Caller | None = None
+        params: dict[str, Any] = {}
+        target = _Resolution()
+        result: dict[str, Any] | None = None
+        error: SageMakerError | None = None
+        op_model: OperationModel | None = None
+        try:
+            if op_name not in OPERATIONS:
+                raise SageMakerError("UnknownOperationException", f"{op_name} is not emulated here.")
+            op_model = self._model.operation_model(op_name)
+            caller = self._caller(environ)
+            params = self._read_params(op_model, environ)
+            self._validate_input(op_model, params)
+            self._resolve(op_name, caller, params, target)  # may call out (RAM, moto): no lock held
+        except SageMakerError as err:
+            error = err
+        except Exception:  # the client must get an answer; the traceback goes to the log
+            logger.exception("SageMaker emulator failed")
+            error = SageMakerError("InternalFailure", "Internal error in the SageMaker emulator.")
+        with self._emit_lock:
+            call = _Call(op_name, caller, target, self._now()) if caller is not None else None
+            if error is None and call is not None:
+                try:
+                    with self._lock:
+                        call.now = self._now()
+                        result = getattr(self, f"_op_{op_name}")(call, params)
+                except SageMakerError as err:
+                    error = err
+                except Exception:
+                    logger.exception("SageMaker emulator failed")
+                    error = SageMakerError("InternalFailure", "Internal error in the SageMaker emulator.")
+            events: list[dict] = [event for _, event in call.events] if call is not None else []
+            if call is not None and op_name in MUTATING:
+                events[call.mark : call.mark] = self._cloudtrail(call, params, result, error, request_id)
+            self._emit_all(events)
+        if error is None and op_model is not None and result is not None:
+            if self.response_observer is not None:
+                self.response_observer(op_name, copy.deepcopy(result))
+            status = 200
+            body = json.dumps(_to_wire(op_model.output_shape, result)).encode()
+            headers = [("Content-Type", "application/x-amz-json-1.1")]
+        else:
+            error = error or SageMakerError("InternalFailure", "Internal error in the SageMaker emulator.")
+            status = error.status
+            body = json.dumps({"__type": error.code, "Message": error.message}).encode()
+            headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error.code)]
+        headers += [("x-amzn-RequestId", request_id), ("Content-Length", str(len(body)))]
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+        return [body]
+
+    # ------------------------------------------------------------------------------------------------ plumbing
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+    def _emit_all(self, events: Iterable[dict]) -> None:
+        for event in events:
+            try:
+                self._emit(event)
+            except Exception:  # the API call (or the tick) has happened whatever the event sink does
+                logger.exception("SageMaker emulator: emit failed for %s", event.get("id"))
+
+    def _caller(self, environ: dict) -> _Caller:
+        match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        override = environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+        if match is None and not override:
+            raise SageMakerError("MissingAuthenticationTokenException", "Missing Authentication Token")
+        region = match["region"] if match else "us-east-1"
+        access_key = match["akid"] if match else None
+        account = override
+        if not account and access_key:
+            try:
+                account = self._account_for_access_key(access_key)
+            except Exception:  # any lookup failure is an unknown key
+                account = None
+        if not account:
+            raise SageMakerError(
+                "UnrecognizedClientException", "The security token included in the request is invalid."
+            )
+        role_name, session_name = DEFAULT_ROLE, DEFAULT_ROLE
+        role = self._role_for_access_key(access_key) if access_key and self._role_for_access_key else None
+        if role is not None and f":{account}:" in role[0]:
+            role_name, session_name = role[0].rsplit("/", 1)[-1], role[1]
+        role_id = "AROA" + base64.b32encode(hashlib.sha256(f"{account}/{role_name}".encode()).digest()).decode()[:17]
+        return _Caller(
+            account=account,
+            region=region,
+            access_key=access_key,
+            role_name=role_name,
+            session_name=session_name,
+            principal_id=f"{role_id}:{session_name}",
+            source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
+            user_agent=environ.get("HTTP_USER_AGENT", ""),
+        )
+
+    @staticmethod
+    def _read_params(op_model: OperationModel, environ: dict) -> dict[str, Any]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SageMakerError("SerializationException", f"The request body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise SageMakerError("SerializationException", "The request body must be a JSON object.")
+        return _from_wire(op_model.input_shape, body)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _validate_input(op_model: OperationModel, params: dict[str, Any]) -> None:
+        report = SageMakerParamValidator().validate(params, op_model.input_shape)
+        if report.has_errors():
+            raise _validation_error(report.generate_report())
+        if op_model.name == LIST_STEPS and not params.get("PipelineExecutionArn"):
+            # Not required by the model, but the operation needs it.
+            raise _validation_error("PipelineExecutionArn is required.")
+
+    def _resolve(self, op: str, caller: _Caller, params: dict[str, Any], target: _Resolution) -> None:
+        """Which pipeline (and execution) the request names, and whether the caller may act on it."""
+        if op in (START, LIST_EXECUTIONS):
+            name = params["PipelineName"]
+            match = _PIPELINE_ARN_RE.match(name) if name.startswith("arn:") else None
+            if name.startswith("arn:") and (match is None or "/" in match["name"] or match["account"] == "aws"):
+                raise _pipeline_not_found(name)
+            owner, region = (match["account"], match["region"]) if match else (caller.account, caller.region)
+            pipeline_name = match["name"] if match else name
+            pipeline_arn = name if match else f"arn:aws:sagemaker:{region}:{owner}:pipeline/{name}"
+        else:
+            arn = params["PipelineExecutionArn"]
+            match = _EXECUTION_ARN_RE.match(arn)
+            if match is None:
+                raise _execution_not_found(arn)
+            owner, region, pipeline_name = match["account"], match["region"], match["name"]
+            pipeline_arn = arn.split("/execution/", 1)[0]
+            target.execution_arn = arn
+        target.owner, target.region = owner, region
+        target.pipeline_name, target.pipeline_arn = pipeline_name, pipeline_arn
+        if region != caller.region:
+            # [unverified] SageMaker is regional: another region's pipeline is not found from this endpoint.
+            raise _pipeline_not_found(pipeline_arn)
+        if owner != caller.account:
+            target.permission = self._ram.grant(caller.account, pipeline_arn)
+            if target.permission is None:
+                raise _pipeline_not_found(pipeline_arn)  # no share: as if the pipeline did not exist
+            if op in MUTATING and target.permission != ALLOW_EXECUTION_PERMISSION:
+                raise SageMakerError(
+                    "AccessDeniedException",
+                    f"User: {caller.arn} is not authorized to perform: sagemaker:{op} on resource: "
+                    f"{target.execution_arn or pipeline_arn} because no resource-based policy allows the "
+                    f"sagemaker:{op} action",
+                )
+        if op in (START, LIST_EXECUTIONS) and not self._pipeline_exists(owner, region, pipeline_name):
+            raise _pipeline_not_found(pipeline_arn)
+
+    def _execution(self, call: _Call) -> _Execution:
+        arn = call.target.execution_arn or ""
+        execution = self._executions.get(arn.lower())
+        if execution is None:
+            raise _execution_not_found(arn)
+        return execution
+
+    # ---------------------------------------------------------------------------------------------- CloudTrail
+
+    def _cloudtrail(
+        self,
+        call: _Call,
+        params: dict[str, Any],
+        result: dict[str, Any] | None,
+        error: SageMakerError | None,
+        request_id: str,
+    ) -> list[dict]:
+        """The caller's CloudTrail record, and the owner's copy when enabled.
+
+        [unverified] The owner copy is sent for a cross-account call that reached the owner's pipeline: the caller
+        holds a share of it (successful or AccessDenied calls), not when the caller has no share at all.
+        """
+        caller, target = call.caller, call.target
+        error_code = None
+        if error is not None:
+            error_code = self._access_denied_cloudtrail_code if error.code == "AccessDeniedException" else error.code
+        owner_copy = self.owner_cloudtrail_copy and target.owner != caller.account and target.permission is not None
+        shared = str(uuid.uuid4()) if owner_copy else None
+        common: dict[str, Any] = {
+            "region": caller.region,
+            "time": call.now,
+            "event_name": call.op,
+            "request_parameters": _camel(params),
+            "response_elements": _camel(result) if result is not None else None,
+            "request_id": request_id,
+            "source_ip": caller.source_ip,
+            "user_agent": caller.user_agent,
+            "shared_event_id": shared,
+            "error_code": error_code,
+            "error_message": error.message if error is not None else None,
+        }
+        identity = assumed_role_identity(
+            account=caller.account,
+            role_name=caller.role_name,
+            session_name=caller.session_name,
+            principal_id=caller.principal_id,
+            access_key_id=caller.access_key,
+            time=call.now,
+        )
+        events = [cloudtrail_event(recipient=caller.account, user_identity=identity, **common)]
+        if owner_copy and target.owner is not None:
+            owner_identity = account_identity(principal_id=caller.principal_id, account=caller.account)
+            events.append(cloudtrail_event(recipient=target.owner, user_identity=owner_identity, **common))
+        return events
+
+    # ---------------------------------------------------------------------------------------------- progression
+
+    def _status(self, execution: _Execution, status: str, at: datetime, out: list[tuple[datetime, dict]]) -> None:
+        previous = execution.status if execution.announced else None
+        execution.announced = True
+        execution.status = status
+        execution.modified = at
+        if status in TERMINAL:
+            execution.end = at
+        for account in self._receivers(execution):
+            out.append(
+                (
+                    at,
+                    execution_status_event(
+                        account=account,
+                        region=execution.region,
+                        time=at,
+                        pipeline_arn=execution.pipeline_arn,
+                        execution_arn=execution.arn,
+                        display_name=execution.display_name,
+                        current=status,
+                        previous=previous,
+                        start_time=execution.created,
+                        end_time=execution.end if status in TERMINAL else None,
+                        description=execution.description,
+                    ),
+                )
+            )
+
+    def _step_status(
+        self, execution: _Execution, step: _Step, status: str, at: datetime, out: list[tuple[datetime, dict]]
+    ) -> None:
+        previous = step.status
+        step.status = status
+        if status in TERMINAL:
+            step.end = at
+        for account in self._receivers(execution):
+            out.append(
+                (
+                    at,
+                    step_status_event(
+                        account=account,
+                        region=execution.region,
+                        time=at,
+                        pipeline_arn=execution.pipeline_arn,
+                        execution_arn=execution.arn,
+                        step_name=step.spec.name,
+                        step_type=step.spec.type,
+                        current=status,
+                        previous=previous,
+                        start_time=step.start or at,
+                        end_time=step.end if status in TERMINAL else None,
+                        metadata=step.metadata,
+                        failure_reason=step.failure,
+                    ),
+                )
+            )
+
+    def _receivers(self, execution: _Execution) -> list[str]:
+        receivers = [execution.owner]
+        if self.consumer_status_events and execution.started_by != execution.owner:
+            receivers.append(execution.started_by)
+        return receivers
+
+    def _advance(self, execution: _Execution, now: datetime, out: list[tuple[datetime, dict]]) -> None:
+        """Run one execution forward to `now`: steps one after the other, each Starting -> Executing -> end."""
+        while True:
+            if execution.status == STOPPING:
+                for step in execution.steps:
+                    if step.status in _ACTIVE_STEP:
+                        self._step_status(execution, step, STOPPED, now, out)
+                self._status(execution, STOPPED, now, out)
+                return
+            if execution.status != EXECUTING:
+                return
+            if execution.cursor >= len(execution.steps):
+                self._status(execution, SUCCEEDED, execution.ready_at, out)
+                return
+            step = execution.steps[execution.cursor]
+            if step.status in (None, FAILED, STOPPED):  # not started yet, or being retried
+                if execution.ready_at > now:
+                    return
+                self._start_step(execution, step, execution.ready_at, out)
+                continue
+            done = (step.start or now) + timedelta(seconds=step.spec.duration_seconds)
+            if done > now:
+                return
+            if step.spec.fails:
+                step.failure = _step_failure(step.spec)
+                self._step_status(execution, step, FAILED, done, out)
+                execution.failure = EXECUTION_FAILURE_REASON
+                self._status(execution, FAILED, done, out)
+                return
+            self._step_status(execution, step, SUCCEEDED, done, out)
+            execution.cursor += 1
+            execution.ready_at = done
+
+    def _start_step(self, execution: _Execution, step: _Step, at: datetime, out: list[tuple[datetime, dict]]) -> None:
+        step.attempt += 1
+        step.start, step.end, step.failure = at, None, None
+        step.metadata = _step_metadata(execution, step.spec)
+        # [unverified] Starting and Executing at the same instant; the metadata (job ARN) is known from Starting.
+        self._step_status(execution, step, STARTING, at, out)
+        self._step_status(execution, step, EXECUTING, at, out)
+
+    # --------------------------------------------------------------------------------------------- operations
+
+    def _op_StartPipelineExecution(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        target = call.target
+        pipeline_arn, owner, region = target.pipeline_arn or "", target.owner or "", target.region or ""
+        token_key = (START, pipeline_arn.lower(), params["ClientRequestToken"])
+        if token_key in self._tokens:
+            # [unverified] the same token returns the existing execution whatever the other parameters are.
+            return {"PipelineExecutionArn": self._tokens[token_key]}
+        if params.get("RoleArn"):
+            raise _validation_error("RoleArn can only be specified for pipelines that AWS manages.")
+        if params.get("PipelineVersionAlias"):
+            raise SageMakerError("ResourceNotFound", f"No version of pipeline '{pipeline_arn}' has the alias given.")
+        specs = self._steps.get((owner, region, (target.pipeline_name or "").lower()), DEFAULT_STEPS)
+        selective = params.get("SelectiveExecutionConfig")
+        if selective:
+            wanted = [s["StepName"] for s in selective["SelectedSteps"]]
+            unknown = sorted(set(wanted) - {s.name for s in specs})
+            if unknown:
+                raise _validation_error(f"Selected steps {unknown} are not steps of the pipeline.")
+            specs = tuple(s for s in specs if s.name in wanted)
+        execution_id = _rand(12)
+        arn = f"{pipeline_arn}/execution/{execution_id}"
+        execution = _Execution(
+            arn=arn,
+            execution_id=execution_id,
+            pipeline_arn=pipeline_arn,
+            pipeline_name=target.pipeline_name or "",
+            owner=owner,
+            region=region,
+            started_by=call.caller.account,
+            display_name=params.get("PipelineExecutionDisplayName") or f"execution-{int(call.now.timestamp() * 1000)}",
+            description=params.get("PipelineExecutionDescription"),
+            created=call.now,
+            modified=call.now,
+            steps=[_Step(spec) for spec in specs],
+            ready_at=call.now,
+            parameters=[dict(p) for p in params.get("PipelineParameters", [])],
+            parallelism=params.get("ParallelismConfiguration"),
+            selective=selective,
+            version_id=params.get("PipelineVersionId", 1),
+        )
+        self._executions[arn.lower()] = execution
+        self._tokens[token_key] = arn
+        call.mark = len(call.events)
+        self._status(execution, EXECUTING, call.now, call.events)
+        self._advance(execution, call.now, call.events)
+        return {"PipelineExecutionArn": arn}
+
+    def _op_StopPipelineExecution(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(call)
+        token_key = (STOP, execution.arn.lower(), params["ClientRequestToken"])
+        if token_key in self._tokens:
+            return {"PipelineExecutionArn": execution.arn}
+        self._advance(execution, call.now, call.events)  # what has happened up to now happened before the stop
+        call.mark = len(call.events)
+        if execution.status in TERMINAL:
+            # [unverified] code and wording for stopping a finished execution.
+            raise SageMakerError(
+                "ConflictException",
+                f"Pipeline execution '{execution.arn}' is in {execution.status} status and cannot be stopped.",
+            )
+        if execution.status == EXECUTING:
+            self._status(execution, STOPPING, call.now, call.events)
+            for step in execution.steps:
+                if step.status in (STARTING, EXECUTING):
+                    self._step_status(execution, step, STOPPING, call.now, call.events)
+        self._tokens[token_key] = execution.arn
+        return {"PipelineExecutionArn": execution.arn}
+
+    def _op_RetryPipelineExecution(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(call)
+        token_key = (RETRY, execution.arn.lower(), params["ClientRequestToken"])
+        if token_key in self._tokens:
+            return {"PipelineExecutionArn": execution.arn}
+        self._advance(execution, call.now, call.events)
+        call.mark = len(call.events)
+        if execution.status not in (FAILED, STOPPED):
+            # [unverified] code and wording; only Failed (and, here, Stopped) executions can be retried.
+            raise SageMakerError(
+                "ConflictException",
+                f"Pipeline execution '{execution.arn}' is in {execution.status} status; only Failed or Stopped "
+                "executions can be retried.",
+            )
+        if params.get("ParallelismConfiguration"):
+            execution.parallelism = params["ParallelismConfiguration"]
+        execution.failure, execution.end, execution.ready_at = None, None, call.now
+        # the step at the cursor (Failed / Stopped, or not started) runs again at the next _advance: AttemptCount + 1
+        self._status(execution, EXECUTING, call.now, call.events)
+        self._advance(execution, call.now, call.events)
+        self._tokens[token_key] = execution.arn
+        return {"PipelineExecutionArn": execution.arn}
+
+    def _op_DescribePipelineExecution(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(call)
+        view: dict[str, Any] = {
+            "PipelineArn": execution.pipeline_arn,
+            "PipelineExecutionArn": execution.arn,
+            "PipelineExecutionDisplayName": execution.display_name,
+            "PipelineExecutionStatus": execution.status,
+        }
+        if execution.description is not None:
+            view["PipelineExecutionDescription"] = execution.description
+        if len(execution.pipeline_name) <= 120:
+            view["PipelineExperimentConfig"] = {
+                "ExperimentName": execution.pipeline_name,
+                "TrialName": execution.execution_id,
+            }
+        if execution.failure is not None:
+            view["FailureReason"] = execution.failure
+        view.update(
+            {
+                "CreationTime": execution.created,
+                "LastModifiedTime": execution.modified,
+                # AWS does not fill IamIdentity for API-started executions (aws-facts §4.2): empty user contexts.
+                "CreatedBy": {},
+                "LastModifiedBy": {},
+                "PipelineVersionId": execution.version_id,
+            }
+        )
+        if execution.parallelism is not None:
+            view["ParallelismConfiguration"] = copy.deepcopy(execution.parallelism)
+        if execution.selective is not None:
+            view["SelectiveExecutionConfig"] = copy.deepcopy(execution.selective)
+        return view
+
+    def _op_ListPipelineExecutions(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        pipeline_arn = (call.target.pipeline_arn or "").lower()
+        after, before = params.get("CreatedAfter"), params.get("CreatedBefore")
+        executions = [
+            e
+            for e in self._executions.values()
+            if e.pipeline_arn.lower() == pipeline_arn
+            and (after is None or e.created > after)
+            and (before is None or e.created < before)
+        ]
+        if params.get("SortBy", "CreationTime") == "CreationTime":
+            executions.sort(key=lambda e: e.created)
+        else:
+            executions.sort(key=lambda e: e.arn)
+        if params.get("SortOrder", "Descending") == "Descending":
+            executions.reverse()
+        items = [_summary(e) for e in executions]
+        return self._paginate(call, params, items, "PipelineExecutionSummaries")
+
+    def _op_ListPipelineExecutionSteps(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(call)
+        started = [(i, s) for i, s in enumerate(execution.steps) if s.status is not None]
+        started.sort(key=lambda item: (item[1].start, item[0]))
+        if params.get("SortOrder", "Descending") == "Descending":
+            started.reverse()
+        items = [_step_view(s) for _, s in started]
+        return self._paginate(call, params, items, "PipelineExecutionSteps")
+
+    def _paginate(self, call: _Call, params: dict[str, Any], items: list[Any], key: str) -> dict[str, Any]:
+        query = {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}
+        fingerprint = hashlib.sha256(
+            json.dumps([call.op, call.caller.account, query], sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        offset = _decode_token(params["NextToken"], fingerprint) if params.get("NextToken") else 0
+        limit = params.get("MaxResults") or self._page_size
+        result: dict[str, Any] = {key: items[offset : offset + limit]}
+        if offset + limit < len(items):
+            result["NextToken"] = _encode_token(offset + limit, fingerprint)
+        return result
+
+    # ----------------------------------------------------------------------------------------------- snapshot
+
+    @staticmethod
+    def _execution_snapshot(execution: _Execution) -> dict[str, Any]:
+        return {
+            "arn": execution.arn,
+            "pipelineArn": execution.pipeline_arn,
+            "owner": execution.owner,
+            "region": execution.region,
+            "startedBy": execution.started_by,
+            "displayName": execution.display_name,
+            "status": execution.status,
+            "createdAt": _iso(execution.created),
+            "lastModifiedAt": _iso(execution.modified),
+            "endedAt": _iso(execution.end) if execution.end else None,
+            "failureReason": execution.failure,
+            "parameters": [dict(p) for p in execution.parameters],
+            "steps": [
+                {
+                    "name": s.spec.name,
+                    "type": s.spec.type,
+                    "status": s.status,
+                    "attemptCount": s.attempt,
+                    "startedAt": _iso(s.start) if s.start else None,
+                    "endedAt": _iso(s.end) if s.end else None,
+                    "instanceType": s.spec.instance_type,
+                    "instanceCount": s.spec.instance_count,
+                    "metadata": copy.deepcopy(s.metadata),
+                    "failureReason": s.failure,
+                }
+                for s in execution.steps
+            ],
+        }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Views and helpers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _summary(execution: _Execution) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "PipelineExecutionArn": execution.arn,
+        "StartTime": execution.created,
+        "PipelineExecutionStatus": execution.status,
+        "PipelineExecutionDisplayName": execution.display_name,
+    }
+    if execution.description is not None:
+        view["PipelineExecutionDescription"] = execution.description
+    if execution.failure is not None:
+        view["PipelineExecutionFailureReason"] = execution.failure
+    return view
+
+
+def _step_view(step: _Step) -> dict[str, Any]:
+    view: dict[str, Any] = {"StepName": step.spec.name}
+    if step.start is not None:
+        view["StartTime"] = step.start
+    if step.end is not None:
+        view["EndTime"] = step.end
+    view["StepStatus"] = step.status
+    if step.failure is not None:
+        view["FailureReason"] = step.failure
+    view["Metadata"] = copy.deepcopy(step.metadata)
+    view["AttemptCount"] = step.attempt
+    return view
+
+
+def _step_failure(spec: StepSpec) -> str:
+    if spec.type == "Fail":
+        return f"Fail step {spec.name} was reached."
+    return f"ClientError: {spec.type} step {spec.name} failed (emulated outcome)."
+
+
+def _rand(n: int, alphabet: str = _ID_ALPHABET) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _step_metadata(execution: _Execution, spec: StepSpec) -> dict[str, Any]:
+    """PipelineExecutionStepMetadata for a step attempt: the resources it creates live in the OWNER's account.
+
+    Job names follow `pipelines-<execution id>-<step>-<random>`; SageMaker job ARNs are lower case.
+    """
+    prefix = f"arn:aws:sagemaker:{execution.region}:{execution.owner}"
+    slug = re.sub(r"[^a-z0-9-]", "", spec.name.lower())[:28] or "step"
+    job_name = f"pipelines-{execution.execution_id}-{slug}-{_rand(10)}"
+    if spec.type in _JOB_STEPS:
+        member, resource = _JOB_STEPS[spec.type]
+        return {member: {"Arn": f"{prefix}:{resource}/{job_name}"}}
+    if spec.type in ("QualityCheck", "ClarifyCheck"):
+        check = "DATA_QUALITY" if spec.type == "QualityCheck" else "DATA_BIAS"
+        return {spec.type: {"CheckType": check, "CheckJobArn": f"{prefix}:processing-job/{job_name}"}}
+    if spec.type == "RegisterModel":
+        group = re.sub(r"[^a-z0-9-]", "", execution.pipeline_name.lower()) or "models"
+        return {"RegisterModel": {"Arn": f"{prefix}:model-package/{group}/1"}}
+    if spec.type == "Condition":
+        return {"Condition": {"Outcome": "True"}}
+    if spec.type == "Fail":
+        return {"Fail": {"ErrorMessage": f"Fail step {spec.name} was reached."}}
+    if spec.type == "Lambda":
+        return {"Lambda": {"Arn": f"arn:aws:lambda:{execution.region}:{execution.owner}:function:{slug}"}}
+    if spec.type == "Callback":
+        return {
+            "Callback": {
+                "CallbackToken": _rand(10, string.ascii_letters + string.digits),
+                "SqsQueueUrl": f"https://sqs.{execution.region}.amazonaws.com/{execution.owner}/{slug}",
+            }
+        }
+    if spec.type == "EMR":
+        return {"EMR": {"ClusterId": f"j-{_rand(13).upper()}", "StepId": f"s-{_rand(13).upper()}", "StepName": slug}}
+    return {}
+
+
+def _encode_token(offset: int, fingerprint: str) -> str:
+    raw = json.dumps({"o": offset, "f": fingerprint, "n": secrets.token_hex(4)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str, fingerprint: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        offset = data["o"]
+        valid = isinstance(offset, int) and offset >= 0 and data["f"] == fingerprint
+    except (ValueError, TypeError, KeyError, UnicodeError):
+        valid = False
+    if not valid:
+        raise _validation_error("The NextToken is not valid for this request.")
+    return offset  # type: ignore[no-any-return]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -25,6 +25,14 @@ def _print_human(report: dict[str, Any]) -> None:
         )
         if inv.get("reason"):
             out(f"{'':<24} reason: {inv['reason'][: _WIDTH - 33]}\n")
+    if report.get("executions"):
+        out("\n-- executions recorded by the owner (attribution) --\n")
+        for row in report["executions"]:
+            who = row["initiator"] or ("/".join(row["candidates"]) if row["candidates"] else "?")
+            out(
+                f"{row['execution_arn'].rsplit('/', 1)[-1]:<14} {row['status']!s:<10} started by {who:<12} "
+                f"source {row['attribution_source']:<22} actions {', '.join(row['actions'])}\n"
+            )
     out("\n-- notifications published --\n")
     for note in report["notifications"]:
         out(f"[{note['account']}] {note['subject']}\n")

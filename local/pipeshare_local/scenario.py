@@ -91,6 +91,8 @@ class Player:
         self.aliases: dict[str, str] = {}  # "pipeline:churn-train" -> ARN, share names -> ARN
         self.ids = {alias: spec.id for alias, spec in scenario.accounts.items()}
         self.quiet_sweeps = 0
+        self.executions: dict[str, str] = {}  # scenario label -> execution ARN
+        self.denied: list[tuple[str, str]] = []  # (label, error code) of refused starts
 
     # ------------------------------------------------------------------ helpers
     def account(self, ref: str) -> str:
@@ -139,6 +141,9 @@ class Player:
 
     def log_invocation(self, invocation: Any) -> None:
         result = invocation.result if isinstance(invocation.result, dict) else {}
+        if invocation.function == "TrackExecutionsFunction":
+            self._log_tracking(invocation, result)
+            return
         if invocation.function != "AcceptInvitationsFunction":
             return
         if invocation.error:
@@ -164,6 +169,20 @@ class Player:
                 f" seen {result.get('seen', 0)}, accepted {result.get('accepted', 0)}, held {result.get('held', 0)},"
                 f" rejected {result.get('rejected', 0)}, expired {result.get('expired', 0)}",
             )
+
+    def _log_tracking(self, invocation: Any, result: dict[str, Any]) -> None:
+        if invocation.error:
+            self.log("invoke", f"TrackExecutionsFunction failed (attempt {invocation.attempt}): {invocation.error}")
+        elif result.get("status") == "recorded" and (result.get("alerts") or result.get("source") != "unknown"):
+            execution = str(result.get("execution_arn", "")).rsplit("/", 1)[-1]
+            initiator = self.alias_of(str(result.get("initiator_account") or "")) or "?"
+            alerts = f", alert due: {', '.join(result['alerts'])}" if result.get("alerts") else ""
+            self.log(
+                "track",
+                f"owner records execution {execution}: started by {initiator} (source {result.get('source')}){alerts}",
+            )
+        elif result.get("status") in ("unverified", "invalid"):
+            self.log("track", f"owner ignores an event: {result.get('status')} {result.get('reason', '')}")
 
     def deploy(self, spec: DeploySpec) -> None:
         account = self.account(spec.account)
@@ -234,7 +253,29 @@ class Player:
                 for e in self.stack.delivered
             ],
             "invocations": [i.as_dict() for i in self.stack.invocations()],
+            "executions": self._executions(),
         }
+
+    def _executions(self) -> list[dict[str, Any]]:
+        rows = []
+        for account, deployment in self.stack.deployments.items():
+            if "OwnerTable" not in deployment.refs:
+                continue
+            for item in self.stack.table_items(account, "OwnerTable"):
+                if item.get("item_type") != "execution":
+                    continue
+                rows.append(
+                    {
+                        "owner": self.alias_of(account),
+                        "execution_arn": item["execution_arn"],
+                        "status": item.get("status"),
+                        "attribution_source": item.get("attribution_source"),
+                        "initiator": self.alias_of(str(item.get("initiator_account") or "")) or None,
+                        "candidates": [self.alias_of(c) for c in item.get("candidates") or []],
+                        "actions": sorted(item.get("actions") or {}),
+                    }
+                )
+        return rows
 
 
 # ---------------------------------------------------------------------- steps
@@ -378,6 +419,108 @@ def _expect_notification(p: Player, args: dict[str, Any]) -> None:
     p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {len(matches)}"))
 
 
+def _start_execution(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    arn = p.resource_arn(f"pipeline:{args['pipeline']}")
+    own = arn.split(":")[4] == account
+    sagemaker = p.stack.client(account, "sagemaker")
+    label = args.get("as", f"run-{len(p.executions) + 1}")
+    try:
+        execution = sagemaker.start_pipeline_execution(
+            PipelineName=arn.rsplit("/", 1)[1] if own else arn,
+            ClientRequestToken=f"{label}-{account}".ljust(32, "0")[:128],
+        )["PipelineExecutionArn"]
+    except sagemaker.exceptions.ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        p.denied.append((label, code))
+        p.log("start_execution", f"{args['account']} tries to start {args['pipeline']}: {code}")
+        return
+    p.executions[label] = execution
+    p.log(
+        "start_execution",
+        f"{args['account']} starts {args['pipeline']} ({'by name' if own else 'by ARN'}) as {label}",
+        execution_arn=execution,
+    )
+
+
+def _stop_execution(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    p.stack.client(account, "sagemaker").stop_pipeline_execution(
+        PipelineExecutionArn=p.executions[args["execution"]],
+        ClientRequestToken=f"stop-{args['execution']}".ljust(32, "0"),
+    )
+    p.log("stop_execution", f"{args['account']} stops {args['execution']}")
+
+
+def _retry_execution(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    p.stack.client(account, "sagemaker").retry_pipeline_execution(
+        PipelineExecutionArn=p.executions[args["execution"]],
+        ClientRequestToken=f"retry-{args['execution']}".ljust(32, "0"),
+    )
+    p.log("retry_execution", f"{args['account']} retries {args['execution']}")
+
+
+def _owner_cloudtrail_copy(p: Player, args: dict[str, Any]) -> None:
+    p.stack.sagemaker.owner_cloudtrail_copy = bool(args.get("enabled", True))
+    p.log(
+        "owner_cloudtrail_copy",
+        f"owner-account copies of cross-account CloudTrail records: {args.get('enabled', True)}",
+    )
+
+
+def _expect_execution(p: Player, args: dict[str, Any]) -> None:
+    owner = p.account(args["owner"])
+    label = args["execution"]
+    execution = p.executions.get(label, "")
+    items = [
+        i
+        for i in p.stack.table_items(owner, "OwnerTable")
+        if i.get("item_type") == "execution" and i["execution_arn"].lower() == execution.lower()
+    ]
+    item = items[0] if items else {}
+    checks = {
+        "source": item.get("attribution_source"),
+        "initiator": p.alias_of(str(item.get("initiator_account") or "")) or None,
+        "status": item.get("status"),
+    }
+    wanted = {k: args[k] for k in ("source", "initiator", "status") if k in args}
+    ok = bool(item) and all(checks[k] == v for k, v in wanted.items())
+    text = f"{args['owner']} records {label} with " + ", ".join(f"{k} {v}" for k, v in wanted.items())
+    p.report.expectations.append({"ok": ok, "text": text, "actual": checks})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {checks}"))
+
+
+def _expect_alerts(p: Player, args: dict[str, Any]) -> None:
+    owner = p.account(args["owner"])
+    execution = p.executions.get(args.get("execution", ""), "")
+    alerts = [
+        n
+        for n in p.stack.read_notifications(owner)
+        if isinstance(n["message"], dict)
+        and str(n["message"].get("schema", "")).startswith("pipeshare.owner.execution")
+        and (not execution or n["message"].get("execution_arn", "").lower() == execution.lower())
+        and ("action" not in args or n["message"].get("action") == args["action"])
+    ]
+    ok = len(alerts) == int(args.get("count", 1))
+    text = (
+        f"{args['owner']} got {args.get('count', 1)} execution alert(s)"
+        + (f" for {args['execution']}" if "execution" in args else "")
+        + (f" ({args['action']})" if "action" in args else "")
+    )
+    p.report.expectations.append({"ok": ok, "text": text, "actual": len(alerts)})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {len(alerts)}"))
+
+
+def _expect_denied(p: Player, args: dict[str, Any]) -> None:
+    label = args["execution"]
+    codes = [code for name, code in p.denied if name == label]
+    ok = codes == [args.get("code", "AccessDeniedException")] and label not in p.executions
+    text = f"the start of {label} was refused with {args.get('code', 'AccessDeniedException')}"
+    p.report.expectations.append({"ok": ok, "text": text, "actual": codes})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {codes}"))
+
+
 STEP_KINDS: dict[str, Callable[[Player, dict[str, Any]], None]] = {
     "note": _note,
     "create_pipeline": _create_pipeline,
@@ -391,6 +534,13 @@ STEP_KINDS: dict[str, Callable[[Player, dict[str, Any]], None]] = {
     "set_trust_policy": _set_trust_policy,
     "expect": _expect,
     "expect_notification": _expect_notification,
+    "start_execution": _start_execution,
+    "stop_execution": _stop_execution,
+    "retry_execution": _retry_execution,
+    "owner_cloudtrail_copy": _owner_cloudtrail_copy,
+    "expect_execution": _expect_execution,
+    "expect_alerts": _expect_alerts,
+    "expect_denied": _expect_denied,
 }
 
 

@@ -28,7 +28,14 @@ def test_demo_scenario_plays_every_case_and_passes() -> None:
         ("stranger-share", "consumer-b"): "REJECTED",
         ("network-share", "consumer"): "EXPIRED",
         ("fraud-share", "consumer"): "ACCEPTED",
+        ("batch-share", "consumer-b"): "ACCEPTED",
     }
+    attribution = sorted((e["initiator"], e["attribution_source"], e["status"]) for e in report["executions"])
+    assert attribution == [
+        ("consumer", "forwarded", "Stopped"),
+        ("consumer-b", "inferred", "Succeeded"),
+        ("owner", "owner", "Succeeded"),
+    ]
     assert sum(1 for e in report["events"] if e["dropped"]) == 1
 
 

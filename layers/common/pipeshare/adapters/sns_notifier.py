@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -12,6 +13,13 @@ from pipeshare.adapters.aws_errors import translate
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
+
+
+def _json_default(value: Any) -> Any:
+    """Numbers read back from DynamoDB are Decimals: publish them as JSON numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
 
 
 class SnsNotifier:
@@ -26,7 +34,7 @@ class SnsNotifier:
             response = self._sns.publish(
                 TopicArn=self._topic,
                 Subject=subject,
-                Message=json.dumps(message, sort_keys=True, default=str),
+                Message=json.dumps(message, sort_keys=True, default=_json_default),
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
             )
         except (ClientError, BotoCoreError) as exc:

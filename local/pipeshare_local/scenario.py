@@ -350,6 +350,8 @@ def _redeliver_events(p: Player, args: dict[str, Any]) -> None:
     account = p.account(args["account"])
     count = int(args.get("count", 1))
     earlier = [e.event for e in p.stack.delivered if e.account == account and not e.dropped][-count:]
+    if args.get("reverse"):
+        earlier.reverse()  # out of order: newest first
     for event in earlier:
         p.stack.put_event(account, event)
     p.log(

@@ -134,3 +134,18 @@ def test_unpublishable_decision_is_retried_then_sent_to_the_dlq(stack: LocalStac
     [dead] = stack.queue_messages(CONSUMER, "NotifyDecisionsDlq")
     assert dead["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert dead["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+def test_attribution_scenario_covers_every_path_with_duplicates_and_reordering() -> None:
+    # Given the attribution scenario (forwarded, owner copy, inferred, ambiguous, owner; then every owner-side
+    # event delivered again newest first)
+    report = run_scenario(load_scenario(ROOT / "scenarios" / "attribution.yaml")).as_dict()
+    # Then every expectation holds and each path is represented once
+    assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
+    assert sorted(e["attribution_source"] for e in report["executions"]) == [
+        "ambiguous",
+        "cloudtrail-owner-copy",
+        "forwarded",
+        "inferred",
+        "owner",
+    ]

@@ -624,8 +624,28 @@ def test_layer_is_built_for_python313_on_arm64(layer_id: str) -> None:
     # When reading its sam build settings
     build = {key: metadata.get(key) for key in ("BuildMethod", "BuildArchitecture")}
 
-    # Then it is built for the function runtime and architecture
-    assert build == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # Then it is built by its Makefile, for the function runtime (3.13 wheels and bytecode) and architecture
+    assert build == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    makefile = (ROOT / props_content_uri(layer_id) / "Makefile").read_text()
+    assert f"build-{layer_id}:" in makefile
+    assert "--python-version 3.13" in makefile
+    assert "manylinux2014_aarch64" in makefile
+    assert "compileall" in makefile
+
+
+def props_content_uri(layer_id: str) -> str:
+    return str(_props(layer_id)["ContentUri"])
+
+
+def test_layer_leaves_the_sdk_to_the_runtime() -> None:
+    # Given the layer's dependency list
+    names = {
+        line.split("==")[0].strip().lower()
+        for line in (ROOT / "layers/common/requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    # Then the runtime's boto3/botocore are not shadowed by a second copy
+    assert names.isdisjoint({"boto3", "botocore", "s3transfer"})
 
 
 @pytest.mark.parametrize("layer_id", _ids("AWS::Serverless::LayerVersion"))

@@ -1,7 +1,8 @@
-"""`make bench`: AWS calls per decision, cold init ratio and peak RSS of the consumer handlers.
+"""`make bench`: AWS calls, start-to-alert latency, cold init ratio and peak RSS of the consumer and owner handlers.
 
 Prints a markdown table (metric | handler | value | target | ok) and writes reports/bench.json.
 
+Consumer side (consumers 222222222222 and 444444444444 deployed; the owners only share, through RAM):
 1. AWS calls (deterministic), counted at the local stack's endpoint (`LocalStack.calls`). The real delivery path
    runs (RAM emits the event, the template's rule pattern matches it, stream records pass the template's filter), but
    the function on the rule / stream mapping is swapped for a probe that slices the endpoint's call log around each
@@ -9,9 +10,31 @@ Prints a markdown table (metric | handler | value | target | ok) and writes repo
    - per accepted invitation: the acceptor's first invocation, on the pending-invitation event (target <= 4);
    - per notification: every NotifyDecisionsFunction invocation of the run, over the decisions it published (1);
    - per scheduled sweep with N = 1, 10, 50 invitations already HELD (untrusted owner), in a second consumer.
-2. Cold init ratio: fresh processes (bench_child.py): import the handler module as Lambda does + build its adapters'
-   boto3 clients, versus `import boto3` + the same clients; medians of >= 7 runs each (after one warm-up run).
-3. Peak RSS: a fresh process imports the handler and runs ONE real invocation against the running local stack.
+
+Owner side (the stack is reset, then deployed as tests/integration/test_owner_tracking.py does: a consumer trusting
+the owner, then the owner, Mode=owner, sharing a new pipeline allow-execution with that one consumer; the consumer
+accepts and the owner's inventory records the grant):
+2. AWS calls per consumer-start alert, with the same probes: the consumer (no forwarder) starts the owner's pipeline
+   by ARN; the TrackExecutionsFunction invocation that makes the start alert due (on the status event: the start is
+   inferred from the grants) is counted (target <= 3), then every NotifyOwnerFunction invocation over the alerts it
+   published (1, sns:Publish). Informational, with a second owner whose consumer forwards its CloudTrail records
+   (OwnerEventBusArn): the tracker invocation on the forwarded StartPipelineExecution record (DescribePipelineExecution
+   verification), as the local stack delivers it (after the status event) and delivered first (the two events
+   captured, then invoked in that order, as EventBridge may deliver them).
+3. Latency from the consumer's StartPipelineExecution call to the owner's SNS publish, on the local stack: wall time
+   from just before the start call until the alert is readable from the owner's OwnerTopic (stack.deliver() then
+   read_notifications, repeated), the real functions in place; a new client token (a new execution) each run,
+   median of >= 5 runs (--latency-runs, default 7).
+
+Both sides:
+4. Cold init ratio: fresh processes (bench_child.py): import the handler module as Lambda does + build its adapters'
+   boto3 clients, versus `import boto3` + the baseline's clients; medians of >= 7 runs each (after one warm-up run).
+   AcceptInvitationsFunction: RAM gateway + share repository vs ram, dynamodb; NotifyDecisionsFunction: notifier vs
+   sns; TrackExecutionsFunction: execution repository + grant repository + execution gateway vs dynamodb, sagemaker;
+   OwnerInventoryFunction: owner RAM gateway + grant repository vs ram, dynamodb.
+5. Peak RSS: a fresh process imports the handler and runs ONE real invocation against the running local stack (the
+   tracker on a real status event of a new consumer start, captured from the stack; the inventory on the scheduled
+   event of its Reconcile rule).
 
 Timing and memory are informational: the exit status is non-zero only when a measurement could not be taken.
 """
@@ -42,16 +65,44 @@ from pipeshare_local.template import ROOT
 
 ACCEPT = "AcceptInvitationsFunction"
 NOTIFY = "NotifyDecisionsFunction"
+TRACK = "TrackExecutionsFunction"
+NOTIFY_OWNER = "NotifyOwnerFunction"
+INVENTORY = "OwnerInventoryFunction"
+CONSUMER_HANDLERS = (ACCEPT, NOTIFY)
+OWNER_HANDLERS = (TRACK, INVENTORY)
+# consumer side (no owner stack deployed)
 OWNER = "111111111111"  # trusted owner
 CONSUMER = "222222222222"
 UNTRUSTED_OWNER = "333333333333"
 SWEEP_CONSUMER = "444444444444"  # a second consumer, so the sweep sees only the held invitations
-ACCOUNTS = {"owner": OWNER, "consumer": CONSUMER, "untrusted": UNTRUSTED_OWNER, "sweeper": SWEEP_CONSUMER}
+# owner side (the stack is reset first): two owner/consumer pairs, one allow-execution consumer per pipeline (with
+# two, a start inferred from the status event is ambiguous)
+TRACKED_OWNER = "555555555555"
+STARTER = "666666666666"  # no forwarder: the owner learns of its starts from the status event only
+FORWARDING_OWNER = "777777777777"
+FORWARDER = "888888888888"  # forwards its CloudTrail records to the owner's bus (OwnerEventBusArn)
+ACCOUNTS = {
+    "owner": OWNER,
+    "consumer": CONSUMER,
+    "untrusted": UNTRUSTED_OWNER,
+    "sweeper": SWEEP_CONSUMER,
+    "tracked_owner": TRACKED_OWNER,
+    "starter": STARTER,
+    "forwarding_owner": FORWARDING_OWNER,
+    "forwarder": FORWARDER,
+}
 CONSUMER_PARAMETERS = {"TrustedOwnerAccountIds": OWNER}
 SWEEP_SIZES = (1, 10, 50)
+STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+API_CALL = "AWS API Call via CloudTrail"
+ALERT_SCHEMA = "pipeshare.owner.execution"
 
 CALLS_TARGET = 4
 NOTIFY_CALLS_TARGET = 1
+TRACK_CALLS_TARGET = 3
+OWNER_NOTIFY_CALLS_TARGET = 1
+LATENCY_TARGET_S = 2.0
+LATENCY_TIMEOUT_S = 30.0  # one run gives up (an error) when the alert is not readable by then
 INIT_RATIO_TARGET = 1.25
 RSS_TARGET_MB = 100.0
 WARMUP_RUNS = 1  # per variant, discarded (bytecode and page caches)
@@ -61,7 +112,12 @@ CHILD = Path(__file__).with_name("bench_child.py")
 LAYER = ROOT / "layers" / "common"
 DEFAULT_OUT = ROOT / "reports" / "bench.json"
 # handler -> (boto3 services of the baseline, the handler's adapters built by bench_child.py)
-INIT_CLIENTS = {ACCEPT: (("ram", "dynamodb"), ("ram", "shares")), NOTIFY: (("sns",), ("notifier",))}
+INIT_CLIENTS = {
+    ACCEPT: (("ram", "dynamodb"), ("ram", "shares")),
+    NOTIFY: (("sns",), ("notifier",)),
+    TRACK: (("dynamodb", "sagemaker"), ("executions", "grants", "execution_gateway")),
+    INVENTORY: (("ram", "dynamodb"), ("owner_ram", "grants")),
+}
 
 
 class BenchError(Exception):
@@ -139,6 +195,7 @@ class Probe:
         self.capture_only = capture_only
         self.runs: list[ProbeRun] = []
         self.captured: list[dict[str, Any]] = []
+        self.captured_triggers: list[str] = []  # the rule that delivered each captured event
 
     def __getattr__(self, name: str) -> Any:  # arn, name, account... as the function has them
         return getattr(self.function, name)
@@ -153,6 +210,7 @@ class Probe:
     def invoke_async(self, event: dict[str, Any], *, trigger: str) -> list[Invocation]:
         if self.capture_only:
             self.captured.append(event)
+            self.captured_triggers.append(trigger)
             return []
         return [self.invoke_once(event, trigger=trigger)]
 
@@ -186,6 +244,10 @@ class Owners:
             steps=[],
         )
         self._player = Player(scenario, stack)
+
+    def create_pipeline(self, owner: str, name: str) -> str:
+        STEP_KINDS["create_pipeline"](self._player, {"account": owner, "name": name})
+        return self._player.resource_arn(f"pipeline:{name}")
 
     def share_new_pipeline(self, owner: str, consumer: str, name: str) -> None:
         STEP_KINDS["create_pipeline"](self._player, {"account": owner, "name": name})
@@ -277,12 +339,14 @@ def measure_sweep_calls(stack: LocalStack, owners: Owners, names: OperationNames
     return sweeps
 
 
-def summarize_notify_calls(runs: list[ProbeRun], names: OperationNames) -> dict[str, Any]:
+def summarize_notify_calls(
+    runs: list[ProbeRun], names: OperationNames, *, function: str = NOTIFY, metric: str = "DecisionNotified"
+) -> dict[str, Any]:
     errors = [r.invocation.error for r in runs if r.invocation.error]
-    notified = int(sum(r.invocation.metrics.get("DecisionNotified", 0) for r in runs))
+    notified = int(sum(r.invocation.metrics.get(metric, 0) for r in runs))
     calls = [c for r in runs for c in r.calls]
     if not notified:
-        raise BenchError(f"NotifyDecisionsFunction published nothing ({len(runs)} invocations, errors: {errors})")
+        raise BenchError(f"{function} published nothing ({len(runs)} invocations, errors: {errors})")
     return {
         "invocations": len(runs),
         "records": sum(len(r.event.get("Records", [])) for r in runs),
@@ -292,6 +356,267 @@ def summarize_notify_calls(runs: list[ProbeRun], names: OperationNames) -> dict[
         "by_operation": names.breakdown(calls),
         "errors": errors,
     }
+
+
+# ---------------------------------------------------------------------------------------------- owner side
+def owner_bus_arn(stack: LocalStack, owner: str) -> str:
+    """The owner stack's OwnerBus (Name ${AWS::StackName}-owner), as a consumer's OwnerEventBusArn names it."""
+    return f"arn:aws:events:{stack.region}:{owner}:event-bus/pipeshare-owner"
+
+
+def deploy_owner_pair(stack: LocalStack, owners: Owners, owner: str, consumer: str, *, forward: bool) -> str:
+    """As tests/integration/test_owner_tracking.py: the consumer is deployed (trusting the owner; forwarding to the
+    owner's bus when `forward`), then the owner (Mode=owner) shares a new pipeline allow-execution with it through
+    the template's own share; the consumer accepts and the owner's inventory records the grant. Returns the ARN."""
+    pipeline = owners.create_pipeline(owner, f"bench-tracked-{consumer}")
+    parameters = {"TrustedOwnerAccountIds": owner}
+    if forward:
+        parameters["OwnerEventBusArn"] = owner_bus_arn(stack, owner)
+    stack.deploy(consumer, parameters)
+    deployment = stack.deploy(
+        owner,
+        {
+            "Mode": "owner",
+            "SharedPipelineArns": pipeline,
+            "ShareConsumerAccountIds": consumer,
+            "SharePermission": "allow-execution",
+            "ForwarderAccountIds": consumer,
+        },
+    )
+    if forward and deployment.attributes.get(("OwnerBus", "Arn")) != parameters["OwnerEventBusArn"]:
+        raise BenchError(f"the owner bus is {deployment.attributes.get(('OwnerBus', 'Arn'))}, not {parameters}")
+    stack.deliver()
+    grants = [
+        i
+        for i in stack.table_items(owner, "OwnerTable")
+        if i.get("sk", "").startswith("GRANT#") and i.get("consumer") == consumer and i.get("allow_execution")
+    ]
+    if len(grants) != 1:
+        raise BenchError(f"expected one allow-execution grant of {consumer} in {owner}'s inventory, got {grants}")
+    return pipeline
+
+
+def _token(label: str) -> str:
+    return f"bench-{label}".ljust(32, "0")[:128]
+
+
+def start_execution(stack: LocalStack, consumer: str, pipeline: str, label: str) -> str:
+    """The consumer starts the owner's pipeline by ARN (a new client token: a new execution)."""
+    response = stack.client(consumer, "sagemaker").start_pipeline_execution(
+        PipelineName=pipeline, ClientRequestToken=_token(label)
+    )
+    return str(response["PipelineExecutionArn"])
+
+
+def owner_alerts(stack: LocalStack, owner: str, execution: str) -> list[dict[str, Any]]:
+    """The execution alerts readable from the owner's OwnerTopic (its tap queue is drained)."""
+    return [
+        n
+        for n in stack.read_notifications(owner)
+        if n["topic"] == "OwnerTopic"
+        and isinstance(n["message"], dict)
+        and str(n["message"].get("schema", "")).startswith(ALERT_SCHEMA)
+        and str(n["message"].get("execution_arn", "")).lower() == execution.lower()
+    ]
+
+
+def _is_status_event(event: dict[str, Any], execution: str) -> bool:
+    detail = event.get("detail", {})
+    return (
+        event.get("detail-type") == STATUS_CHANGE
+        and str(detail.get("pipelineExecutionArn", "")).lower() == execution.lower()
+    )
+
+
+def _is_start_record(event: dict[str, Any]) -> bool:
+    return event.get("detail-type") == API_CALL and event.get("detail", {}).get("eventName") == "StartPipelineExecution"
+
+
+def _event_label(event: dict[str, Any]) -> str:
+    detail = event.get("detail", {})
+    if event.get("detail-type") == STATUS_CHANGE:
+        return f"status event ({detail.get('currentPipelineExecutionStatus')})"
+    if event.get("detail-type") == API_CALL:
+        return f"CloudTrail record ({detail.get('eventName')})"
+    return str(event.get("detail-type"))
+
+
+def _track_summary(run: ProbeRun, names: OperationNames) -> dict[str, Any]:
+    result = _result_of(run)
+    return {
+        "trigger": run.trigger,
+        "event": _event_label(run.event),
+        "calls": len(run.calls),
+        "by_operation": names.breakdown(run.calls),
+        "sequence": [names.label(s, o) for _, s, o in run.calls],
+        "calls_from_other_accounts": run.foreign_calls,
+        "result": result,
+    }
+
+
+def _concerning(runs: list[ProbeRun], execution: str) -> list[ProbeRun]:
+    for run in runs:
+        _result_of(run)  # a failed invocation is an error of the measurement
+    return [r for r in runs if str(_result_of(r).get("execution_arn") or "").lower() == execution.lower()]
+
+
+def _alerting(run: ProbeRun) -> bool:
+    return "start" in (_result_of(run).get("alerts") or [])
+
+
+def measure_inferred_start_calls(
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames
+) -> dict[str, Any]:
+    """The consumer (no forwarder) starts the pipeline; the owner learns of it from the status event only: the
+    tracker invocation that makes the start alert due is counted, then every NotifyOwnerFunction invocation."""
+    with probing(stack, owner, TRACK) as tracker, probing(stack, owner, NOTIFY_OWNER) as notifier:
+        execution = start_execution(stack, consumer, pipeline, "calls-inferred")
+        stack.deliver()
+    runs = _concerning(tracker.runs, execution)
+    alerting = [r for r in runs if _alerting(r)]
+    if len(alerting) != 1 or not _is_status_event(alerting[0].event, execution):
+        raise BenchError(f"expected one start alert made due by the status event, got {len(alerting)}")
+    run = alerting[0]
+    result = _result_of(run)
+    if (result.get("source"), result.get("initiator_account")) != ("inferred", consumer):
+        raise BenchError(f"the start was not inferred to be {consumer}'s: {result}")
+    if len(owner_alerts(stack, owner, execution)) != 1:
+        raise BenchError("the start alert was not published once on the owner's OwnerTopic")
+    return {
+        "execution_arn": execution,
+        **_track_summary(run, names),
+        "other_tracker_invocations": [_track_summary(r, names) for r in runs if r is not run],
+        "notify": summarize_notify_calls(notifier.runs, names, function=NOTIFY_OWNER, metric="OwnerNotified"),
+    }
+
+
+def measure_forwarded_start_calls(
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames
+) -> dict[str, Any]:
+    """A consumer with the forwarder starts the pipeline; the tracker invocation on the forwarded CloudTrail record
+    (DescribePipelineExecution verification) is counted, in both delivery orders:
+    - as the local stack delivers: the owner's status event first (the alert goes out inferred), the forwarded
+      record one hop later (it upgrades the attribution, no second alert);
+    - forwarded record first (EventBridge does not order the two): the same two events, captured, then invoked in
+      that order; the forwarded record carries the alert."""
+    with probing(stack, owner, TRACK) as tracker, probing(stack, owner, NOTIFY_OWNER) as notifier:
+        execution = start_execution(stack, consumer, pipeline, "calls-forwarded")
+        stack.deliver()
+    runs = _concerning(tracker.runs, execution)
+    forwarded = [r for r in runs if _is_start_record(r.event) and r.trigger.endswith("Forwarded")]
+    status = [r for r in runs if _is_status_event(r.event, execution)]
+    if len(forwarded) != 1 or len(status) != 1:
+        raise BenchError(f"expected one status event and one forwarded record, got {[r.trigger for r in runs]}")
+    if _result_of(forwarded[0]).get("source") != "forwarded":
+        raise BenchError(f"the forwarded record did not attribute the start: {_result_of(forwarded[0])}")
+    if len(owner_alerts(stack, owner, execution)) != 1:
+        raise BenchError("the start alert was not published once on the owner's OwnerTopic")
+    as_delivered = {
+        "execution_arn": execution,
+        "order": [_event_label(r.event) for r in runs],
+        "forwarded": _track_summary(forwarded[0], names),
+        "status": _track_summary(status[0], names),
+        "notify_calls": len([c for r in notifier.runs for c in r.calls]),
+    }
+    with probing(stack, owner, TRACK, capture_only=True) as capture:
+        execution = start_execution(stack, consumer, pipeline, "calls-forwarded-first")
+        stack.deliver()
+    captured = list(zip(capture.captured_triggers, capture.captured, strict=True))
+    records = [(t, e) for t, e in captured if _is_start_record(e) and t.endswith("Forwarded")]
+    statuses = [(t, e) for t, e in captured if _is_status_event(e, execution)]
+    if len(records) != 1 or len(statuses) != 1:
+        raise BenchError(f"expected one status event and one forwarded record, got {[t for t, _ in captured]}")
+    with probing(stack, owner, TRACK) as tracker, probing(stack, owner, NOTIFY_OWNER) as notifier:
+        for trigger, event in (records[0], statuses[0]):
+            tracker.invoke_once(event, trigger=trigger)
+        stack.deliver()
+    first, then = tracker.runs
+    if not _alerting(first) or _result_of(first).get("source") != "forwarded":
+        raise BenchError(f"the forwarded record, first, did not make a forwarded start alert due: {first.invocation}")
+    alerts = owner_alerts(stack, owner, execution)
+    if len(alerts) != 1:
+        raise BenchError(f"expected one start alert on the owner's OwnerTopic, got {len(alerts)}")
+    return {
+        "as_delivered": as_delivered,
+        "forwarded_first": {
+            "execution_arn": execution,
+            "forwarded": _track_summary(first, names),
+            "status": _track_summary(then, names),
+            "notify_calls": len([c for r in notifier.runs for c in r.calls]),
+            "alert_attribution": alerts[0]["message"].get("attribution", {}).get("source"),
+        },
+    }
+
+
+def measure_start_to_alert(stack: LocalStack, owner: str, consumer: str, pipeline: str, runs: int) -> dict[str, Any]:
+    """Wall time from just before the consumer's StartPipelineExecution call to the moment the alert is readable
+    from the owner's topic: deliver (rules -> TrackExecutionsFunction -> table stream -> NotifyOwnerFunction ->
+    SNS -> tap queue), read, repeat until the alert is there. The real functions run (no probes)."""
+    samples = []
+    for index in range(runs):
+        before = len(stack.calls(owner, functions_only=True))
+        started = time.perf_counter()
+        execution = start_execution(stack, consumer, pipeline, f"latency-{index}")
+        start_call = time.perf_counter() - started
+        delivering = reading = 0.0
+        rounds = 0
+        while True:
+            mark = time.perf_counter()
+            stack.deliver()
+            delivering += time.perf_counter() - mark
+            mark = time.perf_counter()
+            alerts = owner_alerts(stack, owner, execution)
+            reading += time.perf_counter() - mark
+            rounds += 1
+            if alerts:
+                break
+            if time.perf_counter() - started > LATENCY_TIMEOUT_S:
+                raise BenchError(f"run {index}: no alert readable {LATENCY_TIMEOUT_S:g} s after the start call")
+        elapsed = time.perf_counter() - started
+        calls = stack.calls(owner, functions_only=True)[before:]
+        samples.append(
+            {
+                "seconds": elapsed,
+                "start_call_s": start_call,
+                "deliver_s": delivering,
+                "read_s": reading,
+                "deliver_rounds": rounds,
+                "owner_function_calls": [op for _, _, op in calls],
+                "attribution": alerts[0]["message"].get("attribution", {}).get("source"),
+            }
+        )
+    totals = [s["seconds"] for s in samples]
+    return {
+        "runs": runs,
+        "median_s": statistics.median(totals),
+        "min_s": min(totals),
+        "max_s": max(totals),
+        "start_call_median_s": statistics.median(s["start_call_s"] for s in samples),
+        "deliver_median_s": statistics.median(s["deliver_s"] for s in samples),
+        "read_median_s": statistics.median(s["read_s"] for s in samples),
+        "samples": samples,
+    }
+
+
+def rss_track_event(stack: LocalStack, owner: str, consumer: str, pipeline: str) -> dict[str, Any]:
+    """A real status event of a new consumer-started execution, captured on its way to the tracker."""
+    with probing(stack, owner, TRACK, capture_only=True) as tracker:
+        execution = start_execution(stack, consumer, pipeline, "rss")
+        stack.deliver()
+    events = [e for e in tracker.captured if _is_status_event(e, execution)]
+    if len(events) != 1:
+        raise BenchError(f"expected one status event for the RSS run, got {len(events)}")
+    return events[0]
+
+
+def rss_inventory_event(stack: LocalStack, owner: str) -> dict[str, Any]:
+    """The scheduled event of the inventory's Reconcile rule, as the stack fires it, captured."""
+    with probing(stack, owner, INVENTORY, capture_only=True) as inventory:
+        stack.run_schedule(owner, rule_suffix="Reconcile")
+    events = [e for e in inventory.captured if e.get("detail-type") == "Scheduled Event"]
+    if len(events) != 1:
+        raise BenchError(f"expected one scheduled event for the inventory RSS run, got {len(events)}")
+    return events[0]
 
 
 # ---------------------------------------------------------------------------------------------- child processes
@@ -501,7 +826,8 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
             f"{NOTIFY_CALLS_TARGET} (sns:Publish)",
             _yes(per == NOTIFY_CALLS_TARGET and only_publish),
         )
-    for handler in (ACCEPT, NOTIFY):
+    _owner_rows(table, results)
+    for handler in (*CONSUMER_HANDLERS, *OWNER_HANDLERS):
         init = results.get("cold_init", {}).get(handler)
         if init:
             table.add(
@@ -511,7 +837,7 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
                 f"<= {INIT_RATIO_TARGET}",
                 _info(init["ratio"] <= INIT_RATIO_TARGET),
             )
-    for handler in (ACCEPT, NOTIFY):
+    for handler in (*CONSUMER_HANDLERS, *OWNER_HANDLERS):
         rss = results.get("peak_rss", {}).get(handler)
         if rss:
             ok = rss["peak_rss_mb"] <= RSS_TARGET_MB and rss["error"] is None
@@ -525,6 +851,102 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
     for name, message in errors.items():
         table.add(name, "-", f"ERROR: {message[:160]}", "-", "ERROR")
     return table
+
+
+def _owner_rows(table: Table, results: dict[str, Any]) -> None:
+    track = results.get("track_calls")
+    if track:
+        table.add(
+            "AWS calls per consumer-start alert (start seen by the status event only)",
+            TRACK,
+            str(track["calls"]),
+            f"<= {TRACK_CALLS_TARGET}",
+            _yes(track["calls"] <= TRACK_CALLS_TARGET),
+        )
+        notify = track["notify"]
+        per = notify["calls_per_notification"]
+        only_publish = set(notify["by_operation"]) == {"sns:Publish"}
+        table.add(
+            f"AWS calls per owner alert published ({notify['notifications']} published)",
+            NOTIFY_OWNER,
+            f"{per:g}",
+            f"{OWNER_NOTIFY_CALLS_TARGET} (sns:Publish)",
+            _yes(per == OWNER_NOTIFY_CALLS_TARGET and only_publish),
+        )
+        total = track["calls"] + per
+        table.add(
+            "AWS calls per consumer-start alert, tracker + publish",
+            f"{TRACK} + {NOTIFY_OWNER}",
+            f"{total:g}",
+            f"<= {TRACK_CALLS_TARGET + OWNER_NOTIFY_CALLS_TARGET}",
+            _yes(total <= TRACK_CALLS_TARGET + OWNER_NOTIFY_CALLS_TARGET),
+        )
+    forwarded = results.get("forwarded_calls")
+    if forwarded:
+        table.add(
+            "AWS calls per forwarded start record, after the status event (local order)",
+            TRACK,
+            str(forwarded["as_delivered"]["forwarded"]["calls"]),
+            "-",
+            "info",
+        )
+        table.add(
+            "AWS calls per forwarded start record, before the status event (it alerts)",
+            TRACK,
+            str(forwarded["forwarded_first"]["forwarded"]["calls"]),
+            "-",
+            "info",
+        )
+    latency = results.get("start_to_alert")
+    if latency:
+        table.add(
+            f"consumer StartPipelineExecution -> owner alert readable (SNS), median of {latency['runs']}",
+            f"{TRACK} -> {NOTIFY_OWNER}",
+            f"{latency['median_s']:.2f} s (min {latency['min_s']:.2f}, max {latency['max_s']:.2f})",
+            f"<= {LATENCY_TARGET_S:g} s",
+            _info(latency["median_s"] <= LATENCY_TARGET_S),
+        )
+
+
+def _owner_details(results: dict[str, Any]) -> list[str]:
+    lines = []
+    track = results.get("track_calls")
+    if track:
+        lines.append(
+            f"- {TRACK}, consumer start seen by the status event only: {' -> '.join(track['sequence'])} "
+            f"(attributed {track['result'].get('source')}, alert {', '.join(track['result'].get('alerts') or [])})"
+        )
+        notify = track["notify"]
+        lines.append(
+            f"- {NOTIFY_OWNER}: {_ops(notify['by_operation'])} for {notify['notifications']} alert "
+            f"({notify['records']} stream records, {notify['invocations']} invocations)"
+        )
+    forwarded = results.get("forwarded_calls")
+    if forwarded:
+        delivered, first = forwarded["as_delivered"], forwarded["forwarded_first"]
+        lines += [
+            f"- {TRACK}, consumer with the forwarder, local delivery order {' then '.join(delivered['order'])}: "
+            f"status event {' -> '.join(delivered['status']['sequence'])} (alert, "
+            f"{delivered['status']['result'].get('source')}); forwarded record "
+            f"{' -> '.join(delivered['forwarded']['sequence'])} ({delivered['forwarded']['result'].get('status')}, "
+            f"upgraded to {delivered['forwarded']['result'].get('source')}, no alert)",
+            f"- {TRACK}, forwarded record delivered first: {' -> '.join(first['forwarded']['sequence'])} (alert, "
+            f"{first['forwarded']['result'].get('source')}); then the status event "
+            f"{' -> '.join(first['status']['sequence']) or 'no call'} ({first['status']['result'].get('status')})",
+        ]
+    latency = results.get("start_to_alert")
+    if latency:
+        per_run = Counter(len(s["owner_function_calls"]) for s in latency["samples"])
+        lines += [
+            f"- start -> alert, medians: StartPipelineExecution call {latency['start_call_median_s'] * 1000:.0f} ms, "
+            f"stack.deliver() {latency['deliver_median_s'] * 1000:.0f} ms, read_notifications "
+            f"{latency['read_median_s'] * 1000:.0f} ms; runs (s): "
+            + ", ".join(f"{s['seconds']:.2f}" for s in latency["samples"]),
+            "- start -> alert, owner function calls per run: "
+            + ", ".join(f"{calls} calls x{n}" for calls, n in sorted(per_run.items()))
+            + f" ({' -> '.join(latency['samples'][0]['owner_function_calls'])})",
+        ]
+    return lines
 
 
 def details(results: dict[str, Any]) -> list[str]:
@@ -549,6 +971,7 @@ def details(results: dict[str, Any]) -> list[str]:
             f"- {NOTIFY}: {_ops(notify['by_operation'])} for {notify['notifications']} notifications "
             f"({notify['records']} stream records, {notify['invocations']} invocations)"
         )
+    lines += _owner_details(results)
     for handler, rss in results.get("peak_rss", {}).items():
         lines.append(
             f"- {handler}, RSS child: {_ops(Counter(rss['client_calls']))} (client side); "
@@ -559,8 +982,9 @@ def details(results: dict[str, Any]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- main
 class Bench:
-    def __init__(self, runs: int) -> None:
+    def __init__(self, runs: int, latency_runs: int = 7) -> None:
         self.runs = runs
+        self.latency_runs = latency_runs
         self.results: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.names = OperationNames()
@@ -578,48 +1002,101 @@ class Bench:
         environments: dict[str, dict[str, str]] = {}
         functions: dict[str, LocalFunction] = {}
         with LocalStack() as stack:
-            owners = Owners(stack)
-            consumer = stack.deploy(CONSUMER, CONSUMER_PARAMETERS)
-            stack.deploy(SWEEP_CONSUMER, CONSUMER_PARAMETERS)
-            for handler in (ACCEPT, NOTIFY):
-                functions[handler] = consumer.functions[handler]
-                environments[handler] = lambda_environment(stack, functions[handler])
-            with probing(stack, CONSUMER, NOTIFY) as notify_a, probing(stack, SWEEP_CONSUMER, NOTIFY) as notify_b:
-                with self.step("AWS calls per accepted invitation"):
-                    self.results["accept_calls"] = measure_accept_calls(stack, owners, self.names)
-                with self.step("AWS calls per scheduled sweep"):
-                    self.results["sweep_calls"] = measure_sweep_calls(stack, owners, self.names)
-            with self.step("AWS calls per notification"):
-                self.results["notify_calls"] = summarize_notify_calls([*notify_a.runs, *notify_b.runs], self.names)
-            peak: dict[str, Any] = {}
-            with self.step(f"peak RSS ({ACCEPT})"):
-                event = rss_accept_event(stack, owners)
-                peak[ACCEPT] = measure_peak_rss(stack, functions[ACCEPT], event, self.names)
-                if (peak[ACCEPT]["result"] or {}).get("accepted") != 1:
-                    raise BenchError(f"the RSS invocation did not accept its invitation: {peak[ACCEPT]['result']}")
-            with self.step(f"peak RSS ({NOTIFY})"):
-                if not notify_a.runs:
-                    raise BenchError("no stream batch was captured for NotifyDecisionsFunction")
-                peak[NOTIFY] = measure_peak_rss(stack, functions[NOTIFY], notify_a.runs[0].event, self.names)
-            self.results["peak_rss"] = peak
+            self.consumer_side(stack, functions, environments)
             stack.deliver()  # settle what the RSS invocations caused (not measured)
+            stack.reset()  # the owner side starts from nothing: only its own accounts are deployed
+            self.owner_side(stack, functions, environments)
         cold: dict[str, Any] = {"load_average_before": _load_average()}
-        for handler in (ACCEPT, NOTIFY):  # no network needed: the stack (and its server thread) is down
+        for handler in (*CONSUMER_HANDLERS, *OWNER_HANDLERS):  # no network needed: the stack is down
+            if handler not in functions:
+                continue
             with self.step(f"cold init ({handler}, {WARMUP_RUNS}+{self.runs} runs per variant)"):
                 cold[handler] = measure_cold_init(functions[handler], environments[handler], self.runs)
         cold["load_average_after"] = _load_average()
         self.results["cold_init"] = cold
 
+    def consumer_side(
+        self, stack: LocalStack, functions: dict[str, LocalFunction], environments: dict[str, dict[str, str]]
+    ) -> None:
+        owners = Owners(stack)
+        consumer = stack.deploy(CONSUMER, CONSUMER_PARAMETERS)
+        stack.deploy(SWEEP_CONSUMER, CONSUMER_PARAMETERS)
+        for handler in CONSUMER_HANDLERS:
+            functions[handler] = consumer.functions[handler]
+            environments[handler] = lambda_environment(stack, functions[handler])
+        with probing(stack, CONSUMER, NOTIFY) as notify_a, probing(stack, SWEEP_CONSUMER, NOTIFY) as notify_b:
+            with self.step("AWS calls per accepted invitation"):
+                self.results["accept_calls"] = measure_accept_calls(stack, owners, self.names)
+            with self.step("AWS calls per scheduled sweep"):
+                self.results["sweep_calls"] = measure_sweep_calls(stack, owners, self.names)
+        with self.step("AWS calls per notification"):
+            self.results["notify_calls"] = summarize_notify_calls([*notify_a.runs, *notify_b.runs], self.names)
+        peak: dict[str, Any] = self.results.setdefault("peak_rss", {})
+        with self.step(f"peak RSS ({ACCEPT})"):
+            event = rss_accept_event(stack, owners)
+            peak[ACCEPT] = measure_peak_rss(stack, functions[ACCEPT], event, self.names)
+            if (peak[ACCEPT]["result"] or {}).get("accepted") != 1:
+                raise BenchError(f"the RSS invocation did not accept its invitation: {peak[ACCEPT]['result']}")
+        with self.step(f"peak RSS ({NOTIFY})"):
+            if not notify_a.runs:
+                raise BenchError("no stream batch was captured for NotifyDecisionsFunction")
+            peak[NOTIFY] = measure_peak_rss(stack, functions[NOTIFY], notify_a.runs[0].event, self.names)
+
+    def owner_side(
+        self, stack: LocalStack, functions: dict[str, LocalFunction], environments: dict[str, dict[str, str]]
+    ) -> None:
+        owners = Owners(stack)
+        pipeline = ""
+        with self.step("owner side: deploy an owner and a consumer without the forwarder"):
+            pipeline = deploy_owner_pair(stack, owners, TRACKED_OWNER, STARTER, forward=False)
+        if not pipeline:
+            return
+        owner = stack.deployments[TRACKED_OWNER]
+        for handler in OWNER_HANDLERS:
+            functions[handler] = owner.functions[handler]
+            environments[handler] = lambda_environment(stack, functions[handler])
+        with self.step("AWS calls per consumer-start alert (status event only)"):
+            self.results["track_calls"] = measure_inferred_start_calls(
+                stack, TRACKED_OWNER, STARTER, pipeline, self.names
+            )
+        with self.step(f"latency, consumer start -> owner alert ({self.latency_runs} runs)"):
+            self.results["start_to_alert"] = measure_start_to_alert(
+                stack, TRACKED_OWNER, STARTER, pipeline, self.latency_runs
+            )
+        peak: dict[str, Any] = self.results.setdefault("peak_rss", {})
+        with self.step(f"peak RSS ({TRACK})"):
+            event = rss_track_event(stack, TRACKED_OWNER, STARTER, pipeline)
+            peak[TRACK] = measure_peak_rss(stack, functions[TRACK], event, self.names)
+            result = peak[TRACK]["result"] or {}
+            if (result.get("status"), result.get("alerts")) != ("recorded", ["start"]):
+                raise BenchError(f"the RSS invocation did not record the start and its alert: {result}")
+        with self.step(f"peak RSS ({INVENTORY})"):
+            event = rss_inventory_event(stack, TRACKED_OWNER)
+            peak[INVENTORY] = measure_peak_rss(stack, functions[INVENTORY], event, self.names)
+            if (peak[INVENTORY]["result"] or {}).get("status") != "ok":
+                raise BenchError(f"the inventory RSS invocation did not reconcile: {peak[INVENTORY]['result']}")
+        stack.deliver()  # publish what the RSS invocations caused (not measured)
+        with self.step("AWS calls per forwarded start record (consumer with the forwarder)"):
+            forwarding = deploy_owner_pair(stack, owners, FORWARDING_OWNER, FORWARDER, forward=True)
+            self.results["forwarded_calls"] = measure_forwarded_start_calls(
+                stack, FORWARDING_OWNER, FORWARDER, forwarding, self.names
+            )
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeshare_local.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed cold-init runs per variant (>= 7; default 7)")
+    parser.add_argument(
+        "--latency-runs", type=int, default=7, help="consumer start -> owner alert runs (>= 5; default 7)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     if args.runs < 7:
         parser.error("--runs must be >= 7")
+    if args.latency_runs < 5:
+        parser.error("--latency-runs must be >= 5")
     started = time.perf_counter()
-    bench = Bench(args.runs)
+    bench = Bench(args.runs, args.latency_runs)
     bench.run()
     elapsed = time.perf_counter() - started
     table = build_table(bench.results, bench.errors, args.runs)
@@ -631,6 +1108,9 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {
             "calls_per_accepted_invitation": CALLS_TARGET,
             "calls_per_notification": NOTIFY_CALLS_TARGET,
+            "tracker_calls_per_consumer_start_alert": TRACK_CALLS_TARGET,
+            "calls_per_owner_alert_publish": OWNER_NOTIFY_CALLS_TARGET,
+            "consumer_start_to_owner_alert_seconds": LATENCY_TARGET_S,
             "cold_init_ratio": INIT_RATIO_TARGET,
             "peak_rss_mb": RSS_TARGET_MB,
         },

@@ -5,6 +5,7 @@
     bench_child.py handler RESULT CODE_DIR MODULE ADAPTER[,...]
                                         time importing CODE_DIR/MODULE.py as module MODULE (as Lambda does, the
                                         task root first on sys.path) + building its adapters' boto3 clients
+                                        (ADAPTER: a name of ADAPTERS below, e.g. executions,grants,execution_gateway)
     bench_child.py invoke RESULT CODE_DIR HANDLER ARN EVENT
                                         import HANDLER (module.function), run ONE real invocation with the event in
                                         the JSON file EVENT and a context for the function ARN; report the peak RSS
@@ -21,9 +22,15 @@ import time
 
 # adapter name -> how the function builds it (pipeshare.dependencies factories, arguments from the environment)
 ADAPTERS = {
+    # consumer side
     "ram": lambda deps: deps.get_ram_gateway(),
     "shares": lambda deps: deps.get_share_repository(os.environ["SHARE_TABLE_NAME"]),
     "notifier": lambda deps: deps.get_notifier(os.environ["CONSUMER_TOPIC_ARN"]),
+    # owner side
+    "executions": lambda deps: deps.get_execution_repository(os.environ["OWNER_TABLE_NAME"]),
+    "grants": lambda deps: deps.get_grant_repository(os.environ["OWNER_TABLE_NAME"]),
+    "execution_gateway": lambda deps: deps.get_execution_gateway(),
+    "owner_ram": lambda deps: deps.get_owner_gateway(),
 }
 
 

@@ -21,7 +21,7 @@ export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\
 help:
 	@echo "make demo   - set up and play the two-account story on the local stack"
 	@echo "make test   - lint, template checks, unit + integration + infrastructure tests (offline)"
-	@echo "make bench  - calls per decision, cold init ratio, peak RSS"
+	@echo "make bench  - AWS calls per decision and alert, start-to-alert latency, cold init ratio, peak RSS"
 	@echo "make build  - sam build (needs python3.13, found through pyenv)"
 	@echo "make deploy - sam deploy --guided"
 

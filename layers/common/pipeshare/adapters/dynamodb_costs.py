@@ -1,0 +1,258 @@
+"""Cost records in the owner table: each job counted once, the execution's estimate, month-to-date spend.
+
+Keys (pk / sk):
+- `EXECUTION#<execution arn>` / `JOB#<job arn>`: a job counted into the estimate (written once, attribute_not_exists);
+- `EXECUTION#<execution arn>` / `ESTIMATE`: running total (ADD), latest breakdown, `final`;
+- `EXECUTION#<execution arn>` / `ALERT#finish`: the finish alert (outbox, once);
+- `SPEND#<yyyy-mm>` / `CONSUMER#<account>` (kind consumer-total), `PIPELINE#<arn>` (kind pipeline-total) and
+  `CONSUMER#<account>#PIPELINE#<arn>` (kind consumer-pipeline-total): month-to-date estimated spend (ADD: atomic).
+A job's cost reaches the estimate and the spend in the same transaction that records it: exactly once, whatever
+the duplication, order or concurrency of events.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.dynamodb_executions import execution_pk
+from pipeshare.adapters.dynamodb_shares import _condition_failed, _iso
+from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+MAX_JOBS_PER_TRANSACTION = 90  # DynamoDB allows 100 items per transaction; the rest are the estimate and spend
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _json_default(value: Any) -> Any:
+    return str(value) if not isinstance(value, Decimal) else float(value)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-like data as DynamoDB stores it: numbers as Decimal."""
+    return json.loads(json.dumps(value, default=_json_default), parse_float=Decimal)
+
+
+@dataclass(frozen=True)
+class CountedJob:
+    job_arn: str
+    step: str
+    kind: str
+    cost: Decimal
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CostState:
+    record: ExecutionRecord | None
+    counted: dict[str, Decimal]  # job arn (lower-case) -> cost counted
+    estimate: dict[str, Any] | None
+
+
+class DynamoDbCostRepository:
+    """Implements ports.CostRepository."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._ddb = client or boto3.client("dynamodb")
+
+    def state(self, execution_arn: str) -> CostState:
+        """One query: the execution record, the jobs already counted and the estimate."""
+        record: ExecutionRecord | None = None
+        counted: dict[str, Decimal] = {}
+        estimate: dict[str, Any] | None = None
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _item({":pk": execution_pk(execution_arn)}),
+            "ConsistentRead": True,
+        }
+        try:
+            while True:
+                page = self._ddb.query(**kwargs)
+                for raw in page.get("Items", []):
+                    sk = raw["sk"]["S"]
+                    if sk == "STATE":
+                        record = ExecutionRecord.model_validate_json(raw["record"]["S"])
+                    elif sk.startswith("JOB#"):
+                        counted[sk.removeprefix("JOB#")] = Decimal(raw["cost"]["N"])
+                    elif sk == "ESTIMATE":
+                        estimate = {k: _de.deserialize(v) for k, v in raw.items()}
+                if "LastEvaluatedKey" not in page:
+                    return CostState(record, counted, estimate)
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+
+    def commit(
+        self,
+        execution_arn: str,
+        *,
+        consumer: str | None,
+        pipeline_arn: str,
+        month: str,
+        jobs: list[CountedJob],
+        estimate: dict[str, Any],
+        final: bool,
+        finish_alert: OwnerAlert | None,
+        at: datetime,
+    ) -> bool:
+        """Count new jobs (each once) into the estimate and the month's spend; False when another writer was first."""
+        chunks = [jobs[i : i + MAX_JOBS_PER_TRANSACTION] for i in range(0, len(jobs), MAX_JOBS_PER_TRANSACTION)] or [[]]
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            items = self._job_items(execution_arn, chunk, at) + self._estimate_items(
+                execution_arn, consumer, pipeline_arn, month, chunk, estimate, final and last, at
+            )
+            if last and finish_alert is not None:
+                items.append(self._alert_item(execution_arn, finish_alert, at))
+            try:
+                self._ddb.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if _condition_failed(exc):
+                    return False
+                raise translate(exc) from exc
+            except BotoCoreError as exc:
+                raise translate(exc) from exc
+        return True
+
+    def _job_items(self, execution_arn: str, jobs: list[CountedJob], at: datetime) -> list[dict[str, Any]]:
+        pk = execution_pk(execution_arn)
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _item(
+                        {
+                            "pk": pk,
+                            "sk": f"JOB#{job.job_arn.lower()}",
+                            "item_type": "job-cost",
+                            "job_arn": job.job_arn,
+                            "step": job.step,
+                            "kind": job.kind,
+                            "cost": job.cost,
+                            "detail": _plain(job.detail),
+                            "at": _iso(at),
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for job in jobs
+        ]
+
+    def _estimate_items(
+        self,
+        execution_arn: str,
+        consumer: str | None,
+        pipeline_arn: str,
+        month: str,
+        jobs: list[CountedJob],
+        estimate: dict[str, Any],
+        final: bool,
+        at: datetime,
+    ) -> list[dict[str, Any]]:
+        added = sum((job.cost for job in jobs), Decimal(0))
+        sets = (
+            "SET item_type = :type, breakdown = :breakdown, complete = :complete, updated_at = :at, "
+            "pipeline_arn = :pipeline, consumer_account = :consumer, #month = if_not_exists(#month, :month), "
+            "final = " + (":true" if final else "if_not_exists(final, :false)")
+        )
+        values = {
+            ":type": "estimate",
+            ":breakdown": _plain(estimate.get("steps", [])),
+            ":complete": bool(estimate.get("complete", False)),
+            ":at": _iso(at),
+            ":pipeline": pipeline_arn,
+            ":consumer": consumer or "-",
+            ":month": month,
+            ":true" if final else ":false": final,
+            ":added": added,
+        }
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _item({"pk": execution_pk(execution_arn), "sk": "ESTIMATE"}),
+                    "UpdateExpression": sets + " ADD total :added",
+                    "ExpressionAttributeNames": {"#month": "month"},
+                    "ExpressionAttributeValues": _item(values),
+                }
+            }
+        ]
+        if added <= 0:
+            return items
+        totals = [(f"PIPELINE#{pipeline_arn}", "pipeline-total")]
+        if consumer:
+            totals += [
+                (f"CONSUMER#{consumer}", "consumer-total"),
+                (f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn}", "consumer-pipeline-total"),
+            ]
+        for sk, kind in totals:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _item({"pk": f"SPEND#{month}", "sk": sk}),
+                        "UpdateExpression": "SET kind = :kind, #month = :month, consumer_account = :consumer, "
+                        "pipeline_arn = :pipeline, updated_at = :at ADD total :added",
+                        "ExpressionAttributeNames": {"#month": "month"},
+                        "ExpressionAttributeValues": _item(
+                            {
+                                ":kind": kind,
+                                ":month": month,
+                                ":consumer": consumer or "-",
+                                ":pipeline": pipeline_arn if "PIPELINE#" in sk else "-",
+                                ":at": _iso(at),
+                                ":added": added,
+                            }
+                        ),
+                    }
+                }
+            )
+        return items
+
+    def _alert_item(self, execution_arn: str, alert: OwnerAlert, at: datetime) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": _item(
+                    {
+                        "pk": execution_pk(execution_arn),
+                        "sk": "ALERT#finish",
+                        "item_type": "alert",
+                        "at": _iso(at),
+                        "subject": alert.subject,
+                        "message": _plain(alert.message),
+                        "attributes": alert.attributes,
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def month_spend(self, month: str, consumer: str) -> Decimal:
+        try:
+            response = self._ddb.get_item(
+                TableName=self._table,
+                Key=_item({"pk": f"SPEND#{month}", "sk": f"CONSUMER#{consumer}"}),
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+        return Decimal(response["Item"]["total"]["N"]) if "Item" in response else Decimal(0)

@@ -172,7 +172,7 @@ def test_shipped_prices_load_and_validate() -> None:
     assert isinstance(table, PriceTable)
     assert table.currency == "USD"
     assert table.source.startswith("AWS SageMaker pricing page, on-demand, as published")
-    assert "pipeshare_local.prices" in table.source
+    assert "update by hand" in table.source
     assert isinstance(table.as_of, date)
     assert set(table.regions) == {"us-east-1", "us-west-2", "eu-west-1"}
     assert table.notes, "the notes say which figures are indicative"

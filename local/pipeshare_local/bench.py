@@ -95,7 +95,7 @@ CONSUMER_PARAMETERS = {"TrustedOwnerAccountIds": OWNER}
 SWEEP_SIZES = (1, 10, 50)
 STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 API_CALL = "AWS API Call via CloudTrail"
-ALERT_SCHEMA = "pipeshare.owner.execution"
+ALERT_SCHEMA = "pipeshare.owner.execution-alert"
 
 CALLS_TARGET = 4
 NOTIFY_CALLS_TARGET = 1

@@ -1,11 +1,16 @@
 """In-process emulation of SageMaker pipeline executions, spoken to over SageMaker's real wire protocol.
 
 moto 5.2.5 has pipelines but executions that are instantly ``Succeeded``, no cross-account start, no Stop/Retry, no
-steps and no events. The local stack therefore answers six operations here and leaves every other SageMaker call
-(CreatePipeline, DescribePipeline, ...) to moto:
+steps and no events. The local stack therefore answers ten operations here and leaves every other SageMaker call
+(CreatePipeline, DescribePipeline, ListTrainingJobs, ...) to moto:
 
     StartPipelineExecution, StopPipelineExecution, RetryPipelineExecution,
-    DescribePipelineExecution, ListPipelineExecutions, ListPipelineExecutionSteps
+    DescribePipelineExecution, ListPipelineExecutions, ListPipelineExecutionSteps,
+    DescribeTrainingJob, DescribeProcessingJob, DescribeTransformJob, DescribeHyperParameterTuningJob
+
+The four Describe*Job operations answer for the jobs the emulated steps run (named by the job ARNs in the step
+metadata). The jobs live in the pipeline OWNER's account and follow their step: InProgress while it runs, then
+Completed / Failed / Stopping / Stopped; nobody else can see them (sharing a pipeline does not share its jobs).
 
 The contract is botocore's ``sagemaker`` 2017-07-24 service model (protocol json 1.1, target prefix ``SageMaker``):
 inputs are validated against the input shape (botocore's ``ParamValidator`` plus enums, ``max`` and ``pattern``),
@@ -46,6 +51,7 @@ from pipeshare_local.ram import RamEmulator, StrictParamValidator, _from_wire, _
 __all__ = [
     "ALLOW_EXECUTION_PERMISSION",
     "DEFAULT_STEPS",
+    "JOB_OPERATIONS",
     "OPERATIONS",
     "READ_ONLY_PERMISSION",
     "SageMakerError",
@@ -58,6 +64,7 @@ __all__ = [
     "execution_status_event",
     "moto_assumed_role",
     "moto_pipeline_exists",
+    "moto_pipeline_role",
     "sagemaker_service_model",
     "step_status_event",
 ]
@@ -77,7 +84,14 @@ DESCRIBE, LIST_EXECUTIONS, LIST_STEPS = (
     "ListPipelineExecutions",
     "ListPipelineExecutionSteps",
 )
-OPERATIONS = frozenset({START, STOP, RETRY, DESCRIBE, LIST_EXECUTIONS, LIST_STEPS})
+# Describe*Job operation -> (ARN resource type of the job, input member naming it)
+JOB_OPERATIONS = {
+    "DescribeTrainingJob": ("training-job", "TrainingJobName"),
+    "DescribeProcessingJob": ("processing-job", "ProcessingJobName"),
+    "DescribeTransformJob": ("transform-job", "TransformJobName"),
+    "DescribeHyperParameterTuningJob": ("hyper-parameter-tuning-job", "HyperParameterTuningJobName"),
+}
+OPERATIONS = frozenset({START, STOP, RETRY, DESCRIBE, LIST_EXECUTIONS, LIST_STEPS, *JOB_OPERATIONS})
 MUTATING = frozenset({START, STOP, RETRY})
 
 # Execution statuses (PipelineExecutionStatus) and step statuses (StepStatus).
@@ -87,6 +101,8 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
 _ACTIVE_STEP = frozenset({STARTING, EXECUTING, STOPPING})
 
 DEFAULT_ROLE = "pipeshare-local"  # role/session used in CloudTrail when the credentials name no assumed role
+# [unverified] role reported by the jobs when the pipeline's own role cannot be looked up.
+FALLBACK_PIPELINE_ROLE = "SageMakerPipelineExecRole"
 # [unverified] SageMaker's execution-level reason when a step fails.
 EXECUTION_FAILURE_REASON = "Step failure: One or multiple steps failed."
 
@@ -100,6 +116,9 @@ _EXECUTION_ARN_RE = re.compile(
     r"pipeline/(?P<name>[^/]+)/execution/(?P<id>[^/]+)$"
 )
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+_TRAINING_TYPES = frozenset({"Training", "Tuning"})
+# [unverified] what a job of a step without an instance type reports (the describe outputs require one).
+DEFAULT_JOB_INSTANCE_TYPE = "ml.m5.xlarge"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -121,7 +140,16 @@ class StepSpec:
     type decides the step metadata (job ARNs): Training | Processing | Transform | Tuning | AutoML | Model |
     RegisterModel | Condition | Fail | Lambda | Callback | EMR | QualityCheck | ClarifyCheck; other types get none.
     A Fail step always fails (that is what a FailStep does). instance_type/instance_count are reported by
-    snapshot() for cost estimates.
+    snapshot() for cost estimates and by the step's job (Describe*Job); a job step without an instance type reports
+    DEFAULT_JOB_INSTANCE_TYPE. The instance type must be one the job's describe output allows (botocore's enums).
+
+    Job options (Training and Tuning steps only, except volume_gb and cache_hit):
+      spot: managed spot training; the finished training job bills round(duration * (1 - spot_saving)) seconds.
+      instance_groups: heterogeneous cluster, (instance type, count) pairs used instead of instance_type/count
+        (snapshot() then reports instanceType None, the total instanceCount and instanceGroups).
+      volume_gb: ML storage volume per instance (training / processing / tuning jobs).
+      cache_hit: the step is served from cache: it succeeds at once and runs no job (CacheHitResult).
+    A Tuning step's tuning job runs duration_seconds on instance_type * instance_count (one training job).
     """
 
     name: str
@@ -130,6 +158,11 @@ class StepSpec:
     instance_type: str | None = "ml.m5.xlarge"
     instance_count: int = 1
     outcome: str = "Succeeded"  # Succeeded | Failed
+    spot: bool = False
+    spot_saving: float = 0.6
+    instance_groups: tuple[tuple[str, int], ...] = ()
+    volume_gb: int = 30
+    cache_hit: bool = False
 
     def __post_init__(self) -> None:
         if not _STEP_NAME_RE.match(self.name):
@@ -140,10 +173,29 @@ class StepSpec:
             raise ValueError("duration_seconds must be >= 0")
         if self.instance_count < 1:
             raise ValueError("instance_count must be >= 1")
+        self._check_job_options()
+
+    def _check_job_options(self) -> None:
+        groups = tuple((str(kind), int(count)) for kind, count in self.instance_groups)
+        object.__setattr__(self, "instance_groups", groups)  # lists (e.g. from JSON) become tuples
+        if (self.spot or groups) and self.type not in _TRAINING_TYPES:
+            raise ValueError("spot and instance_groups apply to Training and Tuning steps only")
+        if not 0 <= self.spot_saving < 1:
+            raise ValueError("spot_saving must be >= 0 and < 1")
+        if any(count < 1 or not kind for kind, count in groups):
+            raise ValueError("instance_groups must be (instance type, count >= 1) pairs")
+        if self.volume_gb < 1:
+            raise ValueError("volume_gb must be >= 1")
+        if self.cache_hit and self.fails:
+            raise ValueError("a step served from cache succeeds: cache_hit needs outcome Succeeded (and no Fail step)")
 
     @property
     def fails(self) -> bool:
         return self.outcome == FAILED or self.type == "Fail"
+
+    @property
+    def job_instance_type(self) -> str:
+        return self.instance_type or DEFAULT_JOB_INSTANCE_TYPE
 
 
 DEFAULT_STEPS: tuple[StepSpec, ...] = (StepSpec(name="Process", type="Processing", duration_seconds=300),)
@@ -395,6 +447,18 @@ def moto_pipeline_exists(account: str, region: str, name: str) -> bool:
         return False
 
 
+def moto_pipeline_role(account: str, region: str, name: str) -> str | None:
+    """RoleArn of moto's pipeline `name` in account/region (in this process), else None."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    try:
+        pipeline = sagemaker_backends[account][region].pipelines.get(name)
+    except KeyError:
+        return None
+    role = getattr(pipeline, "role_arn", None)
+    return role if isinstance(role, str) and role else None
+
+
 def moto_assumed_role(access_key_id: str) -> tuple[str, str] | None:
     """(role ARN, session name) of credentials issued by moto STS AssumeRole (in this process), else None."""
     try:
@@ -502,6 +566,32 @@ def _execution_not_found(execution_arn: str) -> SageMakerError:
 
 
 @dataclass
+class _Job:
+    """A SageMaker job run by a step attempt, in the owner's account; its status follows the step's."""
+
+    resource: str  # ARN resource type: training-job | processing-job | transform-job | hyper-parameter-tuning-job
+    name: str
+    arn: str
+    owner: str
+    region: str
+    spec: StepSpec
+    role_arn: str
+    output: str  # S3 prefix of the job's output
+    created: datetime
+    modified: datetime
+    status: str = "InProgress"
+    end: datetime | None = None
+    failure: str | None = None
+    model_name: str | None = None  # transform jobs: the model they run
+
+    def seconds(self, now: datetime) -> int:
+        """Run time so far (until the end once ended; never past the step's duration while running)."""
+        if self.end is not None:
+            return round((self.end - self.created).total_seconds())
+        return min(round((now - self.created).total_seconds()), self.spec.duration_seconds)
+
+
+@dataclass
 class _Step:
     spec: StepSpec
     status: str | None = None  # None: not started yet
@@ -510,6 +600,8 @@ class _Step:
     attempt: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     failure: str | None = None
+    job: _Job | None = None  # the job of the current attempt
+    cache_source: str | None = None  # served from cache: the execution whose result it reuses
 
 
 @dataclass
@@ -536,6 +628,7 @@ class _Execution:
     selective: dict[str, Any] | None = None
     version_id: int = 1
     announced: bool = False  # the first status event has no previous status
+    role_arn: str = ""  # the pipeline's role: the role its jobs run with
 
 
 @dataclass
@@ -564,6 +657,7 @@ class _Resolution:
     pipeline_arn: str | None = None
     execution_arn: str | None = None
     permission: str | None = None  # RAM permission of a cross-account caller
+    role_arn: str | None = None  # StartPipelineExecution: the pipeline's role
 
 
 @dataclass
@@ -584,13 +678,18 @@ _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 500: "Internal Serv
 
 
 class SageMakerPipelineEmulator:
-    """WSGI app answering the six SageMaker pipeline-execution operations; state kept in memory.
+    """WSGI app answering the SageMaker pipeline-execution operations and the Describe*Job operations of the jobs
+    the steps run (OPERATIONS); state kept in memory.
 
     Options (settable attributes; reset() restores the constructor's values):
       owner_cloudtrail_copy: also deliver a CloudTrail copy of a cross-account Start/Stop/Retry to the owner.
       consumer_status_events: also deliver status/step events of an execution a consumer started to that consumer
         (aws-facts §3.2: undocumented either way).
+      job_not_found_code: error code of a Describe*Job for an unknown (or another account's) job. ResourceNotFound,
+        as the model documents; real DescribeTrainingJob has been seen answering ValidationException "Requested
+        resource not found." (aws/aws-sdk#165), which can be chosen instead.
     ``response_observer`` (optional) is called with (operation name, response dict) before serialisation.
+    pipeline_role looks up the pipeline's RoleArn (owner, region, name) at start; the jobs report it.
     """
 
     def __init__(
@@ -606,6 +705,8 @@ class SageMakerPipelineEmulator:
         role_for_access_key: Callable[[str], tuple[str, str] | None] | None = moto_assumed_role,
         access_denied_cloudtrail_code: str = "AccessDenied",
         page_size: int = 50,
+        pipeline_role: Callable[[str, str, str], str | None] | None = moto_pipeline_role,
+        job_not_found_code: str = "ResourceNotFound",
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
@@ -618,12 +719,15 @@ class SageMakerPipelineEmulator:
         # [unverified] CloudTrail's errorCode for an IAM denial; the API answers AccessDeniedException.
         self._access_denied_cloudtrail_code = access_denied_cloudtrail_code
         self._page_size = page_size
-        self._options = {
+        self._pipeline_role = pipeline_role
+        self._options: dict[str, Any] = {
             "owner_cloudtrail_copy": owner_cloudtrail_copy,
             "consumer_status_events": consumer_status_events,
+            "job_not_found_code": job_not_found_code,
         }
         self.owner_cloudtrail_copy = owner_cloudtrail_copy
         self.consumer_status_events = consumer_status_events
+        self.job_not_found_code = job_not_found_code
         self._model = sagemaker_service_model()
         self._lock = threading.Lock()  # state
         self._emit_lock = threading.RLock()  # state change + emission, so events leave in the order they happen
@@ -633,13 +737,15 @@ class SageMakerPipelineEmulator:
     # ---------------------------------------------------------------------------------------------- public API
 
     def reset(self) -> None:
-        """Forget executions, idempotency tokens and step definitions; restore the constructor's options."""
+        """Forget executions, jobs, idempotency tokens and step definitions; restore the constructor's options."""
         with self._lock:
             self._executions: dict[str, _Execution] = {}  # lower-case execution ARN -> execution
             self._tokens: dict[tuple[str, str, str], str] = {}  # (op, lower-case ARN, token) -> execution ARN
             self._steps: dict[tuple[str, str, str], tuple[StepSpec, ...]] = {}
+            self._jobs: dict[tuple[str, str, str, str], _Job] = {}  # (owner, region, resource, lower name) -> job
             self.owner_cloudtrail_copy = self._options["owner_cloudtrail_copy"]
             self.consumer_status_events = self._options["consumer_status_events"]
+            self.job_not_found_code = self._options["job_not_found_code"]
 
     def define_steps(self, account: str, region: str, pipeline_name: str, steps: list[StepSpec]) -> None:
         """Steps of executions started from now on for the pipeline (owner account, region, name)."""
@@ -670,7 +776,8 @@ class SageMakerPipelineEmulator:
             }
 
     def handles(self, environ: dict) -> bool:
-        """True for SageMaker JSON 1.1 requests (X-Amz-Target "SageMaker.<Op>") of an emulated operation."""
+        """True for SageMaker JSON 1.1 requests (X-Amz-Target "SageMaker.<Op>") of an emulated operation
+        (OPERATIONS: the pipeline-execution operations and the four Describe*Job)."""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         return target.startswith(_TARGET_PREFIX) and target[len(_TARGET_PREFIX) :] in OPERATIONS
 
@@ -799,6 +906,10 @@ class SageMakerPipelineEmulator:
 
     def _resolve(self, op: str, caller: _Caller, params: dict[str, Any], target: _Resolution) -> None:
         """Which pipeline (and execution) the request names, and whether the caller may act on it."""
+        if op in JOB_OPERATIONS:
+            # Jobs are looked up in the caller's own account and region only (a share does not cover them).
+            target.owner, target.region = caller.account, caller.region
+            return
         if op in (START, LIST_EXECUTIONS):
             name = params["PipelineName"]
             match = _PIPELINE_ARN_RE.match(name) if name.startswith("arn:") else None
@@ -833,6 +944,17 @@ class SageMakerPipelineEmulator:
                 )
         if op in (START, LIST_EXECUTIONS) and not self._pipeline_exists(owner, region, pipeline_name):
             raise _pipeline_not_found(pipeline_arn)
+        if op == START:
+            target.role_arn = self._lookup_role(owner, region, pipeline_name)
+
+    def _lookup_role(self, owner: str, region: str, pipeline_name: str) -> str:
+        role = None
+        if self._pipeline_role is not None:
+            try:
+                role = self._pipeline_role(owner, region, pipeline_name)
+            except Exception:  # a lookup failure only loses the role name
+                logger.exception("SageMaker emulator: pipeline role lookup failed")
+        return role or f"arn:aws:iam::{owner}:role/{FALLBACK_PIPELINE_ROLE}"
 
     def _execution(self, call: _Call) -> _Execution:
         arn = call.target.execution_arn or ""
@@ -925,6 +1047,8 @@ class SageMakerPipelineEmulator:
         step.status = status
         if status in TERMINAL:
             step.end = at
+        if step.job is not None:
+            _follow_step(step.job, status, at)
         for account in self._receivers(execution):
             out.append(
                 (
@@ -943,6 +1067,7 @@ class SageMakerPipelineEmulator:
                         end_time=step.end if status in TERMINAL else None,
                         metadata=step.metadata,
                         failure_reason=step.failure,
+                        cache_hit_source=step.cache_source,
                     ),
                 )
             )
@@ -971,6 +1096,10 @@ class SageMakerPipelineEmulator:
             if step.status in (None, FAILED, STOPPED):  # not started yet, or being retried
                 if execution.ready_at > now:
                     return
+                if step.spec.cache_hit:
+                    self._serve_from_cache(execution, step, execution.ready_at, out)
+                    execution.cursor += 1
+                    continue
                 self._start_step(execution, step, execution.ready_at, out)
                 continue
             done = (step.start or now) + timedelta(seconds=step.spec.duration_seconds)
@@ -990,9 +1119,73 @@ class SageMakerPipelineEmulator:
         step.attempt += 1
         step.start, step.end, step.failure = at, None, None
         step.metadata = _step_metadata(execution, step.spec)
+        step.job = self._create_job(execution, step, at)
         # [unverified] Starting and Executing at the same instant; the metadata (job ARN) is known from Starting.
         self._step_status(execution, step, STARTING, at, out)
         self._step_status(execution, step, EXECUTING, at, out)
+
+    def _serve_from_cache(
+        self, execution: _Execution, step: _Step, at: datetime, out: list[tuple[datetime, dict]]
+    ) -> None:
+        """A cache hit: the step succeeds at once without a job, reusing an earlier execution's result.
+
+        [unverified] One Succeeded step event (no Starting/Executing: nothing runs), carrying cacheHitResult; the
+        step's Metadata is that of the step in the source execution (it points at the earlier job), or empty.
+        """
+        step.attempt += 1
+        step.start, step.end, step.failure, step.job = at, None, None, None
+        step.cache_source, metadata = self._cache_source(execution, step.spec.name)
+        step.metadata = metadata
+        step.status = None  # a single event: no previous status
+        self._step_status(execution, step, SUCCEEDED, at, out)
+
+    def _cache_source(self, execution: _Execution, step_name: str) -> tuple[str, dict[str, Any]]:
+        """(source execution ARN, metadata) of a cache hit.
+
+        [unverified] The latest earlier execution of the pipeline in which the step succeeded (following that step's
+        own cache source), with its metadata; else the latest earlier execution (no metadata); else the execution
+        itself (no metadata).
+        """
+        pipeline = execution.pipeline_arn.lower()
+        earlier: list[_Execution] = []
+        for other in self._executions.values():  # insertion order is creation order
+            if other is execution:
+                break
+            if other.pipeline_arn.lower() == pipeline:
+                earlier.append(other)
+        for other in reversed(earlier):
+            for candidate in other.steps:
+                if candidate.spec.name == step_name and candidate.status == SUCCEEDED:
+                    return candidate.cache_source or other.arn, copy.deepcopy(candidate.metadata)
+        return (earlier[-1].arn if earlier else execution.arn), {}
+
+    def _create_job(self, execution: _Execution, step: _Step, at: datetime) -> _Job | None:
+        """The describable job of a step attempt (named by the job ARN in its metadata), if it runs one."""
+        arn = _job_arn(step.metadata)
+        if arn is None:
+            return None
+        resource, name = arn.split(":", 5)[5].split("/", 1)
+        if resource not in _JOB_RESOURCES:
+            return None
+        model_name = None
+        if resource == "transform-job":
+            models = [s.metadata["Model"]["Arn"] for s in execution.steps if "Model" in s.metadata]
+            model_name = models[-1].rsplit("/", 1)[-1] if models else f"pipelines-{execution.execution_id}-model"
+        job = _Job(
+            resource=resource,
+            name=name,
+            arn=arn,
+            owner=execution.owner,
+            region=execution.region,
+            spec=step.spec,
+            role_arn=execution.role_arn,
+            output=f"s3://sagemaker-{execution.region}-{execution.owner}/{execution.pipeline_name}/{name}",
+            created=at,
+            modified=at,
+            model_name=model_name,
+        )
+        self._jobs[(job.owner, job.region, resource, name.lower())] = job
+        return job
 
     # --------------------------------------------------------------------------------------------- operations
 
@@ -1035,6 +1228,7 @@ class SageMakerPipelineEmulator:
             parallelism=params.get("ParallelismConfiguration"),
             selective=selective,
             version_id=params.get("PipelineVersionId", 1),
+            role_arn=target.role_arn or f"arn:aws:iam::{owner}:role/{FALLBACK_PIPELINE_ROLE}",
         )
         self._executions[arn.lower()] = execution
         self._tokens[token_key] = arn
@@ -1148,6 +1342,29 @@ class SageMakerPipelineEmulator:
         items = [_step_view(s) for _, s in started]
         return self._paginate(call, params, items, "PipelineExecutionSteps")
 
+    def _op_DescribeTrainingJob(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        return _training_view(self._job(call, params))
+
+    def _op_DescribeProcessingJob(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        return _processing_view(self._job(call, params))
+
+    def _op_DescribeTransformJob(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        return _transform_view(self._job(call, params))
+
+    def _op_DescribeHyperParameterTuningJob(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        return _tuning_view(self._job(call, params), call.now)
+
+    def _job(self, call: _Call, params: dict[str, Any]) -> _Job:
+        """The job the request names, in the caller's account and region (state as of the last tick)."""
+        resource, member = JOB_OPERATIONS[call.op]
+        name = params[member]
+        job = self._jobs.get((call.caller.account, call.caller.region, resource, name.lower()))
+        if job is None:
+            # [unverified] message wording (DescribeTrainingJob's is the one seen from AWS).
+            message = _JOB_NOT_FOUND[resource].format(name=name)
+            raise SageMakerError(self.job_not_found_code, message)
+        return job
+
     def _paginate(self, call: _Call, params: dict[str, Any], items: list[Any], key: str) -> dict[str, Any]:
         query = {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}
         fingerprint = hashlib.sha256(
@@ -1185,8 +1402,12 @@ class SageMakerPipelineEmulator:
                     "attemptCount": s.attempt,
                     "startedAt": _iso(s.start) if s.start else None,
                     "endedAt": _iso(s.end) if s.end else None,
-                    "instanceType": s.spec.instance_type,
-                    "instanceCount": s.spec.instance_count,
+                    "instanceType": None if s.spec.instance_groups else s.spec.instance_type,
+                    "instanceCount": sum(c for _, c in s.spec.instance_groups) or s.spec.instance_count,
+                    "instanceGroups": [list(group) for group in s.spec.instance_groups],
+                    "volumeSizeInGB": s.spec.volume_gb,
+                    "spot": s.spec.spot,
+                    "cacheHitSource": s.cache_source,
                     "metadata": copy.deepcopy(s.metadata),
                     "failureReason": s.failure,
                 }
@@ -1221,6 +1442,8 @@ def _step_view(step: _Step) -> dict[str, Any]:
     if step.end is not None:
         view["EndTime"] = step.end
     view["StepStatus"] = step.status
+    if step.cache_source is not None:
+        view["CacheHitResult"] = {"SourcePipelineExecutionArn": step.cache_source}
     if step.failure is not None:
         view["FailureReason"] = step.failure
     view["Metadata"] = copy.deepcopy(step.metadata)
@@ -1241,11 +1464,14 @@ def _rand(n: int, alphabet: str = _ID_ALPHABET) -> str:
 def _step_metadata(execution: _Execution, spec: StepSpec) -> dict[str, Any]:
     """PipelineExecutionStepMetadata for a step attempt: the resources it creates live in the OWNER's account.
 
-    Job names follow `pipelines-<execution id>-<step>-<random>`; SageMaker job ARNs are lower case.
+    Job names follow `pipelines-<execution id>-<step>-<random>`; SageMaker job ARNs are lower case. Tuning job names
+    are at most 32 characters: [unverified] `<execution id>-<step, 8 chars>-<random>`.
     """
     prefix = f"arn:aws:sagemaker:{execution.region}:{execution.owner}"
     slug = re.sub(r"[^a-z0-9-]", "", spec.name.lower())[:28] or "step"
     job_name = f"pipelines-{execution.execution_id}-{slug}-{_rand(10)}"
+    if spec.type == "Tuning":
+        job_name = f"{execution.execution_id}-{slug[:8].strip('-') or 'tuning'}-{_rand(10)}"
     if spec.type in _JOB_STEPS:
         member, resource = _JOB_STEPS[spec.type]
         return {member: {"Arn": f"{prefix}:{resource}/{job_name}"}}
@@ -1271,6 +1497,240 @@ def _step_metadata(execution: _Execution, spec: StepSpec) -> dict[str, Any]:
     if spec.type == "EMR":
         return {"EMR": {"ClusterId": f"j-{_rand(13).upper()}", "StepId": f"s-{_rand(13).upper()}", "StepName": slug}}
     return {}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Jobs (Describe*Job)
+# --------------------------------------------------------------------------------------------------------------
+
+_JOB_RESOURCES = frozenset(resource for resource, _ in JOB_OPERATIONS.values())
+_JOB_NOT_FOUND = {
+    "training-job": "Requested resource not found.",
+    "processing-job": "Could not find requested job with name {name}",
+    "transform-job": "Could not find requested job with name {name}",
+    "hyper-parameter-tuning-job": "Amazon SageMaker can't find a tuning job with name {name}",
+}
+# step status -> job status (the four job status enums share these values)
+_JOB_STATUS = {
+    STARTING: "InProgress",
+    EXECUTING: "InProgress",
+    STOPPING: "Stopping",
+    STOPPED: "Stopped",
+    FAILED: "Failed",
+    SUCCEEDED: "Completed",
+}
+_SECONDARY_STATUS = {"InProgress": "Training", "Completed": "Completed", "Failed": "Failed", "Stopping": "Stopping"}
+_JOB_ENDED = frozenset({"Completed", "Failed", "Stopped"})
+# [unverified] images: the us-east-1 registries of the SageMaker-provided containers, with the job's region.
+_IMAGES = {
+    "Training": "683313688378.dkr.ecr.{region}.amazonaws.com/sagemaker-xgboost:1.7-1",
+    "Processing": "683313688378.dkr.ecr.{region}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+    "QualityCheck": "156813124566.dkr.ecr.{region}.amazonaws.com/sagemaker-model-monitor-analyzer",
+    "ClarifyCheck": "205585389593.dkr.ecr.{region}.amazonaws.com/sagemaker-clarify-processing:1.0",
+}
+_MAX_RUNTIME = 86400  # SageMaker Python SDK default for training jobs
+
+
+def _job_arn(metadata: dict[str, Any]) -> str | None:
+    for member in ("TrainingJob", "ProcessingJob", "TransformJob", "TuningJob"):
+        if member in metadata:
+            return metadata[member].get("Arn")  # type: ignore[no-any-return]
+    for member in ("QualityCheck", "ClarifyCheck"):
+        if member in metadata:
+            return metadata[member].get("CheckJobArn")  # type: ignore[no-any-return]
+    return None
+
+
+def _follow_step(job: _Job, step_status: str, at: datetime) -> None:
+    status = _JOB_STATUS.get(step_status, job.status)
+    if status == job.status:
+        return
+    job.status, job.modified = status, at
+    if status in _JOB_ENDED:
+        job.end = at
+    if status == "Failed":
+        # [unverified] the job's reason (the step reports a ClientError of its own).
+        job.failure = f"AlgorithmError: the job of {job.spec.type} step {job.spec.name} failed (emulated outcome)."
+
+
+def _image(job: _Job) -> str:
+    kind = "Training" if job.spec.type in _TRAINING_TYPES else job.spec.type
+    return _IMAGES.get(kind, _IMAGES["Processing"]).format(region=job.region)
+
+
+def _resource_config(spec: StepSpec) -> dict[str, Any]:
+    if spec.instance_groups:
+        # [unverified] group names: the SageMaker Python SDK examples' instance_group_<n>.
+        groups = [
+            {"InstanceType": kind, "InstanceCount": count, "InstanceGroupName": f"instance_group_{i}"}
+            for i, (kind, count) in enumerate(spec.instance_groups, start=1)
+        ]
+        return {"VolumeSizeInGB": spec.volume_gb, "InstanceGroups": groups}
+    return {
+        "InstanceType": spec.job_instance_type,
+        "InstanceCount": spec.instance_count,
+        "VolumeSizeInGB": spec.volume_gb,
+    }
+
+
+def _stopping_condition(spec: StepSpec) -> dict[str, Any]:
+    runtime = max(_MAX_RUNTIME, spec.duration_seconds)
+    condition: dict[str, Any] = {"MaxRuntimeInSeconds": runtime}
+    if spec.spot:
+        condition["MaxWaitTimeInSeconds"] = 2 * runtime  # spot needs a wait time >= the runtime
+    return condition
+
+
+def _billable_seconds(job: _Job) -> int:
+    """Managed spot training: round(duration * (1 - spot_saving)); otherwise the duration. At least 1 (the model's
+    minimum; [unverified] what AWS reports for a job that ran under a second)."""
+    seconds = job.seconds(job.end or job.created)
+    if job.spec.spot:
+        seconds = round(seconds * (1 - job.spec.spot_saving))
+    return max(1, seconds)
+
+
+def _training_view(job: _Job) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "TrainingJobName": job.name,
+        "TrainingJobArn": job.arn,
+        "ModelArtifacts": {"S3ModelArtifacts": f"{job.output}/output/model.tar.gz"},
+        "TrainingJobStatus": job.status,
+        "SecondaryStatus": _SECONDARY_STATUS.get(job.status, job.status),
+    }
+    if job.failure is not None:
+        view["FailureReason"] = job.failure
+    view.update(
+        {
+            "AlgorithmSpecification": {"TrainingImage": _image(job), "TrainingInputMode": "File"},
+            "RoleArn": job.role_arn,
+            "OutputDataConfig": {"S3OutputPath": job.output},
+            "ResourceConfig": _resource_config(job.spec),
+            "StoppingCondition": _stopping_condition(job.spec),
+            "CreationTime": job.created,
+            # [unverified] no provisioning time: training starts when the job is created.
+            "TrainingStartTime": job.created,
+        }
+    )
+    if job.end is not None:
+        view["TrainingEndTime"] = job.end
+    view.update(
+        {
+            "LastModifiedTime": job.modified,
+            "EnableNetworkIsolation": False,
+            "EnableInterContainerTrafficEncryption": False,
+            "EnableManagedSpotTraining": job.spec.spot,
+        }
+    )
+    if job.end is not None:
+        view["TrainingTimeInSeconds"] = max(1, job.seconds(job.end))
+        view["BillableTimeInSeconds"] = _billable_seconds(job)
+    return view
+
+
+def _processing_view(job: _Job) -> dict[str, Any]:
+    spec = job.spec
+    cluster = {
+        "InstanceCount": spec.instance_count,
+        "InstanceType": spec.job_instance_type,
+        "VolumeSizeInGB": spec.volume_gb,
+    }
+    view: dict[str, Any] = {
+        "ProcessingJobName": job.name,
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "AppSpecification": {"ImageUri": _image(job)},
+        "RoleArn": job.role_arn,
+        "ProcessingJobArn": job.arn,
+        "ProcessingJobStatus": job.status,
+    }
+    if job.failure is not None:
+        view["FailureReason"] = job.failure
+    if job.end is not None:
+        view["ProcessingEndTime"] = job.end
+    view.update({"ProcessingStartTime": job.created, "LastModifiedTime": job.modified, "CreationTime": job.created})
+    return view
+
+
+def _transform_view(job: _Job) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "TransformJobName": job.name,
+        "TransformJobArn": job.arn,
+        "TransformJobStatus": job.status,
+    }
+    if job.failure is not None:
+        view["FailureReason"] = job.failure
+    view.update(
+        {
+            "ModelName": job.model_name,
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{job.output}/input"}},
+                "ContentType": "text/csv",
+                "SplitType": "Line",
+            },
+            "TransformOutput": {"S3OutputPath": f"{job.output}/output"},
+            "TransformResources": {
+                "InstanceType": job.spec.job_instance_type,
+                "InstanceCount": job.spec.instance_count,
+            },
+            "CreationTime": job.created,
+            "TransformStartTime": job.created,
+        }
+    )
+    if job.end is not None:
+        view["TransformEndTime"] = job.end
+    return view
+
+
+def _tuning_counters(status: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(TrainingJobStatusCounters, ObjectiveStatusCounters) of a tuning job that runs one training job."""
+    jobs = dict.fromkeys(("Completed", "InProgress", "RetryableError", "NonRetryableError", "Stopped"), 0)
+    objective = dict.fromkeys(("Succeeded", "Pending", "Failed"), 0)
+    if status in ("InProgress", "Stopping"):
+        jobs["InProgress"], objective["Pending"] = 1, 1
+    elif status == "Completed":
+        jobs["Completed"], objective["Succeeded"] = 1, 1
+    elif status == "Failed":
+        jobs["NonRetryableError"], objective["Failed"] = 1, 1
+    elif status == "Stopped":
+        jobs["Stopped"] = 1
+    return jobs, objective
+
+
+def _tuning_view(job: _Job, now: datetime) -> dict[str, Any]:
+    """[unverified] The emulated tuning job runs a single training job (Bayesian strategy, one at a time)."""
+    jobs, objective = _tuning_counters(job.status)
+    view: dict[str, Any] = {
+        "HyperParameterTuningJobName": job.name,
+        "HyperParameterTuningJobArn": job.arn,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "validation:rmse"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1},
+            "TrainingJobEarlyStoppingType": "Off",
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {"TrainingImage": _image(job), "TrainingInputMode": "File"},
+            "RoleArn": job.role_arn,
+            "OutputDataConfig": {"S3OutputPath": job.output},
+            "ResourceConfig": _resource_config(job.spec),
+            "StoppingCondition": _stopping_condition(job.spec),
+            "EnableNetworkIsolation": False,
+            "EnableInterContainerTrafficEncryption": False,
+            "EnableManagedSpotTraining": job.spec.spot,
+        },
+        "HyperParameterTuningJobStatus": job.status,
+        "CreationTime": job.created,
+    }
+    if job.end is not None:
+        view["HyperParameterTuningEndTime"] = job.end
+    view.update(
+        {"LastModifiedTime": job.modified, "TrainingJobStatusCounters": jobs, "ObjectiveStatusCounters": objective}
+    )
+    if job.failure is not None:
+        view["FailureReason"] = job.failure
+    # [unverified] while running: the time run so far (as of the call, never past the step's duration).
+    view["ConsumedResources"] = {"RuntimeInSeconds": job.seconds(now)}
+    return view
 
 
 def _encode_token(offset: int, fingerprint: str) -> str:

@@ -500,7 +500,7 @@ def _expect_alerts(p: Player, args: dict[str, Any]) -> None:
         n
         for n in p.stack.read_notifications(owner)
         if isinstance(n["message"], dict)
-        and str(n["message"].get("schema", "")).startswith("pipeshare.owner.execution")
+        and str(n["message"].get("schema", "")).startswith("pipeshare.owner.execution-alert")
         and (not execution or n["message"].get("execution_arn", "").lower() == execution.lower())
         and ("action" not in args or n["message"].get("action") == args["action"])
     ]

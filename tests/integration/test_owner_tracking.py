@@ -73,7 +73,7 @@ def _alerts(stack: LocalStack) -> list[dict[str, Any]]:
     return [
         n
         for n in stack.read_notifications(OWNER)
-        if n["topic"] == "OwnerTopic" and n["message"].get("schema", "").startswith("pipeshare.owner.execution")
+        if n["topic"] == "OwnerTopic" and n["message"].get("schema", "").startswith("pipeshare.owner.execution-alert")
     ]
 
 

@@ -888,6 +888,452 @@ def test_consumer_status_events_option_copies_lifecycle_to_the_starter(env: Env)
     assert statuses(env, CONSUMER) == statuses(env, OWNER) == ["Executing", "Succeeded"]
 
 
+# -------------------------------------------------------------------------------------------------------- jobs
+
+
+def job_steps(env: Env, execution_arn: str, account: str = OWNER) -> dict[str, dict[str, Any]]:
+    """Step name -> ListPipelineExecutionSteps entry."""
+    steps = env.sm(account).list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)
+    return {s["StepName"]: s for s in steps["PipelineExecutionSteps"]}
+
+
+def job_name(step: dict[str, Any], member: str) -> str:
+    return step["Metadata"][member]["Arn"].rsplit("/", 1)[1]  # type: ignore[no-any-return]
+
+
+def test_describe_training_job_while_running_and_after_completion(env: Env) -> None:
+    # Given: the pipeline runs with its own role
+    env.client(OWNER).create_pipeline(
+        PipelineName="churn-train",
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn=f"arn:aws:iam::{OWNER}:role/service-role/ChurnPipelineRole",
+        ClientRequestToken="c" * 32,
+    )
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", TWO_STEPS)
+    arn = start(env, OWNER, "churn-train")
+    env.tick(300)  # Preprocess done at 120 s, TrainModel running since then
+    name = job_name(job_steps(env, arn)["TrainModel"], "TrainingJob")
+    sm = env.sm(OWNER)
+    # When
+    running = sm.describe_training_job(TrainingJobName=name)
+    env.tick(600)
+    done = sm.describe_training_job(TrainingJobName=name)
+    # Then
+    assert (running["TrainingJobStatus"], running["SecondaryStatus"]) == ("InProgress", "Training")
+    assert running["TrainingJobArn"] == job_steps(env, arn)["TrainModel"]["Metadata"]["TrainingJob"]["Arn"]
+    assert running["ResourceConfig"] == {"InstanceType": "ml.p3.2xlarge", "InstanceCount": 2, "VolumeSizeInGB": 30}
+    assert running["RoleArn"] == f"arn:aws:iam::{OWNER}:role/service-role/ChurnPipelineRole"
+    assert (running["CreationTime"], running["TrainingStartTime"]) == (START + timedelta(seconds=120),) * 2
+    assert running["EnableManagedSpotTraining"] is False
+    assert {"TrainingEndTime", "TrainingTimeInSeconds", "BillableTimeInSeconds"}.isdisjoint(running)
+    assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Completed", "Completed")
+    assert done["TrainingEndTime"] == START + timedelta(seconds=720)
+    assert (done["TrainingTimeInSeconds"], done["BillableTimeInSeconds"]) == (600, 600)
+    assert done["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    assert done["ModelArtifacts"]["S3ModelArtifacts"] == (
+        f"s3://sagemaker-{REGION}-{OWNER}/churn-train/{name}/output/model.tar.gz"
+    )
+    assert done["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+    assert [op for op, _ in env.responses].count("DescribeTrainingJob") == 2
+
+
+def test_describe_processing_job_while_running_and_after_completion(env: Env) -> None:
+    # Given
+    create_pipeline(env)
+    env.sagemaker.define_steps(
+        OWNER, REGION, "churn-train", [StepSpec("Preprocess", "Processing", 120, "ml.c5.2xlarge", 3, volume_gb=100)]
+    )
+    arn = start(env, OWNER, "churn-train")
+    name = job_name(job_steps(env, arn)["Preprocess"], "ProcessingJob")
+    sm = env.sm(OWNER)
+    # When
+    running = sm.describe_processing_job(ProcessingJobName=name)
+    env.tick(120)
+    done = sm.describe_processing_job(ProcessingJobName=name)
+    # Then
+    assert running["ProcessingJobStatus"] == "InProgress"
+    assert running["ProcessingResources"] == {
+        "ClusterConfig": {"InstanceCount": 3, "InstanceType": "ml.c5.2xlarge", "VolumeSizeInGB": 100}
+    }
+    assert (running["CreationTime"], running["ProcessingStartTime"]) == (START, START)
+    assert "ProcessingEndTime" not in running
+    assert running["RoleArn"] == f"arn:aws:iam::{OWNER}:role/SageMakerPipelineExecRole"
+    assert running["AppSpecification"]["ImageUri"].endswith(".amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3")
+    assert done["ProcessingJobStatus"] == "Completed"
+    assert (done["ProcessingEndTime"], done["LastModifiedTime"]) == (START + timedelta(seconds=120),) * 2
+    assert "BillableTimeInSeconds" not in done
+
+
+def test_describe_transform_job_while_running_and_after_completion(env: Env) -> None:
+    # Given: a Model step, then the batch transform that uses the model
+    create_pipeline(env)
+    steps = [StepSpec("CreateModel", "Model", 5), StepSpec("Score", "Transform", 200, "ml.m5.large", 2)]
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", steps)
+    arn = start(env, OWNER, "churn-train")
+    env.tick(5)
+    listed = job_steps(env, arn)
+    name = job_name(listed["Score"], "TransformJob")
+    sm = env.sm(OWNER)
+    # When
+    running = sm.describe_transform_job(TransformJobName=name)
+    env.tick(200)
+    done = sm.describe_transform_job(TransformJobName=name)
+    # Then
+    assert running["TransformJobStatus"] == "InProgress"
+    assert running["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 2}
+    assert running["ModelName"] == listed["CreateModel"]["Metadata"]["Model"]["Arn"].rsplit("/", 1)[1]
+    assert (running["CreationTime"], running["TransformStartTime"]) == (START + timedelta(seconds=5),) * 2
+    assert "TransformEndTime" not in running
+    assert done["TransformJobStatus"] == "Completed"
+    assert done["TransformEndTime"] == START + timedelta(seconds=205)
+
+
+def test_describe_tuning_job_while_running_and_after_completion(env: Env) -> None:
+    # Given
+    create_pipeline(env)
+    env.sagemaker.define_steps(
+        OWNER, REGION, "churn-train", [StepSpec("TuneHyperparameters", "Tuning", 1800, "ml.m5.2xlarge", 4)]
+    )
+    arn = start(env, OWNER, "churn-train")
+    name = job_name(job_steps(env, arn)["TuneHyperparameters"], "TuningJob")
+    sm = env.sm(OWNER)
+    env.clock.advance(600)  # no tick: the job has run 600 s as of the call
+    # When
+    running = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    env.tick(1200)
+    done = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    # Then
+    assert len(name) <= 32
+    assert running["HyperParameterTuningJobStatus"] == "InProgress"
+    assert running["TrainingJobDefinition"]["ResourceConfig"] == {
+        "InstanceType": "ml.m5.2xlarge",
+        "InstanceCount": 4,
+        "VolumeSizeInGB": 30,
+    }
+    assert running["ConsumedResources"] == {"RuntimeInSeconds": 600}
+    assert running["TrainingJobStatusCounters"]["InProgress"] == 1
+    assert "HyperParameterTuningEndTime" not in running
+    assert done["HyperParameterTuningJobStatus"] == "Completed"
+    assert done["HyperParameterTuningEndTime"] == START + timedelta(seconds=1800)
+    assert done["ConsumedResources"] == {"RuntimeInSeconds": 1800}
+    assert (done["TrainingJobStatusCounters"]["Completed"], done["ObjectiveStatusCounters"]["Succeeded"]) == (1, 1)
+    assert done["TrainingJobDefinition"]["RoleArn"] == f"arn:aws:iam::{OWNER}:role/SageMakerPipelineExecRole"
+
+
+def test_spot_training_bills_the_saved_time(env: Env) -> None:
+    # Given
+    create_pipeline(env)
+    steps = [
+        StepSpec("TrainSpot", "Training", 1000, spot=True),
+        StepSpec("TrainSpot70", "Training", 301, spot=True, spot_saving=0.7),
+        StepSpec("TuneSpot", "Tuning", 60, spot=True),
+    ]
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", steps)
+    arn = start(env, OWNER, "churn-train")
+    env.tick(2000)
+    listed = job_steps(env, arn)
+    sm = env.sm(OWNER)
+    # When
+    spot = sm.describe_training_job(TrainingJobName=job_name(listed["TrainSpot"], "TrainingJob"))
+    spot70 = sm.describe_training_job(TrainingJobName=job_name(listed["TrainSpot70"], "TrainingJob"))
+    tuning = sm.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=job_name(listed["TuneSpot"], "TuningJob")
+    )
+    # Then
+    assert spot["EnableManagedSpotTraining"] is True
+    assert (spot["TrainingTimeInSeconds"], spot["BillableTimeInSeconds"]) == (1000, 400)
+    assert (spot70["TrainingTimeInSeconds"], spot70["BillableTimeInSeconds"]) == (301, 90)
+    assert spot["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 172800}
+    assert tuning["TrainingJobDefinition"]["EnableManagedSpotTraining"] is True
+
+
+def test_instance_groups_replace_instance_type_and_count(env: Env) -> None:
+    # Given
+    create_pipeline(env)
+    groups = (("ml.p3.2xlarge", 2), ("ml.c5.xlarge", 4))
+    steps = [
+        StepSpec("Train", "Training", 60, instance_groups=groups, volume_gb=50),
+        StepSpec("Tune", "Tuning", 60, instance_groups=groups),
+    ]
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", steps)
+    arn = start(env, OWNER, "churn-train")
+    env.tick(120)
+    listed = job_steps(env, arn)
+    # When
+    training = env.sm(OWNER).describe_training_job(TrainingJobName=job_name(listed["Train"], "TrainingJob"))
+    tuning = env.sm(OWNER).describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=job_name(listed["Tune"], "TuningJob")
+    )
+    # Then
+    assert training["ResourceConfig"] == {
+        "VolumeSizeInGB": 50,
+        "InstanceGroups": [
+            {"InstanceType": "ml.p3.2xlarge", "InstanceCount": 2, "InstanceGroupName": "instance_group_1"},
+            {"InstanceType": "ml.c5.xlarge", "InstanceCount": 4, "InstanceGroupName": "instance_group_2"},
+        ],
+    }
+    assert [g["InstanceCount"] for g in tuning["TrainingJobDefinition"]["ResourceConfig"]["InstanceGroups"]] == [2, 4]
+    (execution,) = env.sagemaker.snapshot()["executions"]
+    train_snapshot = execution["steps"][0]
+    assert (train_snapshot["instanceType"], train_snapshot["instanceCount"]) == (None, 6)
+    assert train_snapshot["instanceGroups"] == [["ml.p3.2xlarge", 2], ["ml.c5.xlarge", 4]]
+
+
+def test_step_spec_rejects_job_options_that_do_not_apply() -> None:
+    # Given / When / Then
+    with pytest.raises(ValueError, match="Training and Tuning"):
+        StepSpec("Prep", "Processing", spot=True)
+    with pytest.raises(ValueError, match="Training and Tuning"):
+        StepSpec("Prep", "Transform", instance_groups=(("ml.m5.xlarge", 1),))
+    with pytest.raises(ValueError, match="spot_saving"):
+        StepSpec("Train", "Training", spot=True, spot_saving=1.0)
+    with pytest.raises(ValueError, match="cache_hit"):
+        StepSpec("Train", "Training", outcome="Failed", cache_hit=True)
+    with pytest.raises(ValueError, match="volume_gb"):
+        StepSpec("Train", "Training", volume_gb=0)
+    assert StepSpec("T", "Training", instance_groups=[["ml.m5.xlarge", 2]]).instance_groups == (  # type: ignore[arg-type]
+        ("ml.m5.xlarge", 2),
+    )
+
+
+def test_failed_and_stopped_steps_leave_failed_and_stopped_jobs(env: Env) -> None:
+    # Given: a failing training step, retried; then a processing step stopped while it runs
+    create_pipeline(env)
+    steps = [StepSpec("TrainModel", "Training", 60, outcome="Failed"), StepSpec("Evaluate", "Processing", 600)]
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", steps)
+    arn = start(env, OWNER, "churn-train")
+    env.tick(100)
+    failed = job_name(job_steps(env, arn)["TrainModel"], "TrainingJob")
+    sm = env.sm(OWNER)
+    # When
+    failed_job = sm.describe_training_job(TrainingJobName=failed)
+    sm.retry_pipeline_execution(PipelineExecutionArn=arn)
+    retried = job_name(job_steps(env, arn)["TrainModel"], "TrainingJob")
+    retried_job = sm.describe_training_job(TrainingJobName=retried)
+    # Then
+    assert (failed_job["TrainingJobStatus"], failed_job["SecondaryStatus"]) == ("Failed", "Failed")
+    assert failed_job["FailureReason"].startswith("AlgorithmError:")
+    assert (failed_job["TrainingEndTime"], failed_job["BillableTimeInSeconds"]) == (START + timedelta(seconds=60), 60)
+    assert retried != failed
+    assert retried_job["TrainingJobStatus"] == "InProgress"
+    assert sm.describe_training_job(TrainingJobName=failed)["TrainingJobStatus"] == "Failed"
+
+
+def test_stopped_step_leaves_a_stopping_then_stopped_job(env: Env) -> None:
+    # Given
+    create_pipeline(env)
+    arn = start(env, OWNER, "churn-train")  # the default Processing step, 300 s
+    env.tick(100)
+    name = job_name(job_steps(env, arn)["Process"], "ProcessingJob")
+    sm = env.sm(OWNER)
+    # When
+    sm.stop_pipeline_execution(PipelineExecutionArn=arn)
+    stopping = sm.describe_processing_job(ProcessingJobName=name)
+    env.tick(5)
+    stopped = sm.describe_processing_job(ProcessingJobName=name)
+    # Then
+    assert stopping["ProcessingJobStatus"] == "Stopping"
+    assert "ProcessingEndTime" not in stopping
+    assert stopped["ProcessingJobStatus"] == "Stopped"
+    assert stopped["ProcessingEndTime"] == START + timedelta(seconds=105)
+
+
+def test_check_steps_run_describable_processing_jobs(env: Env) -> None:
+    # Given
+    create_pipeline(env)
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", [StepSpec("DataQuality", "QualityCheck", 30)])
+    arn = start(env, OWNER, "churn-train")
+    check_arn = job_steps(env, arn)["DataQuality"]["Metadata"]["QualityCheck"]["CheckJobArn"]
+    # When
+    described = env.sm(OWNER).describe_processing_job(ProcessingJobName=check_arn.rsplit("/", 1)[1])
+    # Then
+    assert described["ProcessingJobArn"] == check_arn
+    assert "sagemaker-model-monitor-analyzer" in described["AppSpecification"]["ImageUri"]
+
+
+def test_cache_hit_step_runs_no_job_and_points_at_the_earlier_execution(env: Env) -> None:
+    # Given: a first execution runs the training job
+    create_pipeline(env)
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", TWO_STEPS)
+    first = start(env, OWNER, "churn-train")
+    env.tick(720)
+    first_training = job_steps(env, first)["TrainModel"]
+    cached = [TWO_STEPS[0], StepSpec("TrainModel", "Training", 600, "ml.p3.2xlarge", 2, cache_hit=True)]
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", cached)
+    second = start(env, OWNER, "churn-train")
+    env.events.clear()
+    # When
+    env.tick(120)
+    # Then: served from cache at once when Preprocess ends, the execution ends with it
+    train = job_steps(env, second)["TrainModel"]
+    assert train["CacheHitResult"] == {"SourcePipelineExecutionArn": first}
+    assert (train["StepStatus"], train["AttemptCount"]) == ("Succeeded", 1)
+    assert train["StartTime"] == train["EndTime"] == START + timedelta(seconds=840)
+    assert train["Metadata"] == first_training["Metadata"]  # the earlier job: no new one
+    assert "CacheHitResult" not in job_steps(env, second)["Preprocess"]
+    (event,) = [e["detail"] for e in env.of(STEP_CHANGE) if e["detail"]["stepName"] == "TrainModel"]
+    assert event["currentStepStatus"] == "Succeeded"
+    assert event["cacheHitResult"] == {"sourcePipelineExecutionArn": first}
+    assert set(event) == STEP_KEYS | {"stepEndTime", "cacheHitResult"}
+    assert statuses(env) == ["Succeeded"]
+    described = env.sm(OWNER).describe_training_job(TrainingJobName=job_name(train, "TrainingJob"))
+    assert described["CreationTime"] == START + timedelta(seconds=120)  # the first execution's job
+    steps = env.sagemaker.snapshot()["executions"][1]["steps"]
+    assert [s["cacheHitSource"] for s in steps] == [None, first]
+
+
+def test_cache_hit_without_an_earlier_execution_points_at_itself(env: Env) -> None:
+    # Given
+    create_pipeline(env)
+    env.sagemaker.define_steps(OWNER, REGION, "churn-train", [StepSpec("Prep", "Processing", 300, cache_hit=True)])
+    # When
+    arn = start(env, OWNER, "churn-train")
+    # Then
+    (step,) = env.sm(OWNER).list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    assert step["CacheHitResult"] == {"SourcePipelineExecutionArn": arn}
+    assert (step["StepStatus"], step["Metadata"]) == ("Succeeded", {})
+    assert env.sm(OWNER).describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == (
+        "Succeeded"
+    )
+    assert step_statuses(env) == [("Prep", "Succeeded")]
+
+
+@pytest.mark.parametrize(
+    ("method", "member"),
+    [
+        ("describe_training_job", "TrainingJobName"),
+        ("describe_processing_job", "ProcessingJobName"),
+        ("describe_transform_job", "TransformJobName"),
+        ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
+    ],
+)
+def test_unknown_job_is_resource_not_found(env: Env, method: str, member: str) -> None:
+    # Given
+    create_pipeline(env)
+    start(env, OWNER, "churn-train")
+    # When
+    with pytest.raises(ClientError) as exc:
+        getattr(env.client(OWNER), method)(**{member: "pipelines-nosuchjob"})
+    # Then
+    assert error_of(exc)[:2] == ("ResourceNotFound", 400)
+
+
+def test_unknown_job_code_can_be_validation_exception(env: Env) -> None:
+    # Given
+    env.sagemaker.job_not_found_code = "ValidationException"
+    # When
+    with pytest.raises(ClientError) as exc:
+        env.client(OWNER).describe_training_job(TrainingJobName="pipelines-nosuchjob")
+    # Then
+    assert error_of(exc) == ("ValidationException", 400, "Requested resource not found.")
+    env.sagemaker.reset()
+    assert env.sagemaker.job_not_found_code == "ResourceNotFound"
+
+
+def test_invalid_job_name_is_a_validation_exception(env: Env) -> None:
+    # Given: a client that skips botocore's own checks
+    raw = env.client(OWNER, "sagemaker-raw")
+    # When
+    with pytest.raises(ClientError) as exc:
+        raw.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="x" * 33)
+    # Then
+    code, _, message = error_of(exc)
+    assert code == "ValidationException"
+    assert "HyperParameterTuningJobName" in message
+
+
+def test_consumer_cannot_describe_the_owner_jobs(env: Env) -> None:
+    # Given: the consumer started the execution; its job runs in the owner's account
+    pipeline_arn = shared_pipeline(env, steps=TWO_STEPS)
+    arn = start(env, CONSUMER, pipeline_arn)
+    env.tick(200)
+    name = job_name(job_steps(env, arn, CONSUMER)["TrainModel"], "TrainingJob")
+    # When
+    with pytest.raises(ClientError) as exc:
+        env.client(CONSUMER).describe_training_job(TrainingJobName=name)
+    # Then
+    assert error_of(exc)[:2] == ("ResourceNotFound", 400)
+    with pytest.raises(ClientError) as stranger:
+        env.client(STRANGER).describe_training_job(TrainingJobName=name)
+    assert error_of(stranger)[0] == "ResourceNotFound"
+    assert env.sm(OWNER).describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
+
+
+def test_describe_job_operations_are_claimed_and_other_job_operations_left_to_moto(env: Env) -> None:
+    # Given
+    def environ(operation: str) -> dict[str, str]:
+        return {"HTTP_X_AMZ_TARGET": f"SageMaker.{operation}"}
+
+    # When
+    claimed = {
+        op: env.sagemaker.handles(environ(op))
+        for op in (
+            "DescribeTrainingJob",
+            "DescribeProcessingJob",
+            "DescribeTransformJob",
+            "DescribeHyperParameterTuningJob",
+            "ListTrainingJobs",
+            "CreateTrainingJob",
+            "DescribeAutoMLJob",
+        )
+    }
+    listed = env.client(OWNER).list_training_jobs()
+    # Then
+    assert claimed == {
+        "DescribeTrainingJob": True,
+        "DescribeProcessingJob": True,
+        "DescribeTransformJob": True,
+        "DescribeHyperParameterTuningJob": True,
+        "ListTrainingJobs": False,
+        "CreateTrainingJob": False,
+        "DescribeAutoMLJob": False,
+    }
+    assert "TrainingJobSummaries" in listed
+    assert env.responses == []
+
+
+JOB_KINDS = [
+    ("Training", "TrainingJob", "describe_training_job", "TrainingJobName"),
+    ("Processing", "ProcessingJob", "describe_processing_job", "ProcessingJobName"),
+    ("Transform", "TransformJob", "describe_transform_job", "TransformJobName"),
+    ("Tuning", "TuningJob", "describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
+]
+
+
+@pytest.mark.parametrize(("step_type", "member", "method_name", "name_member"), JOB_KINDS)
+def test_every_job_response_validates_in_every_status(
+    env: Env, step_type: str, member: str, method_name: str, name_member: str
+) -> None:
+    # Given: one execution that succeeds, one that fails, one that is stopped (spot where it applies)
+    create_pipeline(env)
+    spot = step_type in ("Training", "Tuning")
+    specs = {
+        "ok": StepSpec("Job", step_type, 60, instance_type=None, spot=spot),
+        "fail": StepSpec("Job", step_type, 60, outcome="Failed"),
+        "stop": StepSpec("Job", step_type, 60),
+    }
+    arns = {}
+    for key, spec in specs.items():
+        env.sagemaker.define_steps(OWNER, REGION, "churn-train", [spec])
+        arns[key] = start(env, OWNER, "churn-train")
+    names = {key: job_name(job_steps(env, arn)["Job"], member) for key, arn in arns.items()}
+    method = getattr(env.sm(OWNER), method_name)  # Checked: every parsed response is validated
+    seen = [method(**{name_member: names["ok"]})]  # InProgress
+    env.sm(OWNER).stop_pipeline_execution(PipelineExecutionArn=arns["stop"])
+    seen.append(method(**{name_member: names["stop"]}))  # Stopping
+    # When
+    env.tick(60)
+    seen += [method(**{name_member: names[key]}) for key in ("ok", "fail", "stop")]
+    # Then: each response the emulator built validates against the output shape (so does each parsed one)
+    status_key = "HyperParameterTuningJobStatus" if step_type == "Tuning" else f"{step_type}JobStatus"
+    assert [r[status_key] for r in seen] == ["InProgress", "Stopping", "Completed", "Failed", "Stopped"]
+    operation = env.client(OWNER).meta.method_to_api_mapping[method_name]
+    built = [response for op, response in env.responses if op == operation]
+    assert len(built) == 5
+    for response in built:
+        assert_valid_output(operation, response)
+
+
 # ---------------------------------------------------------------------------------------------- housekeeping
 
 

@@ -41,6 +41,13 @@ class TrackExecutionsSettings(_Settings):
     infer_consumer_starts: bool = Field(default=True, alias="INFER_CONSUMER_STARTS")
 
 
+class EstimateCostSettings(_Settings):
+    owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)
+    budget_policy_parameter: str = Field(default="", alias="BUDGET_POLICY_PARAMETER")
+    price_override_parameter: str = Field(default="", alias="PRICE_OVERRIDE_PARAMETER")
+    parameter_cache_seconds: int = Field(default=60, alias="PARAMETER_CACHE_SECONDS", ge=0, le=3600)
+
+
 class NotifyOwnerSettings(_Settings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
 

@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING
 from pipeshare.config import AcceptInvitationsSettings, load_settings
 
 if TYPE_CHECKING:
+    from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository
     from pipeshare.adapters.dynamodb_executions import DynamoDbExecutionRepository
     from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
     from pipeshare.adapters.dynamodb_shares import DynamoDbShareRepository
+    from pipeshare.adapters.owner_parameters import SsmBudgetSource
     from pipeshare.adapters.ports import PolicySource
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.ram_owner import RamOwnerGateway
-    from pipeshare.adapters.sagemaker_executions import SageMakerExecutionGateway
+    from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
     from pipeshare.adapters.sns_notifier import SnsNotifier
+    from pipeshare.logic.estimate import PriceTable
 
 
 @lru_cache(maxsize=1)
@@ -70,6 +73,32 @@ def get_execution_gateway() -> SageMakerExecutionGateway:
     return SageMakerExecutionGateway()
 
 
+@lru_cache(maxsize=4)
+def get_cost_repository(table_name: str) -> DynamoDbCostRepository:
+    from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository
+
+    return DynamoDbCostRepository(table_name)
+
+
+@lru_cache(maxsize=1)
+def get_cost_gateway() -> SageMakerCostGateway:
+    from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway
+
+    return SageMakerCostGateway()
+
+
+def get_budget_source(parameter_name: str, max_age: int) -> SsmBudgetSource:
+    from pipeshare.adapters.owner_parameters import SsmBudgetSource
+
+    return SsmBudgetSource(parameter_name, max_age=max_age)
+
+
+def get_prices(override_parameter: str, max_age: int) -> PriceTable:
+    from pipeshare.adapters.owner_parameters import prices_with_override
+
+    return prices_with_override(override_parameter, max_age=max_age)
+
+
 def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:
     from pipeshare.adapters.policy_source import ParametersPolicySource, SsmPolicySource
 
@@ -80,16 +109,9 @@ def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:
 
 def reset() -> None:
     """Forget cached clients, parameters and settings (a new container; the local stack plays several accounts)."""
-    for factory in (
-        get_ram_gateway,
-        get_share_repository,
-        get_notifier,
-        get_owner_gateway,
-        get_grant_repository,
-        get_execution_repository,
-        get_execution_gateway,
-    ):
-        factory.cache_clear()
+    for factory in list(globals().values()):
+        if callable(factory) and hasattr(factory, "cache_clear"):  # every cached factory of this module
+            factory.cache_clear()
     load_settings.cache_clear()
     import sys
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeshare.logic.accept import SweepOutcome
+from pipeshare.logic.cost import CostOutcome
 from pipeshare.logic.inventory import InventoryOutcome
 from pipeshare.logic.notify import Notification
 from pipeshare.logic.track import TrackOutcome
@@ -81,3 +82,12 @@ def report_tracking(outcome: TrackOutcome, *, event_id: str) -> None:
         metrics.add_metric(name="ConsumerActionAlertDue", unit=MetricUnit.Count, value=len(outcome.alerts))
     log = logger.warning if outcome.status == "unverified" else logger.info
     log("execution event tracked", extra={"event_id": event_id, **outcome.__dict__})
+
+
+def report_cost(outcome: CostOutcome, *, event_id: str) -> None:
+    if outcome.status in ("counted", "finalised") and outcome.added > 0:
+        metrics.add_metric(name="EstimatedCostCents", unit=MetricUnit.Count, value=float(outcome.added * 100))
+    metrics.add_metric(name=f"Cost{outcome.status.capitalize()}", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "cost event processed", extra={"event_id": event_id, **{k: str(v) for k, v in outcome.__dict__.items()}}
+    )

@@ -26,6 +26,7 @@ from pipeshare.adapters.aws_errors import translate
 from pipeshare.adapters.dynamodb_executions import execution_pk
 from pipeshare.adapters.dynamodb_shares import _condition_failed, _iso
 from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
+from pipeshare.models.owner import CountedJob
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,15 +47,6 @@ def _json_default(value: Any) -> Any:
 def _plain(value: Any) -> Any:
     """JSON-like data as DynamoDB stores it: numbers as Decimal."""
     return json.loads(json.dumps(value, default=_json_default), parse_float=Decimal)
-
-
-@dataclass(frozen=True)
-class CountedJob:
-    job_arn: str
-    step: str
-    kind: str
-    cost: Decimal
-    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -168,11 +160,26 @@ class DynamoDbCostRepository:
         at: datetime,
     ) -> list[dict[str, Any]]:
         added = sum((job.cost for job in jobs), Decimal(0))
+        # every attribute through a placeholder: several are DynamoDB reserved words (final, month, total, ...)
         sets = (
-            "SET item_type = :type, breakdown = :breakdown, complete = :complete, updated_at = :at, "
-            "pipeline_arn = :pipeline, consumer_account = :consumer, #month = if_not_exists(#month, :month), "
-            "final = " + (":true" if final else "if_not_exists(final, :false)")
+            "SET #item_type = :type, #breakdown = :breakdown, #complete = :complete, #updated_at = :at, "
+            "#pipeline_arn = :pipeline, #consumer_account = :consumer, #month = if_not_exists(#month, :month), "
+            "#final = " + (":true" if final else "if_not_exists(#final, :false)")
         )
+        names = {
+            f"#{n}": n
+            for n in (
+                "item_type",
+                "breakdown",
+                "complete",
+                "updated_at",
+                "pipeline_arn",
+                "consumer_account",
+                "month",
+                "final",
+                "total",
+            )
+        }
         values = {
             ":type": "estimate",
             ":breakdown": _plain(estimate.get("steps", [])),
@@ -189,8 +196,8 @@ class DynamoDbCostRepository:
                 "Update": {
                     "TableName": self._table,
                     "Key": _item({"pk": execution_pk(execution_arn), "sk": "ESTIMATE"}),
-                    "UpdateExpression": sets + " ADD total :added",
-                    "ExpressionAttributeNames": {"#month": "month"},
+                    "UpdateExpression": sets + " ADD #total :added",
+                    "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": _item(values),
                 }
             }
@@ -209,9 +216,12 @@ class DynamoDbCostRepository:
                     "Update": {
                         "TableName": self._table,
                         "Key": _item({"pk": f"SPEND#{month}", "sk": sk}),
-                        "UpdateExpression": "SET kind = :kind, #month = :month, consumer_account = :consumer, "
-                        "pipeline_arn = :pipeline, updated_at = :at ADD total :added",
-                        "ExpressionAttributeNames": {"#month": "month"},
+                        "UpdateExpression": "SET #kind = :kind, #month = :month, #consumer_account = :consumer, "
+                        "#pipeline_arn = :pipeline, #updated_at = :at ADD #total :added",
+                        "ExpressionAttributeNames": {
+                            f"#{n}": n
+                            for n in ("kind", "month", "consumer_account", "pipeline_arn", "updated_at", "total")
+                        },
                         "ExpressionAttributeValues": _item(
                             {
                                 ":kind": kind,

@@ -10,7 +10,12 @@ from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.owner import Grant, GrantChange
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from pipeshare.adapters.dynamodb_costs import CostState
     from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
+    from pipeshare.logic.budgets import BudgetPolicy
+    from pipeshare.models.owner import CountedJob
 
 
 class InvitationGateway(Protocol):
@@ -115,4 +120,44 @@ class PipelineExecutionGateway(Protocol):
 
     def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:
         """DescribePipelineExecution, or None when the execution does not exist here."""
+        ...
+
+
+class CostDataGateway(PipelineExecutionGateway, Protocol):
+    """SageMaker in the owner account: an execution's steps and the jobs they ran."""
+
+    def list_steps(self, execution_arn: str) -> tuple[list[dict[str, Any]], int]:
+        """Every step (all pages) and the number of pages read."""
+        ...
+
+    def describe_job(self, kind: str, job_arn: str) -> dict[str, Any] | None:
+        """Describe*Job (kind: training, processing, transform, tuning); None when unknown."""
+        ...
+
+
+class CostRepository(Protocol):
+    """Jobs counted once, the execution's estimate, month-to-date spend (see adapters/dynamodb_costs.py)."""
+
+    def state(self, execution_arn: str) -> CostState: ...
+
+    def commit(
+        self,
+        execution_arn: str,
+        *,
+        consumer: str | None,
+        pipeline_arn: str,
+        month: str,
+        jobs: list[CountedJob],
+        estimate: dict[str, Any],
+        final: bool,
+        finish_alert: OwnerAlert | None,
+        at: datetime,
+    ) -> bool: ...
+
+    def month_spend(self, month: str, consumer: str) -> Decimal: ...
+
+
+class BudgetSource(Protocol):
+    def load(self) -> BudgetPolicy | None:
+        """The budget policy (None when none is configured). Raises BudgetPolicyInvalidError when invalid."""
         ...

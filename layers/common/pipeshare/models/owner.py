@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from decimal import Decimal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -71,3 +73,14 @@ class GrantChange(BaseModel):
     @property
     def notable(self) -> bool:
         return self.kind in ("accepted", "gained-allow-execution", "lost-allow-execution", "revoked")
+
+
+@dataclass(frozen=True)
+class CountedJob:
+    """A job's estimated cost, counted once into its execution's estimate and the month's spend."""
+
+    job_arn: str
+    step: str
+    kind: str
+    cost: Decimal
+    detail: dict[str, Any]

@@ -1,0 +1,49 @@
+"""Owner side: estimate each execution's cost as its steps end; finalise and alert when the execution ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeshare.config import EstimateCostSettings, load_settings
+from pipeshare.dependencies import get_budget_source, get_cost_gateway, get_cost_repository, get_prices
+from pipeshare.logic.cost import on_execution_end, on_step_event
+from pipeshare.models.owner_events import OwnerEvent, PipelineExecutionStatusEvent, PipelineStepStatusEvent
+from pipeshare.observability import logger, metrics, tracer
+from pipeshare.reporting import report_cost
+from pipeshare.validation import parse_or_reject
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = load_settings(EstimateCostSettings)
+    parsed = parse_or_reject(event, OwnerEvent, wrap="event")
+    if parsed is None or not isinstance(parsed.event, PipelineStepStatusEvent | PipelineExecutionStatusEvent):
+        return {"status": "invalid" if parsed is None else "ignored"}
+    common = {
+        "owner_account": context.invoked_function_arn.split(":")[4],
+        "costs": get_cost_repository(settings.owner_table_name),
+        "sagemaker": get_cost_gateway(),
+        "prices": get_prices(settings.price_override_parameter, settings.parameter_cache_seconds),
+        "now": datetime.now(UTC),
+    }
+    if isinstance(parsed.event, PipelineStepStatusEvent):
+        outcome = on_step_event(parsed.event, **common)
+    else:
+        budgets = get_budget_source(settings.budget_policy_parameter, settings.parameter_cache_seconds)
+        outcome = on_execution_end(parsed.event, budgets=budgets, **common)
+    report_cost(outcome, event_id=parsed.event.id)
+    return {
+        "status": outcome.status,
+        "execution_arn": outcome.execution_arn,
+        "added": str(outcome.added),
+        "total": None if outcome.total is None else str(outcome.total),
+        "consumer": outcome.consumer,
+        "alerts": outcome.alerts,
+        "reason": outcome.reason,
+    }

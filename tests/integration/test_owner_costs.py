@@ -1,0 +1,185 @@
+"""Execution cost estimates on the owner side (local stack): running estimate, final estimate, spend, finish alert."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository
+from pipeshare.logic.estimate import load_shipped_prices
+from pipeshare.models.owner import CountedJob
+from pipeshare_local.sagemaker import StepSpec
+from pipeshare_local.stack import LocalStack
+from tests.integration.stackhelpers import CONSUMER, OWNER, create_pipeline
+
+STEPS = [
+    StepSpec(
+        name="Preprocess", type="Processing", duration_seconds=300, instance_type="ml.m5.xlarge", instance_count=2
+    ),
+    StepSpec(name="Train", type="Training", duration_seconds=600, instance_type="ml.m5.xlarge", spot=True),
+    StepSpec(name="CheckAccuracy", type="Condition", duration_seconds=1),
+    StepSpec(name="Features", type="Processing", cache_hit=True),
+]
+
+
+def _setup(stack: LocalStack) -> None:
+    pipeline = create_pipeline(stack, OWNER, "churn-train")
+    stack.sagemaker.define_steps(OWNER, "us-east-1", "churn-train", STEPS)
+    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
+    stack.deploy(
+        OWNER,
+        {
+            "Mode": "owner",
+            "SharedPipelineArns": pipeline,
+            "ShareConsumerAccountIds": CONSUMER,
+            "SharePermission": "allow-execution",
+        },
+    )
+    stack.deliver()
+
+
+def _start(stack: LocalStack, request_id: str = "c") -> str:
+    arn = stack.client(CONSUMER, "sagemaker").start_pipeline_execution(
+        PipelineName=f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/churn-train", ClientRequestToken=request_id * 32
+    )["PipelineExecutionArn"]
+    stack.deliver()
+    return str(arn)
+
+
+def _items(stack: LocalStack, pk: str) -> dict[str, dict[str, Any]]:
+    return {i["sk"]: i for i in stack.table_items(OWNER, "OwnerTable") if i["pk"] == pk}
+
+
+def _estimate(stack: LocalStack, execution: str) -> dict[str, Any]:
+    return _items(stack, f"EXECUTION#{execution.lower()}").get("ESTIMATE", {})
+
+
+def _month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+def _finish_alerts(stack: LocalStack) -> list[dict[str, Any]]:
+    return [
+        n
+        for n in stack.read_notifications(OWNER)
+        if str(n["message"].get("schema", "")).startswith("pipeshare.owner.execution-cost")
+    ]
+
+
+def test_estimate_runs_with_the_steps_and_is_final_when_the_execution_ends(stack: LocalStack) -> None:
+    # Given a consumer execution of a pipeline with processing, spot training, condition and cached steps
+    _setup(stack)
+    execution = _start(stack)
+    # When the first step has ended
+    stack.advance(timedelta(seconds=310))
+    running = _estimate(stack, execution)
+    # Then the running estimate holds the processing job, not final
+    prices = load_shipped_prices()
+    processing = prices.price("us-east-1", "processing", "ml.m5.xlarge")
+    assert running["final"] is False
+    assert Decimal(str(running["total"])) >= Decimal(300 * 2) * processing / 3600
+    # When the execution ends
+    stack.advance(timedelta(minutes=20))
+    final = _estimate(stack, execution)
+    # Then the estimate is final, and spot training was billed for its billable time only (40 % of 600 s)
+    training = prices.price("us-east-1", "training", "ml.m5.xlarge")
+    compute = Decimal(600) * processing / 3600 + Decimal(240) * training / 3600
+    assert final["final"] is True
+    assert compute <= Decimal(str(final["total"])) < compute + Decimal("0.05")  # plus the ML storage volumes
+    states = {line["step"]: line["state"] for line in final["breakdown"]}
+    assert states == {
+        "Preprocess": "estimated",
+        "Train": "estimated",
+        "CheckAccuracy": "no-compute",
+        "Features": "cached",
+    }
+
+
+def test_each_job_is_counted_once_and_spend_matches_the_estimate(stack: LocalStack) -> None:
+    # Given a finished consumer execution
+    _setup(stack)
+    execution = _start(stack)
+    stack.advance(timedelta(minutes=30))
+    # When every owner-side event is delivered again, newest first
+    for event in reversed([d.event for d in stack.delivered if d.account == OWNER and not d.dropped]):
+        stack.put_event(OWNER, event)
+    stack.deliver()
+    # Then two jobs are counted, and the consumer's and the pipeline's month-to-date spend equal the estimate
+    jobs = [sk for sk in _items(stack, f"EXECUTION#{execution.lower()}") if sk.startswith("JOB#")]
+    assert len(jobs) == 2
+    total = Decimal(str(_estimate(stack, execution)["total"]))
+    spend = _items(stack, f"SPEND#{_month()}")
+    assert Decimal(str(spend[f"CONSUMER#{CONSUMER}"]["total"])) == total
+    assert Decimal(str(spend[f"PIPELINE#arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/churn-train"]["total"])) == total
+    assert len(_finish_alerts(stack)) == 1
+
+
+def test_finish_alert_carries_the_breakdown_and_month_to_date(stack: LocalStack) -> None:
+    _setup(stack)
+    _start(stack)
+    stack.advance(timedelta(minutes=30))
+    [alert] = _finish_alerts(stack)
+    body = alert["message"]
+    assert CONSUMER in alert["subject"]
+    assert {line["step"] for line in body["estimate"]["steps"]} == {"Preprocess", "Train", "CheckAccuracy", "Features"}
+    assert body["month_to_date"]["consumer_spend"] == body["estimate"]["total"]  # its first run this month
+    assert "estimate" in json.dumps(body).lower()
+
+
+def test_owner_runs_are_estimated_but_not_counted_as_consumer_spend(stack: LocalStack) -> None:
+    _setup(stack)
+    execution = str(
+        stack.client(OWNER, "sagemaker").start_pipeline_execution(
+            PipelineName="churn-train", ClientRequestToken="o" * 32
+        )["PipelineExecutionArn"]
+    )
+    stack.advance(timedelta(minutes=30))
+    assert _estimate(stack, execution)["final"] is True
+    assert f"CONSUMER#{OWNER}" not in _items(stack, f"SPEND#{_month()}")
+    assert _finish_alerts(stack) == []
+
+
+def test_concurrent_spend_updates_add_up_exactly(stack: LocalStack) -> None:
+    # Given the owner table and 8 writers each counting 5 distinct jobs of different executions at once
+    deployment = stack.deploy(OWNER, {"Mode": "owner"})
+    creds = stack.credentials(OWNER, "tooling")
+    import boto3
+
+    def writer(n: int) -> None:
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=stack.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=creds["AWS_SESSION_TOKEN"],
+        )
+        repo = DynamoDbCostRepository(deployment.refs["OwnerTable"], client)
+        for j in range(5):
+            execution = f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/p/execution/e{n}x{j}"
+            job = CountedJob(
+                f"arn:aws:sagemaker:us-east-1:{OWNER}:processing-job/j{n}x{j}", "s", "processing", Decimal("0.37"), {}
+            )
+            assert repo.commit(
+                execution,
+                consumer=CONSUMER,
+                pipeline_arn="arn:p",
+                month="2026-05",
+                jobs=[job],
+                estimate={"steps": []},
+                final=False,
+                finish_alert=None,
+                at=datetime.now(UTC),
+            )
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then the month's spend is exactly 40 x 0.37
+    spend = _items(stack, "SPEND#2026-05")
+    assert Decimal(str(spend[f"CONSUMER#{CONSUMER}"]["total"])) == Decimal("14.80")

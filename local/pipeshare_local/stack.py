@@ -653,7 +653,11 @@ class LocalStack:
                     delivered.refused = self._forward(account, rule, event)
                 elif rule.function is not None:
                     invocations += rule.function.invoke_async(event, trigger=f"rule:{rule.name}")
-        invocations += self.pump_streams()
+        for _ in range(10):  # stream-triggered functions may write items that trigger others (bounded)
+            pumped = self.pump_streams()
+            if not pumped:
+                break
+            invocations += pumped
         return invocations
 
     def _forward(self, account: str, rule: Rule, event: dict[str, Any]) -> str | None:

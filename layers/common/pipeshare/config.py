@@ -48,6 +48,12 @@ class EstimateCostSettings(_Settings):
     parameter_cache_seconds: int = Field(default=60, alias="PARAMETER_CACHE_SECONDS", ge=0, le=3600)
 
 
+class WatchBudgetsSettings(_Settings):
+    owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)
+    budget_policy_parameter: str = Field(default="", alias="BUDGET_POLICY_PARAMETER")
+    parameter_cache_seconds: int = Field(default=60, alias="PARAMETER_CACHE_SECONDS", ge=0, le=3600)
+
+
 class NotifyOwnerSettings(_Settings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
 

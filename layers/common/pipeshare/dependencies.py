@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from pipeshare.config import AcceptInvitationsSettings, load_settings
 
 if TYPE_CHECKING:
+    from pipeshare.adapters.dynamodb_budgets import DynamoDbBudgetLedger
     from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository
     from pipeshare.adapters.dynamodb_executions import DynamoDbExecutionRepository
     from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
     from pipeshare.adapters.dynamodb_shares import DynamoDbShareRepository
+    from pipeshare.adapters.enforcement import AwsEnforcementGateway
     from pipeshare.adapters.owner_parameters import SsmBudgetSource
     from pipeshare.adapters.ports import PolicySource
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
@@ -97,6 +99,20 @@ def get_prices(override_parameter: str, max_age: int) -> PriceTable:
     from pipeshare.adapters.owner_parameters import prices_with_override
 
     return prices_with_override(override_parameter, max_age=max_age)
+
+
+@lru_cache(maxsize=4)
+def get_budget_ledger(table_name: str) -> DynamoDbBudgetLedger:
+    from pipeshare.adapters.dynamodb_budgets import DynamoDbBudgetLedger
+
+    return DynamoDbBudgetLedger(table_name)
+
+
+@lru_cache(maxsize=1)
+def get_enforcer() -> AwsEnforcementGateway:
+    from pipeshare.adapters.enforcement import AwsEnforcementGateway
+
+    return AwsEnforcementGateway()
 
 
 def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeshare.logic.accept import SweepOutcome
+from pipeshare.logic.budget_watch import BudgetOutcome
 from pipeshare.logic.cost import CostOutcome
 from pipeshare.logic.inventory import InventoryOutcome
 from pipeshare.logic.notify import Notification
@@ -91,3 +92,14 @@ def report_cost(outcome: CostOutcome, *, event_id: str) -> None:
     logger.info(
         "cost event processed", extra={"event_id": event_id, **{k: str(v) for k, v in outcome.__dict__.items()}}
     )
+
+
+def report_budget(outcome: BudgetOutcome) -> None:
+    if outcome.thresholds:
+        metrics.add_metric(name="BudgetThresholdAlerted", unit=MetricUnit.Count, value=len(outcome.thresholds))
+    if outcome.status == "enforced":
+        metrics.add_metric(name="BudgetEnforced", unit=MetricUnit.Count, value=1)
+    if outcome.status == "policy-invalid":
+        metrics.add_metric(name="BudgetPolicyInvalid", unit=MetricUnit.Count, value=1)
+        logger.error("budget policy invalid: no budget applied", extra={"reason": outcome.reason})
+    logger.info("spend change checked against the budget", extra=outcome.__dict__)

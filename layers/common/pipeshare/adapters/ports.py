@@ -161,3 +161,33 @@ class BudgetSource(Protocol):
     def load(self) -> BudgetPolicy | None:
         """The budget policy (None when none is configured). Raises BudgetPolicyInvalidError when invalid."""
         ...
+
+
+class BudgetLedger(Protocol):
+    """Once-per-month records of budget alerts and enforcement (outbox items the owner notifier publishes)."""
+
+    def record_threshold(self, month: str, consumer: str, threshold: int, alert: OwnerAlert, *, at: datetime) -> bool:
+        """Write the threshold's alert once per month; True when this call wrote it."""
+        ...
+
+    def claim_enforcement(self, month: str, consumer: str, *, at: datetime) -> bool:
+        """Take the month's enforcement for the consumer (once); True when this call took it."""
+        ...
+
+    def record_enforcement(self, month: str, consumer: str, alert: OwnerAlert, *, at: datetime) -> None: ...
+
+
+class RunningExecutions(Protocol):
+    def running_for(self, consumer: str) -> list[str]:
+        """ARNs of the executions the consumer started that are still running (from the execution records)."""
+        ...
+
+
+class EnforcementGateway(Protocol):
+    def stop_execution(self, execution_arn: str) -> bool:
+        """StopPipelineExecution; False when it had already ended."""
+        ...
+
+    def switch_share_to_read_only(self, share_arn: str) -> bool:
+        """Replace the share's pipeline permission with the read-only one; False when it already was."""
+        ...

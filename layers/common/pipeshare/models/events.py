@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -97,3 +98,15 @@ class OwnerOutboxItem(BaseModel):
     sk: Annotated[str, StringConstraints(pattern=r"^(CHANGE|ALERT)#")]
     item_type: Literal["change", "alert"]
     at: str
+
+
+class SpendChange(BaseModel):
+    """A consumer's month-to-date spend item from the owner table's stream, with the total before the change."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["consumer-total"]
+    consumer_account: Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+    month: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}$")]
+    total: Decimal = Field(ge=0)
+    before: Decimal = Field(ge=0)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +144,21 @@ class Player:
         result = invocation.result if isinstance(invocation.result, dict) else {}
         if invocation.function == "TrackExecutionsFunction":
             self._log_tracking(invocation, result)
+            return
+        if invocation.function == "EstimateCostFunction" and result.get("status") in ("counted", "finalised"):
+            execution = str(result.get("execution_arn", "")).rsplit("/", 1)[-1]
+            self.log(
+                "cost",
+                f"owner {'finalises' if result['status'] == 'finalised' else 'updates'} the estimate of "
+                f"{execution}: USD {Decimal(result.get('total') or 0):.4f}",
+            )
+            return
+        if invocation.function == "WatchBudgetsFunction" and invocation.metrics.get("BudgetThresholdAlerted"):
+            enforced = " and enforces the budget" if invocation.metrics.get("BudgetEnforced") else ""
+            self.log(
+                "budget",
+                f"owner alerts {int(invocation.metrics['BudgetThresholdAlerted'])} budget threshold(s){enforced}",
+            )
             return
         if invocation.function != "AcceptInvitationsFunction":
             return
@@ -523,6 +539,68 @@ def _expect_denied(p: Player, args: dict[str, Any]) -> None:
     p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {codes}"))
 
 
+def _define_steps(p: Player, args: dict[str, Any]) -> None:
+    from pipeshare_local.sagemaker import StepSpec
+
+    account = p.account(args["account"])
+    specs = [
+        StepSpec(**{k: tuple(map(tuple, v)) if k == "instance_groups" else v for k, v in step.items()})
+        for step in args["steps"]
+    ]
+    p.stack.sagemaker.define_steps(account, p.stack.region, args["pipeline"], specs)
+    p.log(
+        "define_steps",
+        f"{args['pipeline']} runs "
+        + ", ".join(
+            f"{s.name} ({s.type}{', cached' if s.cache_hit else ''}{', spot' if s.spot else ''})" for s in specs
+        ),
+    )
+
+
+def _set_budget_policy(p: Player, args: dict[str, Any]) -> None:
+    account = p.account(args["account"])
+    name = p.stack.deployments[account].parameters.get("BudgetPolicyParameterName") or "/pipeshare/budgets"
+    value = args["policy"] if isinstance(args["policy"], str) else json.dumps(args["policy"])
+    p.stack.client(account, "ssm").put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+    p.log("set_budget_policy", f"{args['account']} sets its budget policy in SSM {name} (no redeploy)")
+
+
+def _owner_items(p: Player, owner: str) -> list[dict[str, Any]]:
+    return p.stack.table_items(p.account(owner), "OwnerTable")
+
+
+def _expect_estimate(p: Player, args: dict[str, Any]) -> None:
+    execution = p.executions.get(args["execution"], "").lower()
+    items = {i["sk"]: i for i in _owner_items(p, args["owner"]) if i["pk"] == f"EXECUTION#{execution}"}
+    estimate = items.get("ESTIMATE", {})
+    total = Decimal(str(estimate.get("total", 0)))
+    ok = bool(estimate) and ("final" not in args or estimate.get("final") is args["final"])
+    ok = ok and total >= Decimal(str(args.get("min_usd", 0)))
+    text = (
+        f"{args['owner']} estimates {args['execution']}"
+        + (f" final={args['final']}" if "final" in args else "")
+        + f", at least USD {args.get('min_usd', 0)}"
+    )
+    p.report.expectations.append(
+        {"ok": ok, "text": text, "actual": {"total": str(total), "final": estimate.get("final")}}
+    )
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + f" (estimate USD {total:.4f}, final {estimate.get('final')})")
+
+
+def _expect_owner_messages(p: Player, args: dict[str, Any]) -> None:
+    owner = p.account(args["owner"])
+    schema = {
+        "finish": "pipeshare.owner.execution-cost",
+        "threshold": "pipeshare.owner.budget-threshold",
+        "enforcement": "pipeshare.owner.budget-enforcement",
+    }[args["kind"]]
+    found = [n for n in p.stack.read_notifications(owner) if str(n["message"].get("schema", "")).startswith(schema)]
+    ok = len(found) == int(args.get("count", 1))
+    text = f"{args['owner']} got {args.get('count', 1)} {args['kind']} message(s)"
+    p.report.expectations.append({"ok": ok, "text": text, "actual": len(found)})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {len(found)}"))
+
+
 STEP_KINDS: dict[str, Callable[[Player, dict[str, Any]], None]] = {
     "note": _note,
     "create_pipeline": _create_pipeline,
@@ -543,6 +621,10 @@ STEP_KINDS: dict[str, Callable[[Player, dict[str, Any]], None]] = {
     "expect_execution": _expect_execution,
     "expect_alerts": _expect_alerts,
     "expect_denied": _expect_denied,
+    "define_steps": _define_steps,
+    "set_budget_policy": _set_budget_policy,
+    "expect_estimate": _expect_estimate,
+    "expect_owner_messages": _expect_owner_messages,
 }
 
 

@@ -33,6 +33,7 @@ def test_demo_scenario_plays_every_case_and_passes() -> None:
     attribution = sorted((e["initiator"], e["attribution_source"], e["status"]) for e in report["executions"])
     assert attribution == [
         ("consumer", "forwarded", "Stopped"),
+        ("consumer-b", "inferred", "Stopped"),  # the run stopped by budget enforcement
         ("consumer-b", "inferred", "Succeeded"),
         ("owner", "owner", "Succeeded"),
     ]

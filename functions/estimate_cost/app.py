@@ -9,7 +9,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.config import EstimateCostSettings, load_settings
-from pipeshare.dependencies import get_budget_source, get_cost_gateway, get_cost_repository, get_prices
+from pipeshare.dependencies import (
+    get_budget_source,
+    get_cost_gateway,
+    get_cost_repository,
+    get_price_lookup,
+    get_prices,
+)
 from pipeshare.logic.cost import on_execution_end, on_step_event
 from pipeshare.models.owner_events import OwnerEvent, PipelineExecutionStatusEvent, PipelineStepStatusEvent
 from pipeshare.observability import logger, metrics, tracer
@@ -31,6 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "sagemaker": get_cost_gateway(),
         "prices": get_prices(settings.price_override_parameter, settings.parameter_cache_seconds),
         "now": datetime.now(UTC),
+        "price_lookup": get_price_lookup() if settings.use_price_list_api else None,
     }
     if isinstance(parsed.event, PipelineStepStatusEvent):
         outcome = on_step_event(parsed.event, **common)

@@ -62,6 +62,7 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
         "ram:GetResourceShares",
         "ram:ListResources",
         "ram:GetResourceShareAssociations",
+        "pricing:GetProducts",
     }
 )
 BROAD_MANAGED_POLICY = re.compile(r"CrudPolicy|FullAccess|AdministratorAccess|PowerUserAccess", re.IGNORECASE)

@@ -46,6 +46,7 @@ class EstimateCostSettings(_Settings):
     budget_policy_parameter: str = Field(default="", alias="BUDGET_POLICY_PARAMETER")
     price_override_parameter: str = Field(default="", alias="PRICE_OVERRIDE_PARAMETER")
     parameter_cache_seconds: int = Field(default=60, alias="PARAMETER_CACHE_SECONDS", ge=0, le=3600)
+    use_price_list_api: bool = Field(default=False, alias="USE_PRICE_LIST_API")
 
 
 class WatchBudgetsSettings(_Settings):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.enforcement import AwsEnforcementGateway
     from pipeshare.adapters.owner_parameters import SsmBudgetSource
     from pipeshare.adapters.ports import PolicySource
+    from pipeshare.adapters.price_list import PriceListLookup
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.ram_owner import RamOwnerGateway
     from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
@@ -113,6 +114,13 @@ def get_enforcer() -> AwsEnforcementGateway:
     from pipeshare.adapters.enforcement import AwsEnforcementGateway
 
     return AwsEnforcementGateway()
+
+
+@lru_cache(maxsize=1)
+def get_price_lookup() -> PriceListLookup:
+    from pipeshare.adapters.price_list import PriceListLookup
+
+    return PriceListLookup()
 
 
 def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.dynamodb_costs import CostState
     from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
     from pipeshare.logic.budgets import BudgetPolicy
+    from pipeshare.logic.estimate import PriceTable
     from pipeshare.models.owner import CountedJob
 
 
@@ -190,4 +191,10 @@ class EnforcementGateway(Protocol):
 
     def switch_share_to_read_only(self, share_arn: str) -> bool:
         """Replace the share's pipeline permission with the read-only one; False when it already was."""
+        ...
+
+
+class PriceLookup(Protocol):
+    def fill(self, prices: PriceTable, region: str, wanted: list[tuple[str, str]]) -> PriceTable:
+        """`prices` with live rates merged in for the (component, instance type) pairs wanted (those found)."""
         ...

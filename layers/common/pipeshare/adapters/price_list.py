@@ -117,3 +117,14 @@ def _hourly_usd(product: dict[str, Any]) -> set[Decimal]:
             if rate.is_finite() and rate > 0:
                 rates.add(rate)
     return rates
+
+
+class PriceListLookup:
+    """Implements ports.PriceLookup on top of PriceListGateway (entries merged over the table, cached)."""
+
+    def __init__(self, gateway: PriceListGateway | None = None) -> None:
+        self._gateway = gateway or PriceListGateway()
+
+    def fill(self, prices: Any, region: str, wanted: list[tuple[str, str]]) -> Any:
+        document = self._gateway.override(region, wanted)
+        return prices.merge(document) if document.get("regions") else prices

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository
+from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository, PriceLookup
 from pipeshare.logic.attribution import AttributionSource, ExecutionRecord
 from pipeshare.logic.budgets import finish_message, month_of
 from pipeshare.logic.estimate import ENDED_STEP_STATUSES, PriceTable, job_cost, jobs_to_describe, step_costs
@@ -47,6 +47,15 @@ def consumer_of(record: ExecutionRecord | None, owner_account: str) -> str | Non
     return account if account and account != owner_account else None
 
 
+def _missing_rates(component: Any, lines: Any) -> list[tuple[str, str]]:
+    return [(str(component), str(i.instance_type)) for i in lines if i.instance_type and i.usd_per_hour is None]
+
+
+def _priced(prices: PriceTable, lookup: PriceLookup | None, region: str, wanted: list[tuple[str, str]]) -> PriceTable:
+    """The table with live rates for the (component, instance type) pairs it lacks, when a lookup is configured."""
+    return prices if lookup is None or not wanted else lookup.fill(prices, region, wanted)
+
+
 def on_step_event(
     event: PipelineStepStatusEvent,
     *,
@@ -55,6 +64,7 @@ def on_step_event(
     sagemaker: CostDataGateway,
     prices: PriceTable,
     now: datetime,
+    price_lookup: PriceLookup | None = None,
 ) -> CostOutcome:
     """A step ended: count the job(s) it ran into the running estimate, once."""
     execution = event.execution_arn()
@@ -81,6 +91,10 @@ def on_step_event(
             if described is None:
                 continue  # counted when the execution ends, or reported there as incomplete
             cost = job_cost(kind, described, region=region, prices=prices, now=now)
+            missing = _missing_rates(cost.component, cost.instances) if cost.component else []
+            if missing and price_lookup is not None:
+                prices = _priced(prices, price_lookup, region, missing)
+                cost = job_cost(kind, described, region=region, prices=prices, now=now)
             counted.append(_counted(arn, event.detail.step_name, kind, cost.total, cost.model_dump(mode="json")))
         if not counted:
             return CostOutcome("ignored", execution, reason="the job could not be described yet")
@@ -112,6 +126,7 @@ def on_execution_end(
     budgets: BudgetSource,
     prices: PriceTable,
     now: datetime,
+    price_lookup: PriceLookup | None = None,
 ) -> CostOutcome:
     """The execution ended: list its steps, describe its jobs, count what is not counted yet, finalise, alert."""
     execution = event.execution_arn()
@@ -129,6 +144,12 @@ def on_execution_end(
             if response is not None:
                 described[arn] = (kind, response)
         estimate = step_costs(steps, described, region=region, prices=prices, now=now, execution_status=event.status)
+        missing = [m for st in estimate.steps if st.component for m in _missing_rates(st.component, st.instances)]
+        if missing and price_lookup is not None:
+            prices = _priced(prices, price_lookup, region, missing)
+            estimate = step_costs(
+                steps, described, region=region, prices=prices, now=now, execution_status=event.status
+            )
         new = [
             _counted(s.job_arn, s.step_name, s.kind or "", s.total, s.model_dump(mode="json"))
             for s in estimate.steps

@@ -183,3 +183,25 @@ def test_concurrent_spend_updates_add_up_exactly(stack: LocalStack) -> None:
     # Then the month's spend is exactly 40 x 0.37
     spend = _items(stack, "SPEND#2026-05")
     assert Decimal(str(spend[f"CONSUMER#{CONSUMER}"]["total"])) == Decimal("14.80")
+
+
+def test_finalised_estimate_call_count(stack: LocalStack) -> None:
+    # Given a consumer execution of the 4-step pipeline (2 jobs, 1 page of steps)
+    _setup(stack)
+    _start(stack)
+    function = stack.deployments[OWNER].functions["EstimateCostFunction"]
+    before_invocations = len(function.invocations)
+    before = len(stack.calls(OWNER, functions_only=True))
+    # When the execution runs to its end
+    stack.advance(timedelta(minutes=30))
+    # Then the finalising invocation read the record once, listed one page, described the 2 jobs, read the
+    # consumer's month-to-date spend once and wrote once: 1 + pages + jobs + 2 (see README, Benchmarks)
+    finalising = [i for i in function.invocations[before_invocations:] if i.result.get("status") == "finalised"]
+    assert len(finalising) == 1
+    owner_calls = stack.calls(OWNER, functions_only=True)[before:]
+    ops = [c[2] for c in owner_calls]
+    start = len(ops) - 1 - ops[::-1].index("ListPipelineExecutionSteps") - 1  # the Query just before the listing
+    finalisation = ops[start : ops.index("TransactWriteItems", start) + 1]
+    assert finalisation[:2] == ["Query", "ListPipelineExecutionSteps"]
+    assert sorted(finalisation[2:4]) == ["DescribeProcessingJob", "DescribeTrainingJob"]
+    assert finalisation[4:] == ["GetItem", "TransactWriteItems"]

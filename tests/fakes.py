@@ -12,11 +12,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from pipeshare.adapters.dynamodb_costs import CostState
+from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
+from pipeshare.logic.budgets import BudgetPolicy
+from pipeshare.logic.estimate import PriceTable
 from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
     InvitationAlreadyAcceptedError,
@@ -25,6 +30,7 @@ from pipeshare.models.errors import (
     InvitationNotFoundError,
     PipeshareError,
 )
+from pipeshare.models.owner import CountedJob, Grant, GrantChange
 
 REGION = "us-east-1"
 OWNER = "111111111111"
@@ -397,3 +403,355 @@ class FakeNotifier:
         message_id = f"msg-{len(self.published) + 1}"
         self.published.append(Published(subject, copy.deepcopy(message), dict(attributes), message_id))
         return message_id
+
+
+# ---------------------------------------------------------------------------------------------- cost estimates (owner)
+
+
+@dataclass
+class CommitCall:
+    """One call to FakeCostRepository.commit; `written`: whether the transaction went through."""
+
+    execution_arn: str
+    consumer: str | None
+    pipeline_arn: str
+    month: str
+    jobs: list[CountedJob]
+    estimate: dict[str, Any]
+    final: bool
+    finish_alert: OwnerAlert | None
+    at: datetime
+    written: bool
+
+
+class FakeCostRepository:
+    """Implements ports.CostRepository in memory, like `DynamoDbCostRepository`.
+
+    A commit is one transaction: each job is written once (a job already counted, or a finish alert already written,
+    cancels the whole transaction: False, nothing written); the new jobs' cost is ADDed to the estimate's total and
+    to the month's spend (`PIPELINE#`, plus `CONSUMER#` and `CONSUMER#...#PIPELINE#` when attributed to a consumer);
+    `final` stays true once set. The estimate dict that `state` returns has the adapter's attribute names
+    (`breakdown`, `complete`, `final`, `total`, ...). `conflict(times)` makes the next commits lose to another writer
+    (False, nothing written); `interleave(fn)` runs `fn` (another writer) just before the next commit.
+    """
+
+    def __init__(self) -> None:
+        self.records: dict[str, ExecutionRecord] = {}
+        self.jobs: dict[str, dict[str, CountedJob]] = {}  # execution key -> job arn (lower-case) -> job
+        self.estimates: dict[str, dict[str, Any]] = {}
+        self.finish_alerts: dict[str, OwnerAlert] = {}
+        self.spend: dict[tuple[str, str], Decimal] = {}  # (month, sk) -> total
+        self.commits: list[CommitCall] = []
+        self.state_reads: list[str] = []
+        self._conflicts = 0
+        self._interleaved: list[Callable[[], Any]] = []
+
+    # ---- scripting and inspection
+
+    def seed_record(self, record: ExecutionRecord) -> None:
+        self.records[record.key] = record
+
+    def seed_spend(self, month: str, consumer: str, amount: Decimal) -> None:
+        """Month-to-date spend counted by earlier executions."""
+        self.spend[(month, f"CONSUMER#{consumer}")] = amount
+
+    def conflict(self, times: int = 1) -> None:
+        """The next `times` commits find that another writer changed the execution first: they write nothing."""
+        self._conflicts += times
+
+    def interleave(self, writer: Callable[[], Any]) -> None:
+        """Run `writer` (another invocation) between the next commit's state read and its transaction."""
+        self._interleaved.append(writer)
+
+    def counted(self, execution_arn: str) -> dict[str, CountedJob]:
+        return dict(self.jobs.get(execution_arn.lower(), {}))
+
+    def estimate_of(self, execution_arn: str) -> dict[str, Any] | None:
+        return self.estimates.get(execution_arn.lower())
+
+    def pipeline_spend(self, month: str, pipeline_arn: str) -> Decimal:
+        return self.spend.get((month, f"PIPELINE#{pipeline_arn}"), Decimal(0))
+
+    def consumer_pipeline_spend(self, month: str, consumer: str, pipeline_arn: str) -> Decimal:
+        return self.spend.get((month, f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn}"), Decimal(0))
+
+    # ---- ports.CostRepository
+
+    def state(self, execution_arn: str) -> CostState:
+        key = execution_arn.lower()
+        self.state_reads.append(key)
+        estimate = self.estimates.get(key)
+        return CostState(
+            self.records.get(key),
+            {arn: job.cost for arn, job in self.jobs.get(key, {}).items()},
+            copy.deepcopy(estimate) if estimate is not None else None,
+        )
+
+    def commit(
+        self,
+        execution_arn: str,
+        *,
+        consumer: str | None,
+        pipeline_arn: str,
+        month: str,
+        jobs: list[CountedJob],
+        estimate: dict[str, Any],
+        final: bool,
+        finish_alert: OwnerAlert | None,
+        at: datetime,
+    ) -> bool:
+        while self._interleaved:
+            self._interleaved.pop(0)()
+        key = execution_arn.lower()
+        counted = self.jobs.setdefault(key, {})
+        lost = self._conflicts > 0
+        self._conflicts -= 1 if lost else 0
+        written = not (
+            lost
+            or any(job.job_arn.lower() in counted for job in jobs)
+            or len({job.job_arn.lower() for job in jobs}) != len(jobs)
+            or (finish_alert is not None and key in self.finish_alerts)
+        )
+        self.commits.append(
+            CommitCall(
+                execution_arn,
+                consumer,
+                pipeline_arn,
+                month,
+                list(jobs),
+                copy.deepcopy(estimate),
+                final,
+                finish_alert,
+                at,
+                written,
+            )
+        )
+        if not written:
+            return False
+        for job in jobs:
+            counted[job.job_arn.lower()] = job
+        added = sum((job.cost for job in jobs), Decimal(0))
+        previous = self.estimates.get(key, {})
+        self.estimates[key] = {
+            "item_type": "estimate",
+            "breakdown": copy.deepcopy(estimate.get("steps", [])),
+            "complete": bool(estimate.get("complete", False)),
+            "updated_at": _iso(at),
+            "pipeline_arn": pipeline_arn,
+            "consumer_account": consumer or "-",
+            "month": previous.get("month", month),
+            "final": True if final else previous.get("final", False),
+            "total": previous.get("total", Decimal(0)) + added,
+        }
+        if finish_alert is not None:
+            self.finish_alerts[key] = finish_alert
+        if added > 0:
+            sks = [f"PIPELINE#{pipeline_arn}"]
+            if consumer:
+                sks += [f"CONSUMER#{consumer}", f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn}"]
+            for sk in sks:
+                self.spend[(month, sk)] = self.spend.get((month, sk), Decimal(0)) + added
+        return True
+
+    def month_spend(self, month: str, consumer: str) -> Decimal:
+        return self.spend.get((month, f"CONSUMER#{consumer}"), Decimal(0))
+
+
+_DESCRIBE_OPERATIONS = {
+    "training": "DescribeTrainingJob",
+    "processing": "DescribeProcessingJob",
+    "transform": "DescribeTransformJob",
+    "tuning": "DescribeHyperParameterTuningJob",
+}
+
+
+class FakeCostDataGateway:
+    """Implements ports.CostDataGateway: scripted steps, jobs and executions.
+
+    `api_calls` lists the SageMaker calls each port call stands for: one `ListPipelineExecutionSteps` per page of
+    `page_size` steps (at least one), one `Describe*Job` per job. A job described with another kind than the one it
+    was added with is unknown (None), as SageMaker answers ResourceNotFound.
+    """
+
+    def __init__(self, *, page_size: int = 100) -> None:
+        self.page_size = page_size
+        self.steps: dict[str, list[dict[str, Any]]] = {}
+        self.job_responses: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.executions: dict[str, dict[str, Any]] = {}
+        self.api_calls: list[tuple[str, str]] = []
+
+    def add_steps(self, execution_arn: str, steps: Sequence[dict[str, Any]]) -> None:
+        self.steps[execution_arn.lower()] = [copy.deepcopy(s) for s in steps]
+
+    def add_job(self, kind: str, job_arn: str, response: dict[str, Any]) -> None:
+        self.job_responses[job_arn.lower()] = (kind, copy.deepcopy(response))
+
+    def add_execution(self, execution_arn: str, response: dict[str, Any]) -> None:
+        self.executions[execution_arn.lower()] = copy.deepcopy(response)
+
+    def calls_to(self, operation: str) -> list[str]:
+        return [target for op, target in self.api_calls if op == operation]
+
+    @property
+    def describes(self) -> list[tuple[str, str]]:
+        return [(op, target) for op, target in self.api_calls if op.startswith("Describe") and op.endswith("Job")]
+
+    # ---- ports.CostDataGateway
+
+    def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:
+        self.api_calls.append(("DescribePipelineExecution", execution_arn))
+        found = self.executions.get(execution_arn.lower())
+        return copy.deepcopy(found) if found is not None else None
+
+    def list_steps(self, execution_arn: str) -> tuple[list[dict[str, Any]], int]:
+        steps = self.steps.get(execution_arn.lower(), [])
+        pages = max(1, -(-len(steps) // self.page_size))
+        self.api_calls.extend(("ListPipelineExecutionSteps", execution_arn) for _ in range(pages))
+        return copy.deepcopy(steps), pages
+
+    def describe_job(self, kind: str, job_arn: str) -> dict[str, Any] | None:
+        self.api_calls.append((_DESCRIBE_OPERATIONS[kind], job_arn))
+        found = self.job_responses.get(job_arn.lower())
+        return copy.deepcopy(found[1]) if found is not None and found[0] == kind else None
+
+
+class FakePriceLookup:
+    """Implements ports.PriceLookup: `rates` ((component, instance type) -> USD per hour) stand for the live rates;
+    `fill` returns `prices.merge(...)` with those of the wanted pairs it knows, and records every request."""
+
+    def __init__(self, rates: dict[tuple[str, str], str] | None = None) -> None:
+        self.rates = dict(rates or {})
+        self.requests: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def fill(self, prices: PriceTable, region: str, wanted: list[tuple[str, str]]) -> PriceTable:
+        self.requests.append((region, list(wanted)))
+        found: dict[str, dict[str, str]] = {}
+        for component, instance_type in wanted:
+            if (component, instance_type) in self.rates:
+                found.setdefault(component, {})[instance_type] = self.rates[(component, instance_type)]
+        return prices.merge({"source": "fake price list", "regions": {region: found}}) if found else prices
+
+
+# --------------------------------------------------------------------------------------------------- budgets (owner)
+
+
+class FakeBudgetSource:
+    """Implements ports.BudgetSource: returns `policy` (None: no budget policy), or raises `error`."""
+
+    def __init__(self, policy: BudgetPolicy | None = None, *, error: PipeshareError | None = None) -> None:
+        self.policy = policy
+        self.error = error
+        self.loads = 0
+
+    def load(self) -> BudgetPolicy | None:
+        self.loads += 1
+        if self.error is not None:
+            raise self.error
+        return self.policy
+
+
+class FakeBudgetLedger:
+    """Implements ports.BudgetLedger like `DynamoDbBudgetLedger`: each threshold alert, the enforcement claim and the
+    enforcement alert are written once per (month, consumer) (attribute_not_exists): a second write is refused."""
+
+    def __init__(self) -> None:
+        self.thresholds: dict[tuple[str, str, int], OwnerAlert] = {}
+        self.claims: dict[tuple[str, str], datetime] = {}
+        self.enforcements: dict[tuple[str, str], OwnerAlert] = {}
+        self.threshold_attempts: list[tuple[str, str, int]] = []
+        self.claim_attempts: list[tuple[str, str]] = []
+        self.enforcement_attempts: list[tuple[str, str]] = []
+
+    def record_threshold(self, month: str, consumer: str, threshold: int, alert: OwnerAlert, *, at: datetime) -> bool:
+        self.threshold_attempts.append((month, consumer, threshold))
+        if (month, consumer, threshold) in self.thresholds:
+            return False
+        self.thresholds[(month, consumer, threshold)] = alert
+        return True
+
+    def claim_enforcement(self, month: str, consumer: str, *, at: datetime) -> bool:
+        self.claim_attempts.append((month, consumer))
+        if (month, consumer) in self.claims:
+            return False
+        self.claims[(month, consumer)] = at
+        return True
+
+    def record_enforcement(self, month: str, consumer: str, alert: OwnerAlert, *, at: datetime) -> None:
+        self.enforcement_attempts.append((month, consumer))
+        self.enforcements.setdefault((month, consumer), alert)
+
+
+class FakeRunningExecutions:
+    """Implements ports.RunningExecutions: the running executions of each consumer; records every query."""
+
+    def __init__(self, running: dict[str, list[str]] | None = None) -> None:
+        self.running = {consumer: list(arns) for consumer, arns in (running or {}).items()}
+        self.queries: list[str] = []
+
+    def running_for(self, consumer: str) -> list[str]:
+        self.queries.append(consumer)
+        return list(self.running.get(consumer, []))
+
+
+class FakeGrantRepository:
+    """Implements ports.GrantRepository: stored grants by key; `apply` records a change once (by its after state)."""
+
+    def __init__(self, grants: Sequence[Grant] = ()) -> None:
+        self.stored: dict[str, Grant] = {g.key: g for g in grants}
+        self.applied: list[GrantChange] = []
+
+    def grants(self, pipeline_arn: str | None = None) -> dict[str, Grant]:
+        wanted = None if pipeline_arn is None else pipeline_arn.lower()
+        return {k: g for k, g in self.stored.items() if wanted is None or g.pipeline_arn.lower() == wanted}
+
+    def apply(self, change: GrantChange, *, history_expires_at: int) -> bool:
+        if change in self.applied:
+            return False
+        self.applied.append(change)
+        if change.after is None:
+            self.stored.pop(change.grant.key, None)
+        else:
+            self.stored[change.after.key] = change.after
+        return True
+
+
+class FakeEnforcementGateway:
+    """Implements ports.EnforcementGateway: records each call; an execution stops once (then False: it had ended), a
+    share switches once (then False: it already was read-only); `fail` scripts a PipeshareError per operation (and
+    target), every time."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.stopped: list[str] = []
+        self.switched: list[str] = []
+        self.ended: set[str] = set()
+        self.read_only: set[str] = set()
+        self._errors: list[tuple[str, str | None, PipeshareError]] = []
+
+    def fail(self, operation: str, error: PipeshareError, *, target: str | None = None) -> None:
+        if operation not in ("stop_execution", "switch_share_to_read_only"):
+            raise ValueError(f"unknown operation {operation}")
+        self._errors.append((operation, target, error))
+
+    def _raise_scripted(self, operation: str, target: str) -> None:
+        for op, wanted, error in self._errors:
+            if op == operation and wanted in (None, target):
+                raise error
+
+    def stop_execution(self, execution_arn: str) -> bool:
+        self.calls.append(("stop_execution", execution_arn))
+        self._raise_scripted("stop_execution", execution_arn)
+        if execution_arn.lower() in self.ended:
+            return False
+        self.ended.add(execution_arn.lower())
+        self.stopped.append(execution_arn)
+        return True
+
+    def switch_share_to_read_only(self, share_arn: str) -> bool:
+        self.calls.append(("switch_share_to_read_only", share_arn))
+        self._raise_scripted("switch_share_to_read_only", share_arn)
+        if share_arn in self.read_only:
+            return False
+        self.read_only.add(share_arn)
+        self.switched.append(share_arn)
+        return True

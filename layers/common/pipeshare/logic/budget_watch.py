@@ -10,7 +10,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from pipeshare.adapters.ports import BudgetLedger, BudgetSource, EnforcementGateway, GrantRepository, RunningExecutions
-from pipeshare.logic.attribution import candidate_of
 from pipeshare.logic.budgets import (
     BudgetPolicyInvalidError,
     enforcement_message,
@@ -60,7 +59,8 @@ def on_spend_change(
         if ledger.record_threshold(month, consumer, t, threshold_message(consumer, month, t, after, budget), at=now)
     ]
     outcome = BudgetOutcome("alerted", consumer, month, alerted)
-    held = [g for g in grants.grants().values() if candidate_of(g.consumer) == consumer]
+    if not budget.enforce.any:
+        return outcome
     plan = enforcement_plan(
         budget,
         crossed,
@@ -68,9 +68,9 @@ def on_spend_change(
         month=month,
         spend=after,
         running_executions=running.running_for(consumer) if budget.enforce.stop_executions else [],
-        grants=held,
+        grants=list(grants.grants().values()),  # all: the plan notes organization / OU grants it cannot switch
     )
-    if plan.empty or plan.threshold is None or not ledger.claim_enforcement(month, consumer, at=now):
+    if plan.threshold is None or not ledger.claim_enforcement(month, consumer, at=now):
         return outcome
     for action in plan.actions:
         if action.dry_run:

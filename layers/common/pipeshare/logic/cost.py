@@ -82,6 +82,8 @@ def on_step_event(
     region = execution.split(":")[3]
     for _ in range(MAX_ATTEMPTS):
         state = costs.state(execution)
+        if state.estimate and state.estimate.get("final"):
+            return CostOutcome("duplicate", execution, reason="the estimate is final: the end counted every job")
         new = [(kind, arn) for kind, arn in jobs if arn.lower() not in state.counted]
         if not new:
             return CostOutcome("duplicate", execution, reason="job(s) already counted")
@@ -203,8 +205,18 @@ def _counted(arn: str, step: str, kind: str, cost: Decimal, detail: dict[str, An
     return CountedJob(job_arn=arn, step=step, kind=kind, cost=cost, detail=detail)
 
 
-def _line(job: Any) -> dict[str, Any]:
-    return {"step": job.step, "type": job.kind, "state": "estimated", "cost": str(job.cost), "issues": []}
+def _line(job: CountedJob) -> dict[str, Any]:
+    """A running-estimate line for a job counted at its step's end (its state and issues as the estimator gave them)."""
+    state = str(job.detail.get("state", "estimated"))
+    issues = [str(i) for i in job.detail.get("issues", [])]
+    reason = job.detail.get("reason")
+    return {
+        "step": job.step,
+        "type": job.kind,
+        "state": state,
+        "cost": str(job.cost),
+        "issues": issues + ([str(reason)] if reason else []),
+    }
 
 
 def _step_line(step: Any) -> dict[str, Any]:

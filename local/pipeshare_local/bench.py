@@ -1,4 +1,4 @@
-"""`make bench`: AWS calls, start-to-alert latency, cold init ratio and peak RSS of the consumer and owner handlers.
+"""`make bench`: AWS calls, start-to-alert latency, cost-estimate calls, cold init ratio and peak RSS of the handlers.
 
 Prints a markdown table (metric | handler | value | target | ok) and writes reports/bench.json.
 
@@ -26,15 +26,35 @@ accepts and the owner's inventory records the grant):
    read_notifications, repeated), the real functions in place; a new client token (a new execution) each run,
    median of >= 5 runs (--latency-runs, default 7).
 
+Owner side, cost estimates (EstimateCostFunction, on the first owner's pipeline, after the measurements above):
+4. AWS calls per finalised estimate: the pipeline runs the steps of tests/integration/test_owner_costs.py
+   (stack.sagemaker.define_steps: processing x2 instances, spot training, condition, cache hit); the consumer starts
+   it by ARN, the owner starts it too; stack.advance runs the steps to the end. The estimator is probed (first
+   attempts only): the invocation on the terminal Execution Status Change is counted, by operation, next to the
+   issue's target `1 + step pages + jobs`, whose pages (ListPipelineExecutionSteps, pages of 100) and jobs (distinct
+   jobs of the steps not served from cache, as the estimator describes them) come from the bench's own listing of
+   the execution's steps, outside the probe. ok only when measured <= 1 + pages + jobs.
+5. AWS calls per step-end update (running estimate): the first step-ended invocation of the consumer execution that
+   counted a job (expected dynamodb:Query, one sagemaker:Describe*Job, dynamodb:TransactWriteItems).
+6. One estimate of an execution of 200 short steps (1 s; Processing, Training, Condition in turn; 4 served from
+   cache) in one invocation: the consumer starts it, one stack.advance runs every step; the finalising invocation is
+   reported: no error and the ESTIMATE item final, its wall time (in-process, against the local endpoint), its calls
+   next to 1 + pages (2) + jobs, the estimate total. The step-ended events are held back by default (the finalising
+   invocation counts every job itself: the most work it can get, as when step events are lost); with
+   --deliver-step-ends they reach the estimator first (each counts its job; minutes more on the local stack, where
+   moto deep-copies the table for each item of each TransactWriteItems).
+
 Both sides:
-4. Cold init ratio: fresh processes (bench_child.py): import the handler module as Lambda does + build its adapters'
+7. Cold init ratio: fresh processes (bench_child.py): import the handler module as Lambda does + build its adapters'
    boto3 clients, versus `import boto3` + the baseline's clients; medians of >= 7 runs each (after one warm-up run).
    AcceptInvitationsFunction: RAM gateway + share repository vs ram, dynamodb; NotifyDecisionsFunction: notifier vs
    sns; TrackExecutionsFunction: execution repository + grant repository + execution gateway vs dynamodb, sagemaker;
-   OwnerInventoryFunction: owner RAM gateway + grant repository vs ram, dynamodb.
-5. Peak RSS: a fresh process imports the handler and runs ONE real invocation against the running local stack (the
+   OwnerInventoryFunction: owner RAM gateway + grant repository vs ram, dynamodb; EstimateCostFunction: cost
+   repository + cost gateway (get_cost_repository(table), get_cost_gateway()) vs dynamodb, sagemaker.
+8. Peak RSS: a fresh process imports the handler and runs ONE real invocation against the running local stack (the
    tracker on a real status event of a new consumer start, captured from the stack; the inventory on the scheduled
-   event of its Reconcile rule).
+   event of its Reconcile rule; the estimator on the terminal status event of a new consumer execution of the
+   test's steps, its step-ended events captured too, so that invocation describes and counts every job).
 
 Timing and memory are informational: the exit status is non-zero only when a measurement could not be taken.
 """
@@ -49,16 +69,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeshare_local.runtime import Invocation, LocalFunction
+from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.scenario import STEP_KINDS, AccountSpec, Player, Scenario
 from pipeshare_local.stack import LocalStack
 from pipeshare_local.template import ROOT
@@ -68,8 +91,9 @@ NOTIFY = "NotifyDecisionsFunction"
 TRACK = "TrackExecutionsFunction"
 NOTIFY_OWNER = "NotifyOwnerFunction"
 INVENTORY = "OwnerInventoryFunction"
+ESTIMATE = "EstimateCostFunction"
 CONSUMER_HANDLERS = (ACCEPT, NOTIFY)
-OWNER_HANDLERS = (TRACK, INVENTORY)
+OWNER_HANDLERS = (TRACK, INVENTORY, ESTIMATE)
 # consumer side (no owner stack deployed)
 OWNER = "111111111111"  # trusted owner
 CONSUMER = "222222222222"
@@ -94,6 +118,8 @@ ACCOUNTS = {
 CONSUMER_PARAMETERS = {"TrustedOwnerAccountIds": OWNER}
 SWEEP_SIZES = (1, 10, 50)
 STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+STEP_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
+ENDED = ("Succeeded", "Failed", "Stopped")  # terminal step and execution statuses (the estimator's rule patterns)
 API_CALL = "AWS API Call via CloudTrail"
 ALERT_SCHEMA = "pipeshare.owner.execution-alert"
 
@@ -101,6 +127,21 @@ CALLS_TARGET = 4
 NOTIFY_CALLS_TARGET = 1
 TRACK_CALLS_TARGET = 3
 OWNER_NOTIFY_CALLS_TARGET = 1
+ESTIMATE_CALLS_TARGET = "1 + step pages + jobs"  # per finalised estimate (the issue's target)
+STEP_END_CALLS_EXPECTED = 3  # dynamodb:Query, one sagemaker:Describe*Job, dynamodb:TransactWriteItems
+STEPS_PAGE_SIZE = 100  # ListPipelineExecutionSteps MaxResults, as SageMakerCostGateway.list_steps reads them
+# the steps of tests/integration/test_owner_costs.py: processing x2 instances, spot training, condition, cache hit
+COST_STEPS = (
+    StepSpec(
+        name="Preprocess", type="Processing", duration_seconds=300, instance_type="ml.m5.xlarge", instance_count=2
+    ),
+    StepSpec(name="Train", type="Training", duration_seconds=600, instance_type="ml.m5.xlarge", spot=True),
+    StepSpec(name="CheckAccuracy", type="Condition", duration_seconds=1),
+    StepSpec(name="Features", type="Processing", cache_hit=True),
+)
+COST_RUN = timedelta(minutes=20)  # scenario time until a COST_STEPS execution has ended
+MANY_STEPS = 200
+MANY_STEPS_CACHE_HITS = (25, 75, 125, 175)  # indexes of the steps served from cache
 LATENCY_TARGET_S = 2.0
 LATENCY_TIMEOUT_S = 30.0  # one run gives up (an error) when the alert is not readable by then
 INIT_RATIO_TARGET = 1.25
@@ -117,6 +158,7 @@ INIT_CLIENTS = {
     NOTIFY: (("sns",), ("notifier",)),
     TRACK: (("dynamodb", "sagemaker"), ("executions", "grants", "execution_gateway")),
     INVENTORY: (("ram", "dynamodb"), ("owner_ram", "grants")),
+    ESTIMATE: (("dynamodb", "sagemaker"), ("costs", "cost_gateway")),
 }
 
 
@@ -173,6 +215,9 @@ class ProbeRun:
     account: str
     invocation: Invocation
     window: list[tuple[str, str, str]]
+    seconds: float = 0.0  # wall time of the invocation (in-process, against the local endpoint)
+    # HTTP round trips of the invocation's calls, seconds by operation: the local endpoint serves them in this process
+    endpoint_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def calls(self) -> list[tuple[str, str, str]]:
@@ -184,15 +229,53 @@ class ProbeRun:
         return len(self.window) - len(self.calls)
 
 
+@contextmanager
+def timing_requests() -> Iterator[dict[str, float]]:
+    """While active, the round-trip time of every HTTP request botocore sends from this thread, in seconds by
+    operation (X-Amz-Target, or the path). The local endpoint serves them in this process: that time is the
+    emulator's (moto's), not the handler's. Wraps botocore's Endpoint._send, restored on exit."""
+    from botocore.endpoint import Endpoint
+
+    spent: dict[str, float] = {}
+    original = Endpoint._send
+    thread = threading.get_ident()
+
+    def timed(self: Any, request: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self, request)
+        finally:
+            if threading.get_ident() == thread:
+                target = request.headers.get("X-Amz-Target") or b""
+                target = target.decode() if isinstance(target, bytes) else str(target)
+                operation = target.rsplit(".", 1)[-1] or urlsplit(request.url).path or "/"
+                spent[operation] = spent.get(operation, 0.0) + time.perf_counter() - started
+
+    Endpoint._send = timed  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        Endpoint._send = original  # type: ignore[method-assign]
+
+
 class Probe:
     """Stands in for a LocalFunction on its rules and stream mappings: invokes it once per delivery (first attempts
     only: no retries, no OnFailure destination) and records the calls of each invocation; or, with capture_only,
-    keeps rule events without invoking (so a child process can handle them)."""
+    keeps rule events without invoking (so a child process can handle them); with hold, keeps (without invoking)
+    only the events hold(event) is true for."""
 
-    def __init__(self, stack: LocalStack, function: LocalFunction, *, capture_only: bool = False) -> None:
+    def __init__(
+        self,
+        stack: LocalStack,
+        function: LocalFunction,
+        *,
+        capture_only: bool = False,
+        hold: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         self.function = function
         self._stack = stack
         self.capture_only = capture_only
+        self.hold = hold
         self.runs: list[ProbeRun] = []
         self.captured: list[dict[str, Any]] = []
         self.captured_triggers: list[str] = []  # the rule that delivered each captured event
@@ -202,13 +285,16 @@ class Probe:
 
     def invoke_once(self, event: dict[str, Any], *, trigger: str, attempt: int = 1) -> Invocation:
         before = len(self._stack.calls())
-        invocation = self.function.invoke_once(event, trigger=trigger, attempt=attempt)
+        with timing_requests() as round_trips:
+            started = time.perf_counter()
+            invocation = self.function.invoke_once(event, trigger=trigger, attempt=attempt)
+            seconds = time.perf_counter() - started
         window = self._stack.calls()[before:]
-        self.runs.append(ProbeRun(trigger, event, self.function.account, invocation, window))
+        self.runs.append(ProbeRun(trigger, event, self.function.account, invocation, window, seconds, round_trips))
         return invocation
 
     def invoke_async(self, event: dict[str, Any], *, trigger: str) -> list[Invocation]:
-        if self.capture_only:
+        if self.capture_only or (self.hold is not None and self.hold(event)):
             self.captured.append(event)
             self.captured_triggers.append(trigger)
             return []
@@ -216,11 +302,18 @@ class Probe:
 
 
 @contextmanager
-def probing(stack: LocalStack, account: str, logical: str, *, capture_only: bool = False) -> Iterator[Probe]:
+def probing(
+    stack: LocalStack,
+    account: str,
+    logical: str,
+    *,
+    capture_only: bool = False,
+    hold: Callable[[dict[str, Any]], bool] | None = None,
+) -> Iterator[Probe]:
     """Put a probe in place of a deployed function on every rule and stream mapping that targets it."""
     deployment = stack.deployments[account]
     function = deployment.functions[logical]
-    probe = Probe(stack, function, capture_only=capture_only)
+    probe = Probe(stack, function, capture_only=capture_only, hold=hold)
     targets: list[Any] = [r for r in deployment.rules if r.function is function]
     targets += [m for m in deployment.streams if m.function is function]
     if not targets:
@@ -619,6 +712,253 @@ def rss_inventory_event(stack: LocalStack, owner: str) -> dict[str, Any]:
     return events[0]
 
 
+# ---------------------------------------------------------------------------------------------- owner side: costs
+def _execution_of(event: dict[str, Any]) -> str:
+    return str(event.get("detail", {}).get("pipelineExecutionArn", "")).lower()
+
+
+def _is_step_end(event: dict[str, Any], execution: str) -> bool:
+    return (
+        event.get("detail-type") == STEP_CHANGE
+        and _execution_of(event) == execution.lower()
+        and event.get("detail", {}).get("currentStepStatus") in ENDED
+    )
+
+
+def _is_execution_end(event: dict[str, Any], execution: str) -> bool:
+    return _is_status_event(event, execution) and event["detail"].get("currentPipelineExecutionStatus") in ENDED
+
+
+def start_owner_execution(stack: LocalStack, owner: str, pipeline: str, label: str) -> str:
+    """The owner starts its own pipeline (by name): estimated, not counted as consumer spend."""
+    response = stack.client(owner, "sagemaker").start_pipeline_execution(
+        PipelineName=pipeline.rsplit("/", 1)[1], ClientRequestToken=_token(label)
+    )
+    return str(response["PipelineExecutionArn"])
+
+
+def define_steps(stack: LocalStack, owner: str, pipeline: str, steps: list[StepSpec] | tuple[StepSpec, ...]) -> None:
+    """The steps of the pipeline's executions started from now on."""
+    stack.sagemaker.define_steps(owner, stack.region, pipeline.rsplit("/", 1)[1], list(steps))
+
+
+def many_steps(count: int = MANY_STEPS) -> list[StepSpec]:
+    """Short steps (1 s; a cache hit takes none): Processing, Training, Condition in turn, a few served from cache."""
+    specs = []
+    for index in range(count):
+        name = f"Step{index:03d}"
+        if index in MANY_STEPS_CACHE_HITS:
+            specs.append(StepSpec(name=name, type="Processing", duration_seconds=0, cache_hit=True))
+        else:
+            kind = ("Processing", "Training", "Condition")[index % 3]
+            specs.append(StepSpec(name=name, type=kind, duration_seconds=1))
+    return specs
+
+
+def listed_steps(stack: LocalStack, owner: str, execution: str) -> tuple[list[dict[str, Any]], int]:
+    """The execution's steps as the estimator lists them (every page of 100), read by the bench itself, outside any
+    probe: the step pages and the jobs of the formula come from here, not from the calls being counted."""
+    client = stack.client(owner, "sagemaker")
+    steps: list[dict[str, Any]] = []
+    pages = 0
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"PipelineExecutionArn": execution, "MaxResults": STEPS_PAGE_SIZE}
+        if token:
+            kwargs["NextToken"] = token
+        page = client.list_pipeline_execution_steps(**kwargs)
+        pages += 1
+        steps += page.get("PipelineExecutionSteps", [])
+        token = page.get("NextToken")
+        if not token:
+            return steps, pages
+
+
+def estimate_item(stack: LocalStack, owner: str, execution: str) -> dict[str, Any]:
+    """The execution's ESTIMATE item in the owner table."""
+    pk = f"EXECUTION#{execution.lower()}"
+    items = stack.table_items(owner, "OwnerTable")
+    return next((i for i in items if i.get("pk") == pk and i.get("sk") == "ESTIMATE"), {})
+
+
+def _described(breakdown: dict[str, int]) -> int:
+    return sum(n for op, n in breakdown.items() if op.startswith("sagemaker:Describe") and op.endswith("Job"))
+
+
+def _finalising_summary(
+    stack: LocalStack, run: ProbeRun, owner: str, execution: str, names: OperationNames
+) -> dict[str, Any]:
+    """The calls of the invocation on the terminal status event, next to 1 + step pages + jobs for the execution."""
+    from pipeshare.logic.estimate import jobs_to_describe
+
+    steps, pages = listed_steps(stack, owner, execution)
+    jobs = len(jobs_to_describe(steps))  # distinct jobs of the steps not served from cache
+    breakdown = names.breakdown(run.calls)
+    formula = 1 + pages + jobs
+    item = estimate_item(stack, owner, execution)
+    result = run.invocation.result if isinstance(run.invocation.result, dict) else {}
+    return {
+        "execution_arn": execution,
+        "trigger": run.trigger,
+        "event": _event_label(run.event),
+        "steps": len(steps),
+        "step_pages": pages,
+        "jobs": jobs,
+        "calls": len(run.calls),
+        "formula": formula,
+        "within_formula": len(run.calls) <= formula,
+        "over_formula": len(run.calls) - formula,
+        "pages_read": breakdown.get("sagemaker:ListPipelineExecutionSteps", 0),
+        "jobs_described": _described(breakdown),
+        "by_operation": breakdown,
+        "sequence": [names.label(s, o) for _, s, o in run.calls],
+        "calls_from_other_accounts": run.foreign_calls,
+        "wall_ms": run.seconds * 1000,
+        "endpoint_ms": sum(run.endpoint_seconds.values()) * 1000,
+        "endpoint_ms_by_operation": {op: t * 1000 for op, t in run.endpoint_seconds.items()},
+        "result": result,
+        "error": run.invocation.error,
+        "estimate_final": item.get("final") is True,
+        "estimate_total": None if item.get("total") is None else str(item["total"]),
+        "estimate_complete": item.get("complete"),
+    }
+
+
+def _step_end_summary(runs: list[ProbeRun], names: OperationNames) -> dict[str, Any]:
+    """The step-ended invocations of one execution: the calls of each one that counted a job."""
+    errors = [r.invocation.error for r in runs if r.invocation.error]
+    ok = [r for r in runs if r.invocation.error is None]
+    counted = [r for r in ok if _result_of(r).get("status") == "counted"]
+    summary: dict[str, Any] = {
+        "invocations": len(runs),
+        "counted": len(counted),
+        "errors": errors,
+        "calls_per_counted_invocation": dict(Counter(len(r.calls) for r in counted)),
+        "not_counted": [
+            {
+                "step": r.event["detail"].get("stepName"),
+                "status": _result_of(r).get("status"),
+                "reason": _result_of(r).get("reason"),
+                "calls": len(r.calls),
+            }
+            for r in ok
+            if r not in counted
+        ],
+    }
+    if counted:
+        first = counted[0]
+        breakdown = names.breakdown(first.calls)
+        summary.update(
+            {
+                "step": first.event["detail"].get("stepName"),
+                "calls": len(first.calls),
+                "by_operation": breakdown,
+                "sequence": [names.label(s, o) for _, s, o in first.calls],
+                "max_calls": max(len(r.calls) for r in counted),
+                "expected": len(first.calls) == STEP_END_CALLS_EXPECTED
+                and breakdown.get("dynamodb:Query") == 1
+                and _described(breakdown) == 1
+                and breakdown.get("dynamodb:TransactWriteItems") == 1,
+                "median_wall_ms": statistics.median(r.seconds for r in counted) * 1000,
+            }
+        )
+    return summary
+
+
+def measure_estimate_calls(
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames
+) -> dict[str, Any]:
+    """The pipeline runs the steps of tests/integration/test_owner_costs.py; the consumer starts it by ARN and the
+    owner starts it too; time advances until both end. EstimateCostFunction is probed: per execution, the invocation
+    on the terminal status event (finalised) and the step-ended invocations (running estimate)."""
+    define_steps(stack, owner, pipeline, COST_STEPS)
+    with probing(stack, owner, ESTIMATE) as estimator:
+        executions = {
+            "consumer": start_execution(stack, consumer, pipeline, "cost-consumer"),
+            "owner": start_owner_execution(stack, owner, pipeline, "cost-owner"),
+        }
+        stack.advance(COST_RUN)
+    measured: dict[str, Any] = {}
+    for label, execution in executions.items():
+        runs = [r for r in estimator.runs if _execution_of(r.event) == execution.lower()]
+        ends = [r for r in runs if _is_execution_end(r.event, execution)]
+        if len(ends) != 1:
+            raise BenchError(f"expected one terminal status event for the {label} execution, got {len(ends)}")
+        result = _result_of(ends[0])
+        if result.get("status") != "finalised":
+            raise BenchError(f"the {label} execution's estimate was not finalised: {result}")
+        if result.get("consumer") != (consumer if label == "consumer" else None):
+            raise BenchError(f"the {label} execution was attributed to {result.get('consumer')}: {result}")
+        final = _finalising_summary(stack, ends[0], owner, execution, names)
+        if not final["estimate_final"]:
+            raise BenchError(f"the {label} execution's ESTIMATE item is not final after the terminal event")
+        step_end = _step_end_summary([r for r in runs if _is_step_end(r.event, execution)], names)
+        if not step_end["counted"]:
+            raise BenchError(f"no step-ended invocation counted a job of the {label} execution: {step_end}")
+        measured[label] = {"finalised": final, "step_end": step_end}
+    return measured
+
+
+def measure_many_steps(
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames, *, deliver_step_ends: bool
+) -> dict[str, Any]:
+    """A consumer execution of MANY_STEPS short steps runs to its end (one stack.advance past the sum of the steps);
+    the finalising invocation (terminal status event, probed, first attempt only: no retry) is reported: error,
+    estimate final, wall time, calls next to 1 + pages + jobs, the estimate total.
+
+    By default the step-ended events are held back (captured, not handled): the finalising invocation then counts
+    every job itself (the most work one invocation can get: as when the step events were lost), and the bench stays
+    fast. With deliver_step_ends they reach the estimator as delivered (each step-end update counts its job first);
+    on the local stack that costs minutes (moto deep-copies the table for every item of every TransactWriteItems)."""
+    steps = many_steps()
+    define_steps(stack, owner, pipeline, steps)
+    run_for = timedelta(seconds=sum(s.duration_seconds for s in steps) + 120)
+    hold = None if deliver_step_ends else (lambda event: event.get("detail-type") == STEP_CHANGE)
+    with probing(stack, owner, ESTIMATE, hold=hold) as estimator:
+        execution = start_execution(stack, consumer, pipeline, "cost-many-steps")
+        started = time.perf_counter()
+        stack.advance(run_for)
+        advance_s = time.perf_counter() - started
+    runs = [r for r in estimator.runs if _execution_of(r.event) == execution.lower()]
+    ends = [r for r in runs if _is_execution_end(r.event, execution)]
+    if not ends:
+        raise BenchError(f"the {len(steps)}-step execution did not end within {run_for}")
+    final = _finalising_summary(stack, ends[0], owner, execution, names)
+    if final["steps"] != len(steps):
+        raise BenchError(f"ListPipelineExecutionSteps listed {final['steps']} steps, not {len(steps)}")
+    final["finalising_invocations"] = len(ends)
+    final["one_invocation"] = (
+        len(ends) == 1
+        and final["error"] is None
+        and final["result"].get("status") == "finalised"
+        and final["estimate_final"]
+    )
+    held = [e for e in estimator.captured if _is_step_end(e, execution)]
+    return {
+        "steps_defined": len(steps),
+        "cache_hits": len(MANY_STEPS_CACHE_HITS),
+        "step_ends": "delivered" if deliver_step_ends else "held back",
+        "step_end_events_held": len(held),
+        "scenario_time_s": run_for.total_seconds(),
+        "advance_wall_s": advance_s,
+        "finalised": final,
+        "step_end": _step_end_summary([r for r in runs if _is_step_end(r.event, execution)], names),
+    }
+
+
+def rss_estimate_event(stack: LocalStack, owner: str, consumer: str, pipeline: str) -> dict[str, Any]:
+    """The terminal status event of a new consumer execution (COST_STEPS), captured: its step-ended events are not
+    handled either, so the child's invocation describes and counts every job when it finalises."""
+    define_steps(stack, owner, pipeline, COST_STEPS)
+    with probing(stack, owner, ESTIMATE, capture_only=True) as estimator:
+        execution = start_execution(stack, consumer, pipeline, "rss-cost")
+        stack.advance(COST_RUN)
+    events = [e for e in estimator.captured if _is_execution_end(e, execution)]
+    if len(events) != 1:
+        raise BenchError(f"expected one terminal status event for the estimator RSS run, got {len(events)}")
+    return events[0]
+
+
 # ---------------------------------------------------------------------------------------------- child processes
 def lambda_environment(stack: LocalStack, function: LocalFunction) -> dict[str, str]:
     """What the local runtime gives a function (template variables, account credentials + endpoint, Lambda's
@@ -827,6 +1167,7 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
             _yes(per == NOTIFY_CALLS_TARGET and only_publish),
         )
     _owner_rows(table, results)
+    _cost_rows(table, results)
     for handler in (*CONSUMER_HANDLERS, *OWNER_HANDLERS):
         init = results.get("cold_init", {}).get(handler)
         if init:
@@ -908,6 +1249,67 @@ def _owner_rows(table: Table, results: dict[str, Any]) -> None:
         )
 
 
+def _formula_row(table: Table, metric: str, final: dict[str, Any]) -> None:
+    table.add(
+        f"{metric} ({final['steps']} steps: {final['step_pages']} page(s), {final['jobs']} jobs)",
+        ESTIMATE,
+        str(final["calls"]),
+        f"<= 1 + pages + jobs = {final['formula']}",
+        _yes(final["within_formula"]),
+    )
+
+
+def _cost_rows(table: Table, results: dict[str, Any]) -> None:
+    estimate = results.get("estimate_calls")
+    if estimate:
+        _formula_row(table, "AWS calls per finalised estimate, consumer execution", estimate["consumer"]["finalised"])
+        _formula_row(table, "AWS calls per finalised estimate, owner's own execution", estimate["owner"]["finalised"])
+        step_end = estimate["consumer"]["step_end"]
+        spread = step_end["calls_per_counted_invocation"]
+        value = str(step_end["calls"])
+        if len(spread) > 1:
+            value += f" (first; {min(spread)}-{max(spread)} over {step_end['counted']})"
+        table.add(
+            "AWS calls per step-end update (running estimate, one job)",
+            ESTIMATE,
+            value,
+            f"{STEP_END_CALLS_EXPECTED} expected (Query, Describe*Job, TransactWriteItems)",
+            _info(step_end["expected"] and len(spread) == 1),
+        )
+    many = results.get("many_steps_estimate")
+    if many:
+        final = many["finalised"]
+        label = f"{many['steps_defined']}-step execution (step ends {many['step_ends']})"
+        outcome = "yes" if final["one_invocation"] else "no"
+        if final["error"]:
+            outcome += f" (error: {final['error'][:60]})"
+        else:
+            outcome += f" ({final['finalising_invocations']} invocation(s), final={final['estimate_final']})"
+        table.add(
+            f"{label}: estimate finalised in one invocation",
+            ESTIMATE,
+            outcome,
+            "one invocation, no error, final",
+            _yes(final["one_invocation"]),
+        )
+        table.add(
+            f"{label}: finalising invocation duration (wall)",
+            ESTIMATE,
+            f"{final['wall_ms']:.0f} ms (local endpoint {final['endpoint_ms']:.0f} ms)",
+            "- (Timeout 300 s)",
+            "info",
+        )
+        _formula_row(table, f"{label}: AWS calls of the finalising invocation", final)
+        complete = "complete" if final["estimate_complete"] else "incomplete"
+        table.add(
+            f"{label}: estimate total",
+            ESTIMATE,
+            f"${final['estimate_total']} ({complete})",
+            "-",
+            "info",
+        )
+
+
 def _owner_details(results: dict[str, Any]) -> list[str]:
     lines = []
     track = results.get("track_calls")
@@ -949,6 +1351,60 @@ def _owner_details(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _finalised_line(label: str, final: dict[str, Any]) -> str:
+    extra = final["over_formula"]
+    versus = f"{extra} over" if extra > 0 else f"{-extra} under" if extra < 0 else "equal to"
+    return (
+        f"- {ESTIMATE}, finalised estimate, {label}: {_ops(final['by_operation'])} = {final['calls']} calls, "
+        f"{versus} 1 + {final['step_pages']} page(s) + {final['jobs']} jobs = {final['formula']} "
+        f"({final['pages_read']} pages read, {final['jobs_described']} jobs described; total "
+        f"${final['estimate_total']}; {final['wall_ms']:.0f} ms wall, of which {_endpoint_ms(final)})"
+    )
+
+
+def _endpoint_ms(final: dict[str, Any]) -> str:
+    """Where the local endpoint's time went (moto and the emulators, serving the calls in this process)."""
+    spent = sorted(final["endpoint_ms_by_operation"].items(), key=lambda item: -item[1])
+    return f"{final['endpoint_ms']:.0f} ms at the local endpoint: " + ", ".join(f"{op} {ms:.0f}" for op, ms in spent)
+
+
+def _cost_details(results: dict[str, Any]) -> list[str]:
+    lines = []
+    estimate = results.get("estimate_calls")
+    if estimate:
+        for label in ("consumer", "owner"):
+            final = estimate[label]["finalised"]
+            lines.append(_finalised_line(f"{label} execution", final) + f": {' -> '.join(final['sequence'])}")
+        step_end = estimate["consumer"]["step_end"]
+        skipped = ", ".join(f"{n['step']} {n['status']} ({n['calls']} calls)" for n in step_end["not_counted"])
+        lines.append(
+            f"- {ESTIMATE}, step-end update ({step_end['step']}): {' -> '.join(step_end['sequence'])}; "
+            f"{step_end['counted']} of {step_end['invocations']} step-ended invocations counted a job"
+            + (f"; not counted: {skipped}" if skipped else "")
+        )
+    many = results.get("many_steps_estimate")
+    if many:
+        final, step_end = many["finalised"], many["step_end"]
+        lines.append(
+            _finalised_line(f"{many['steps_defined']}-step consumer execution, step ends {many['step_ends']}", final)
+        )
+        if many["step_end_events_held"]:
+            handled = f"{many['step_end_events_held']} step-ended events held back (not handled)"
+        else:
+            spread = ", ".join(
+                f"{calls} calls x{n}" for calls, n in sorted(step_end["calls_per_counted_invocation"].items())
+            )
+            handled = (
+                f"{step_end['invocations']} step-ended invocations, {step_end['counted']} counted a job ({spread}; "
+                f"median {step_end.get('median_wall_ms', 0):.0f} ms), {len(step_end['errors'])} errors"
+            )
+        lines.append(
+            f"- {ESTIMATE}, {many['steps_defined']}-step execution ({many['cache_hits']} cache hits): {handled}; "
+            f"{many['scenario_time_s']:.0f} s of scenario time advanced in {many['advance_wall_s']:.1f} s wall"
+        )
+    return lines
+
+
 def details(results: dict[str, Any]) -> list[str]:
     lines = []
     accept = results.get("accept_calls")
@@ -972,6 +1428,7 @@ def details(results: dict[str, Any]) -> list[str]:
             f"({notify['records']} stream records, {notify['invocations']} invocations)"
         )
     lines += _owner_details(results)
+    lines += _cost_details(results)
     for handler, rss in results.get("peak_rss", {}).items():
         lines.append(
             f"- {handler}, RSS child: {_ops(Counter(rss['client_calls']))} (client side); "
@@ -982,9 +1439,10 @@ def details(results: dict[str, Any]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- main
 class Bench:
-    def __init__(self, runs: int, latency_runs: int = 7) -> None:
+    def __init__(self, runs: int, latency_runs: int = 7, *, deliver_step_ends: bool = False) -> None:
         self.runs = runs
         self.latency_runs = latency_runs
+        self.deliver_step_ends = deliver_step_ends
         self.results: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.names = OperationNames()
@@ -1081,6 +1539,24 @@ class Bench:
             self.results["forwarded_calls"] = measure_forwarded_start_calls(
                 stack, FORWARDING_OWNER, FORWARDER, forwarding, self.names
             )
+        self.owner_costs(stack, pipeline)
+
+    def owner_costs(self, stack: LocalStack, pipeline: str) -> None:
+        """EstimateCostFunction, on the tracked owner's pipeline (its consumer starts it by ARN)."""
+        with self.step("AWS calls per finalised estimate and per step-end update"):
+            self.results["estimate_calls"] = measure_estimate_calls(stack, TRACKED_OWNER, STARTER, pipeline, self.names)
+        peak: dict[str, Any] = self.results.setdefault("peak_rss", {})
+        with self.step(f"peak RSS ({ESTIMATE})"):
+            event = rss_estimate_event(stack, TRACKED_OWNER, STARTER, pipeline)
+            function = stack.deployments[TRACKED_OWNER].functions[ESTIMATE]
+            peak[ESTIMATE] = measure_peak_rss(stack, function, event, self.names)
+            if (peak[ESTIMATE]["result"] or {}).get("status") != "finalised":
+                raise BenchError(f"the estimator RSS invocation did not finalise: {peak[ESTIMATE]['result']}")
+        with self.step(f"one estimate of a {MANY_STEPS}-step execution"):
+            self.results["many_steps_estimate"] = measure_many_steps(
+                stack, TRACKED_OWNER, STARTER, pipeline, self.names, deliver_step_ends=self.deliver_step_ends
+            )
+        stack.deliver()  # publish what the estimates caused (not measured)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1089,6 +1565,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-runs", type=int, default=7, help="consumer start -> owner alert runs (>= 5; default 7)"
     )
+    parser.add_argument(
+        "--deliver-step-ends",
+        action="store_true",
+        help=f"the {MANY_STEPS}-step execution's step-ended events reach the estimator too (default: held back, "
+        "the finalising invocation counts every job; delivering them adds minutes on the local stack)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     if args.runs < 7:
@@ -1096,7 +1578,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency_runs < 5:
         parser.error("--latency-runs must be >= 5")
     started = time.perf_counter()
-    bench = Bench(args.runs, args.latency_runs)
+    bench = Bench(args.runs, args.latency_runs, deliver_step_ends=args.deliver_step_ends)
     bench.run()
     elapsed = time.perf_counter() - started
     table = build_table(bench.results, bench.errors, args.runs)
@@ -1109,6 +1591,8 @@ def main(argv: list[str] | None = None) -> int:
             "calls_per_accepted_invitation": CALLS_TARGET,
             "calls_per_notification": NOTIFY_CALLS_TARGET,
             "tracker_calls_per_consumer_start_alert": TRACK_CALLS_TARGET,
+            "estimator_calls_per_finalised_estimate": ESTIMATE_CALLS_TARGET,
+            "estimator_calls_per_step_end_update_expected": STEP_END_CALLS_EXPECTED,
             "calls_per_owner_alert_publish": OWNER_NOTIFY_CALLS_TARGET,
             "consumer_start_to_owner_alert_seconds": LATENCY_TARGET_S,
             "cold_init_ratio": INIT_RATIO_TARGET,

@@ -485,6 +485,7 @@ class FakeCostRepository:
             self.records.get(key),
             {arn: job.cost for arn, job in self.jobs.get(key, {}).items()},
             copy.deepcopy(estimate) if estimate is not None else None,
+            {arn: copy.deepcopy(job.detail) for arn, job in self.jobs.get(key, {}).items()},
         )
 
     def commit(

@@ -13,7 +13,7 @@ the duplication, order or concurrency of events.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ class CostState:
     record: ExecutionRecord | None
     counted: dict[str, Decimal]  # job arn (lower-case) -> cost counted
     estimate: dict[str, Any] | None
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # job arn (lower-case) -> its cost lines
 
 
 class DynamoDbCostRepository:
@@ -67,6 +68,7 @@ class DynamoDbCostRepository:
         """One query: the execution record, the jobs already counted and the estimate."""
         record: ExecutionRecord | None = None
         counted: dict[str, Decimal] = {}
+        details: dict[str, dict[str, Any]] = {}
         estimate: dict[str, Any] | None = None
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -83,10 +85,11 @@ class DynamoDbCostRepository:
                         record = ExecutionRecord.model_validate_json(raw["record"]["S"])
                     elif sk.startswith("JOB#"):
                         counted[sk.removeprefix("JOB#")] = Decimal(raw["cost"]["N"])
+                        details[sk.removeprefix("JOB#")] = _de.deserialize(raw["detail"]) if "detail" in raw else {}
                     elif sk == "ESTIMATE":
                         estimate = {k: _de.deserialize(v) for k, v in raw.items()}
                 if "LastEvaluatedKey" not in page:
-                    return CostState(record, counted, estimate)
+                    return CostState(record, counted, estimate, details)
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc) from exc

@@ -87,17 +87,7 @@ def on_step_event(
         new = [(kind, arn) for kind, arn in jobs if arn.lower() not in state.counted]
         if not new:
             return CostOutcome("duplicate", execution, reason="job(s) already counted")
-        counted = []
-        for kind, arn in new:
-            described = sagemaker.describe_job(kind, arn)
-            if described is None:
-                continue  # counted when the execution ends, or reported there as incomplete
-            cost = job_cost(kind, described, region=region, prices=prices, now=now)
-            missing = _missing_rates(cost.component, cost.instances) if cost.component else []
-            if missing and price_lookup is not None:
-                prices = _priced(prices, price_lookup, region, missing)
-                cost = job_cost(kind, described, region=region, prices=prices, now=now)
-            counted.append(_counted(arn, event.detail.step_name, kind, cost.total, cost.model_dump(mode="json")))
+        counted = _describe_and_cost(new, event.detail.step_name, sagemaker, region, prices, price_lookup, now)
         if not counted:
             return CostOutcome("ignored", execution, reason="the job could not be described yet")
         consumer = consumer_of(state.record, owner_account)
@@ -117,6 +107,29 @@ def on_step_event(
             previous = Decimal(str((state.estimate or {}).get("total", 0)))
             return CostOutcome("counted", execution, added, previous + added, consumer)
     raise CostConflictError(f"{execution}: the estimate kept changing while counting")
+
+
+def _describe_and_cost(
+    jobs: list[tuple[str, str]],
+    step: str,
+    sagemaker: CostDataGateway,
+    region: str,
+    prices: PriceTable,
+    price_lookup: PriceLookup | None,
+    now: datetime,
+) -> list[CountedJob]:
+    counted = []
+    for kind, arn in jobs:
+        described = sagemaker.describe_job(kind, arn)
+        if described is None:
+            continue  # counted when the execution ends, or reported there as incomplete
+        cost = job_cost(kind, described, region=region, prices=prices, now=now)
+        missing = _missing_rates(cost.component, cost.instances) if cost.component else []
+        if missing and price_lookup is not None:
+            prices = _priced(prices, price_lookup, region, missing)
+            cost = job_cost(kind, described, region=region, prices=prices, now=now)
+        counted.append(_counted(arn, step, kind, cost.total, cost.model_dump(mode="json")))
+    return counted
 
 
 def on_execution_end(
@@ -140,8 +153,11 @@ def on_execution_end(
         if state.estimate and state.estimate.get("final"):
             return CostOutcome("duplicate", execution, reason="already finalised")
         steps, _pages = sagemaker.list_steps(execution)
+        # jobs counted when their step ended are not described again: their cost lines are on record
         described: dict[str, tuple[str, dict[str, Any]]] = {}
         for kind, arn in jobs_to_describe(steps):
+            if arn.lower() in state.counted:
+                continue
             response = sagemaker.describe_job(kind, arn)
             if response is not None:
                 described[arn] = (kind, response)
@@ -158,7 +174,9 @@ def on_execution_end(
             if s.job_arn and s.job_arn.lower() not in state.counted and s.total > 0
         ]
         consumer = consumer_of(state.record, owner_account)
-        breakdown = [_step_line(s) for s in estimate.steps]
+        breakdown = [_final_line(s, state) for s in estimate.steps]
+        total = sum((Decimal(line["cost"]) for line in breakdown if line["cost"] is not None), Decimal(0))
+        complete = all(line["state"] in ("estimated", "cached", "no-compute") for line in breakdown)
         month = month_of(now)
         alert = None
         if consumer is not None and state.record is not None:
@@ -172,7 +190,7 @@ def on_execution_end(
                 started_at=state.record.started_at,
                 ended_at=state.record.ended_at or now,
                 estimate_breakdown=breakdown,
-                total=estimate.total,
+                total=total,
                 month=month,
                 consumer_month_to_date=costs.month_spend(month, consumer) + added,
                 budget=budget,
@@ -185,7 +203,7 @@ def on_execution_end(
             pipeline_arn=event.pipeline_arn(),
             month=month,
             jobs=new,
-            estimate={"steps": breakdown, "complete": estimate.complete},
+            estimate={"steps": breakdown, "complete": complete},
             final=True,
             finish_alert=alert,
             at=now,
@@ -194,7 +212,7 @@ def on_execution_end(
                 "finalised",
                 execution,
                 sum((c.cost for c in new), Decimal(0)),
-                estimate.total,
+                total,
                 consumer,
                 alerts=["finish"] if alert else [],
             )
@@ -217,6 +235,22 @@ def _line(job: CountedJob) -> dict[str, Any]:
         "cost": str(job.cost),
         "issues": issues + ([str(reason)] if reason else []),
     }
+
+
+def _final_line(step: Any, state: Any) -> dict[str, Any]:
+    """A final breakdown line: a job counted when its step ended keeps the cost and state it was counted with."""
+    arn = (step.job_arn or "").lower()
+    if arn and arn in state.counted:
+        detail = state.details.get(arn, {})
+        reason = detail.get("reason")
+        return {
+            "step": step.step_name,
+            "type": step.step_type or "-",
+            "state": str(detail.get("state", "estimated")),
+            "cost": str(state.counted[arn]),
+            "issues": [str(i) for i in detail.get("issues", [])] + ([str(reason)] if reason else []),
+        }
+    return _step_line(step)
 
 
 def _step_line(step: Any) -> dict[str, Any]:

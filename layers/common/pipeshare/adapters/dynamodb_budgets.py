@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
-from pipeshare.adapters.dynamodb_shares import _iso
+from pipeshare.adapters.dynamodb_common import iso as _iso
+from pipeshare.adapters.dynamodb_common import item as _item
+from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.logic.attribution import OwnerAlert
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-_ser = TypeSerializer()
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str), parse_float=Decimal)
 
 
 class DynamoDbBudgetLedger:

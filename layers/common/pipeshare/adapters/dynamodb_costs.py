@@ -12,41 +12,27 @@ the duplication, order or concurrency of events.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.dynamodb_common import deserialize_value, transact
+from pipeshare.adapters.dynamodb_common import iso as _iso
+from pipeshare.adapters.dynamodb_common import item as _item
+from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.adapters.dynamodb_executions import execution_pk
-from pipeshare.adapters.dynamodb_shares import _condition_failed, _iso
 from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
 from pipeshare.models.owner import CountedJob
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 MAX_JOBS_PER_TRANSACTION = 90  # DynamoDB allows 100 items per transaction; the rest are the estimate and spend
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _json_default(value: Any) -> Any:
-    return str(value) if not isinstance(value, Decimal) else float(value)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-like data as DynamoDB stores it: numbers as Decimal."""
-    return json.loads(json.dumps(value, default=_json_default), parse_float=Decimal)
 
 
 @dataclass(frozen=True)
@@ -85,9 +71,9 @@ class DynamoDbCostRepository:
                         record = ExecutionRecord.model_validate_json(raw["record"]["S"])
                     elif sk.startswith("JOB#"):
                         counted[sk.removeprefix("JOB#")] = Decimal(raw["cost"]["N"])
-                        details[sk.removeprefix("JOB#")] = _de.deserialize(raw["detail"]) if "detail" in raw else {}
+                        details[sk.removeprefix("JOB#")] = deserialize_value(raw["detail"]) if "detail" in raw else {}
                     elif sk == "ESTIMATE":
-                        estimate = {k: _de.deserialize(v) for k, v in raw.items()}
+                        estimate = {k: deserialize_value(v) for k, v in raw.items()}
                 if "LastEvaluatedKey" not in page:
                     return CostState(record, counted, estimate, details)
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -116,14 +102,8 @@ class DynamoDbCostRepository:
             )
             if last and finish_alert is not None:
                 items.append(self._alert_item(execution_arn, finish_alert, at))
-            try:
-                self._ddb.transact_write_items(TransactItems=items)
-            except ClientError as exc:
-                if _condition_failed(exc):
-                    return False
-                raise translate(exc) from exc
-            except BotoCoreError as exc:
-                raise translate(exc) from exc
+            if not transact(self._ddb, items):
+                return False
         return True
 
     def _job_items(self, execution_arn: str, jobs: list[CountedJob], at: datetime) -> list[dict[str, Any]]:

@@ -12,22 +12,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
-from pipeshare.adapters.dynamodb_shares import _condition_failed, _iso
+from pipeshare.adapters.dynamodb_common import deserialize_value, transact
+from pipeshare.adapters.dynamodb_common import iso as _iso
+from pipeshare.adapters.dynamodb_common import item as _item
 from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
 
 
 def execution_pk(execution_arn: str) -> str:
@@ -54,7 +48,7 @@ class DynamoDbExecutionRepository:
             raise translate(exc) from exc
         if "Item" not in response:
             return None, 0
-        data = {k: _de.deserialize(v) for k, v in response["Item"].items()}
+        data = {k: deserialize_value(v) for k, v in response["Item"].items()}
         return ExecutionRecord.model_validate_json(str(data["record"])), int(data["version"])
 
     def save(
@@ -110,12 +104,4 @@ class DynamoDbExecutionRepository:
                     }
                 }
             )
-        try:
-            self._ddb.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
-        return True
+        return transact(self._ddb, items)

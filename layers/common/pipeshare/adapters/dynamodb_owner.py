@@ -10,23 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
-from pipeshare.adapters.dynamodb_shares import _condition_failed, _iso
+from pipeshare.adapters.dynamodb_common import deserialize_value, transact
+from pipeshare.adapters.dynamodb_common import iso as _iso
+from pipeshare.adapters.dynamodb_common import item as _item
 from pipeshare.models.owner import Grant, GrantChange
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 GRANTS = "GRANTS"
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
 
 
 def grant_sk(grant: Grant) -> str:
@@ -53,7 +48,7 @@ class DynamoDbGrantRepository:
             while True:
                 page = self._ddb.query(**kwargs)
                 for raw in page.get("Items", []):
-                    grant = Grant.model_validate({k: _de.deserialize(v) for k, v in raw.items()})
+                    grant = Grant.model_validate({k: deserialize_value(v) for k, v in raw.items()})
                     found[grant.key] = grant
                 if "LastEvaluatedKey" not in page:
                     return found
@@ -101,12 +96,4 @@ class DynamoDbGrantRepository:
         put = {
             "Put": {"TableName": self._table, "Item": _item(outbox), "ConditionExpression": "attribute_not_exists(pk)"}
         }
-        try:
-            self._ddb.transact_write_items(TransactItems=[write, put])
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
-        return True
+        return transact(self._ddb, [write, put])

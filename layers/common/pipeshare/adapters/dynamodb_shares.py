@@ -11,17 +11,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.dynamodb_common import condition_failed as _condition_failed
+from pipeshare.adapters.dynamodb_common import deserialize, transact
+from pipeshare.adapters.dynamodb_common import iso as _iso
+from pipeshare.adapters.dynamodb_common import item as _item
 from pipeshare.models.domain import RecordedState, ShareRecord, ShareStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 
 STATE = "STATE"
 POLICY_PK = "POLICY"
@@ -29,26 +29,6 @@ POLICY_PK = "POLICY"
 
 def invitation_pk(invitation_arn: str) -> str:
     return f"INVITATION#{invitation_arn}"
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _condition_failed(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons", [])
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) and all(
-            r.get("Code") in ("None", "ConditionalCheckFailed", None) for r in reasons
-        )
-    return False
 
 
 class DynamoDbShareRepository:
@@ -116,35 +96,28 @@ class DynamoDbShareRepository:
             "expires_at": history_expires_at,
             **{k: v for k, v in snapshot.items() if k not in ("decided_at",)},
         }
-        try:
-            self._ddb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": _item({"pk": pk, "sk": STATE}),
-                            "UpdateExpression": "SET " + ", ".join(sets),
-                            "ConditionExpression": condition,
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": _item(values),
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": _item(history),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
-        return True
+        return transact(
+            self._ddb,
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _item({"pk": pk, "sk": STATE}),
+                        "UpdateExpression": "SET " + ", ".join(sets),
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": _item(values),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(history),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ],
+        )
 
     def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str, policy_fingerprint: str) -> None:
         try:
@@ -176,7 +149,7 @@ class DynamoDbShareRepository:
             raise translate(exc) from exc
         if "Item" not in response:
             return None
-        data = {k: _de.deserialize(v) for k, v in response["Item"].items()}
+        data = deserialize(response["Item"])
         data["invitation_arn"] = invitation_arn
         data["status"] = ShareStatus(data["status"])
         return ShareRecord.model_validate(data)
@@ -197,7 +170,7 @@ class DynamoDbShareRepository:
                 while request:
                     response = self._ddb.batch_get_item(RequestItems=request)
                     for item in response.get("Responses", {}).get(self._table, []):
-                        data = {k: _de.deserialize(v) for k, v in item.items()}
+                        data = deserialize(item)
                         found[data.pop("pk").removeprefix("INVITATION#")] = RecordedState.model_validate(data)
                     request = response.get("UnprocessedKeys") or {}
             except (ClientError, BotoCoreError) as exc:
@@ -222,46 +195,39 @@ class DynamoDbShareRepository:
             ":errors": errors[:50],
             ":type": "policy",
         }
-        try:
-            self._ddb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": _item({"pk": POLICY_PK, "sk": STATE}),
-                            "UpdateExpression": "SET #fp = :fp, notified_at = :at, policy_source = :source, "
-                            "#errors = :errors, item_type = :type",
-                            "ExpressionAttributeNames": {"#fp": "fingerprint", "#errors": "errors"},
-                            "ConditionExpression": "attribute_not_exists(pk) OR #fp <> :fp OR notified_at < :remind",
-                            "ExpressionAttributeValues": _item(values),
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": _item(
-                                {
-                                    "pk": POLICY_PK,
-                                    "sk": f"HIST#{_iso(at)}#INVALID",
-                                    "item_type": "history",
-                                    "kind": "policy",
-                                    "to_status": "POLICY_INVALID",
-                                    "at": _iso(at),
-                                    "policy_source": source,
-                                    "fingerprint": fingerprint,
-                                    "errors": errors[:50],
-                                    "expires_at": history_expires_at,
-                                }
-                            ),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
-        return True
+        return transact(
+            self._ddb,
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _item({"pk": POLICY_PK, "sk": STATE}),
+                        "UpdateExpression": "SET #fp = :fp, notified_at = :at, policy_source = :source, "
+                        "#errors = :errors, item_type = :type",
+                        "ExpressionAttributeNames": {"#fp": "fingerprint", "#errors": "errors"},
+                        "ConditionExpression": "attribute_not_exists(pk) OR #fp <> :fp OR notified_at < :remind",
+                        "ExpressionAttributeValues": _item(values),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(
+                            {
+                                "pk": POLICY_PK,
+                                "sk": f"HIST#{_iso(at)}#INVALID",
+                                "item_type": "history",
+                                "kind": "policy",
+                                "to_status": "POLICY_INVALID",
+                                "at": _iso(at),
+                                "policy_source": source,
+                                "fingerprint": fingerprint,
+                                "errors": errors[:50],
+                                "expires_at": history_expires_at,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ],
+        )

@@ -1,0 +1,71 @@
+"""DynamoDB helpers shared by the table adapters: item (de)serialisation and one conditional transaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def item(values: dict[str, Any]) -> dict[str, Any]:
+    """Attribute values in DynamoDB's wire form; None values are left out."""
+    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
+
+
+def deserialize(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in raw.items()}
+
+
+def deserialize_value(raw: dict[str, Any]) -> Any:
+    return _de.deserialize(raw)
+
+
+def _json_default(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else str(value)
+
+
+def plain(value: Any) -> Any:
+    """JSON-like data as DynamoDB stores it: numbers as Decimal, everything else JSON."""
+    return json.loads(json.dumps(value, default=_json_default), parse_float=Decimal)
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def condition_failed(exc: ClientError) -> bool:
+    """A conditional write refused (alone, or as the only reason a transaction was cancelled)."""
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) and all(
+            r.get("Code") in ("None", "ConditionalCheckFailed", None) for r in reasons
+        )
+    return False
+
+
+def transact(ddb: DynamoDBClient, items: list[dict[str, Any]]) -> bool:
+    """TransactWriteItems: True when written, False when a condition refused it; other errors are translated."""
+    try:
+        ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+    except ClientError as exc:
+        if condition_failed(exc):
+            return False
+        raise translate(exc) from exc
+    except BotoCoreError as exc:
+        raise translate(exc) from exc
+    return True

@@ -17,27 +17,20 @@ Behaviour that AWS does not document precisely is marked ``[unverified]`` where 
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import json
 import logging
 import re
-import secrets
-import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from functools import cache
-from typing import Any
-from urllib.parse import parse_qs, unquote
+from typing import Any, Unpack
+from urllib.parse import unquote
 
-import botocore.session
-from botocore.model import OperationModel, ServiceModel, Shape
-from botocore.utils import parse_to_aware_datetime
-from botocore.validate import ParamValidator, ValidationErrors
+from botocore.model import OperationModel, ServiceModel
+
+from pipeshare_local import wire
+from pipeshare_local.wire import StrictParamValidator, serve
 
 __all__ = [
     "MANAGED_PERMISSIONS",
@@ -79,10 +72,9 @@ _EXTERNAL_NOT_ALLOWED = (
 )
 
 
-@cache
 def ram_service_model() -> ServiceModel:
     """botocore's RAM service model (the installed botocore's copy)."""
-    return botocore.session.get_session().get_service_model("ram")
+    return wire.service_model("ram")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -138,7 +130,6 @@ _INVITATION_ARN_RE = re.compile(
 )
 _PERMISSION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ram::(?:aws|\d{12}):permission/[\w+=,.@-]+$")
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
-_CREDENTIAL_RE = re.compile(r"Credential=(?P<akid>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -153,72 +144,19 @@ def ram_event(*, account: str, region: str, time: datetime, resources: list[str]
     ("pending", "accepted", "rejected", "associating", "associated", "disassociated"). account is the account
     that receives the event (AWS sends RAM events both to the share owner and to the principals).
     """
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Resource Sharing State Change",
-        "source": "aws.ram",
-        "account": account,
-        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": list(resources),
-        "detail": {"event": event, "status": status},
-    }
+    return wire.event_envelope(
+        source="aws.ram",
+        detail_type="Resource Sharing State Change",
+        account=account,
+        region=region,
+        time=time,
+        resources=resources,
+        detail={"event": event, "status": status},
+    )
 
 
 INVITATION_EVENT = "Resource Share Invitation"
 ASSOCIATION_EVENT = "Resource Share Association"
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Validation
-# --------------------------------------------------------------------------------------------------------------
-
-
-class _StrictErrors(ValidationErrors):
-    @property
-    def errors(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return list(self._errors)
-
-    def _format_error(self, error: tuple[str, str, dict[str, Any]]) -> str:
-        error_type, name, additional = error
-        if error_type == "invalid enum value":
-            valid = ", ".join(additional["valid_values"])
-            return (
-                f"Invalid value for parameter {self._get_name(name)}, value: {additional['param']}, "
-                f"valid values: {valid}"
-            )
-        if error_type == "above max":
-            return (
-                f"Invalid value for parameter {self._get_name(name)}, value: {additional['param']}, "
-                f"valid max: {additional['max_allowed']}"
-            )
-        return super()._format_error(error)
-
-
-class StrictParamValidator(ParamValidator):
-    """botocore's ParamValidator plus the constraints it skips: string enums and ``max`` (value or length)."""
-
-    def validate(self, params: Any, shape: Shape) -> _StrictErrors:
-        errors = _StrictErrors()
-        self._validate(params, shape, errors, name="")
-        return errors
-
-    def _validate(self, params: Any, shape: Shape, errors: ValidationErrors, name: str) -> None:
-        super()._validate(params, shape, errors, name)
-        if shape.type_name == "string" and isinstance(params, str) and shape.enum and params not in shape.enum:
-            errors.report(name, "invalid enum value", param=params, valid_values=list(shape.enum))
-        max_allowed = shape.metadata.get("max")
-        if max_allowed is None:
-            return
-        if shape.type_name in ("integer", "long") and isinstance(params, int) and not isinstance(params, bool):
-            size = params
-        elif shape.type_name in ("string", "list", "map") and isinstance(params, str | list | tuple | dict):
-            size = len(params)
-        else:
-            return
-        if size > max_allowed:
-            errors.report(name, "above max", param=params, max_allowed=max_allowed)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -235,23 +173,14 @@ _UNMODELLED_STATUS = {
 }
 
 
-class RamError(Exception):
-    """An error answered to the client as RAM would: HTTP status, x-amzn-ErrorType and {"message": ...}."""
+class RamError(wire.ServiceError):
+    """An error answered to the client as RAM would: HTTP status, x-amzn-ErrorType and {"message": ...}.
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status if status is not None else _status_for(code)
+    Without an explicit status: the unmodelled codes' status, else the error shape's httpStatusCode, else 400.
+    """
 
-
-def _status_for(code: str) -> int:
-    if code in _UNMODELLED_STATUS:
-        return _UNMODELLED_STATUS[code]
-    model = ram_service_model()
-    if code in model.shape_names:
-        return int(model.shape_for(code).metadata.get("error", {}).get("httpStatusCode", 400))
-    return 400
+    unmodelled_status = _UNMODELLED_STATUS
+    modelled_in = "ram"
 
 
 def _not_found_share(arn: str) -> RamError:
@@ -330,127 +259,23 @@ class _Ctx:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Wire (rest-json) helpers
+# Requests
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _uri_regex(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
-    """Regex for a requestUri template; returns it and {regex group: label}."""
-    out, groups = [], {}
-    for i, part in enumerate(re.split(r"(\{[^}]+\})", uri)):
-        if part.startswith("{") and part.endswith("}"):
-            label = part[1:-1]
-            greedy = label.endswith("+")
-            group = f"g{i}"
-            groups[group] = label.rstrip("+")
-            out.append(f"(?P<{group}>{'.+' if greedy else '[^/]+'})")
-        else:
-            out.append(re.escape(part))
-    return re.compile("^" + "".join(out).rstrip("/") + "/?$"), groups
+def _bad_body(message: str) -> RamError:
+    return RamError("InvalidParameterException", message)
 
 
-def _from_wire(shape: Shape, value: Any) -> Any:
-    """JSON body value -> Python value per the shape. Mismatched types are left for the validator to report."""
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, dict):
-        wire_to_name = {m.serialization.get("name", n): n for n, m in shape.members.items()}
-        out = {}
-        for key, item in value.items():
-            name = wire_to_name.get(key, key)
-            out[name] = _from_wire(shape.members[name], item) if name in shape.members else item
-        return out
-    if kind == "list" and isinstance(value, list):
-        return [_from_wire(shape.member, item) for item in value]
-    if kind == "map" and isinstance(value, dict):
-        return {k: _from_wire(shape.value, v) for k, v in value.items()}
-    if kind == "timestamp" and isinstance(value, int | float | str) and not isinstance(value, bool):
-        try:
-            return parse_to_aware_datetime(value)
-        except (TypeError, ValueError):
-            return value
-    if kind == "blob" and isinstance(value, str):
-        try:
-            return base64.b64decode(value, validate=True)
-        except ValueError:
-            return value
-    return value
+def _invalid_token() -> RamError:
+    return RamError(
+        "InvalidNextTokenException",
+        "The specified value for NextToken is not valid. You must specify a value you received in the NextToken "
+        "response of a previous call to this operation.",
+    )
 
 
-def _from_text(shape: Shape, text: str) -> Any:
-    """Query-string / header / uri text -> Python value per the shape."""
-    kind = shape.type_name
-    if kind in ("integer", "long"):
-        try:
-            return int(text)
-        except ValueError:
-            return text
-    if kind in ("float", "double"):
-        try:
-            return float(text)
-        except ValueError:
-            return text
-    if kind == "boolean":
-        return {"true": True, "false": False}.get(text.lower(), text)
-    if kind == "timestamp":
-        return _from_wire(shape, text)
-    return text
-
-
-def _to_wire(shape: Shape, value: Any) -> Any:
-    kind = shape.type_name
-    if kind == "structure":
-        return {m.serialization.get("name", n): _to_wire(m, value[n]) for n, m in shape.members.items() if n in value}
-    if kind == "list":
-        return [_to_wire(shape.member, item) for item in value]
-    if kind == "map":
-        return {k: _to_wire(shape.value, v) for k, v in value.items()}
-    if kind == "timestamp":
-        fmt = shape.serialization.get("timestampFormat", "unixtimestamp")
-        moment = value.astimezone(UTC)
-        if fmt == "iso8601":
-            return moment.isoformat().replace("+00:00", "Z")
-        if fmt == "rfc822":
-            return format_datetime(moment, usegmt=True)
-        return moment.timestamp()
-    if kind == "blob":
-        return base64.b64encode(value).decode()
-    return value
-
-
-def _encode_token(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "f": fingerprint, "n": secrets.token_hex(4)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_token(token: str, fingerprint: str) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-        offset = data["o"]
-        valid = isinstance(offset, int) and offset >= 0 and data["f"] == fingerprint
-    except (ValueError, TypeError, KeyError, UnicodeError):
-        valid = False
-    if not valid:
-        raise RamError(
-            "InvalidNextTokenException",
-            "The specified value for NextToken is not valid. You must specify a value you received in the NextToken "
-            "response of a previous call to this operation.",
-        )
-    return offset
-
-
-def _read_json_body(environ: dict) -> dict[str, Any]:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    raw = environ["wsgi.input"].read(length) if length > 0 else b""
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RamError("InvalidParameterException", f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise RamError("InvalidParameterException", "The request body must be a JSON object.")
-    return body
+_PAGES = wire.Pages(next_member="nextToken", limit_member="maxResults", invalid_token=_invalid_token)
 
 
 def _parse_arn(arn: str) -> re.Match[str]:
@@ -479,39 +304,33 @@ def _raise_if_answered(invitation: _Invitation, statuses: tuple[str, ...]) -> No
         raise RamError(code, f"ResourceShareInvitation {invitation.arn} {text}")
 
 
-class RamEmulator:
+class RamEmulator(wire.WireEmulator):
     """WSGI app answering AWS RAM requests; state is kept in memory, per (account, region).
 
+    Keyword arguments: wire.Wiring's (account_for_access_key, clock, emit, page_size), invitation_ttl (pending
+    invitations expire after it) and resource_exists ((account, region, resource ARN) -> whether it exists).
     ``response_observer`` (optional, attribute) is called with (operation name, response dict) for every
     successful response before it is serialised; tests use it to validate responses against output shapes.
     """
 
+    error = RamError
+    label = "RAM emulator"
+
     def __init__(
         self,
         *,
-        account_for_access_key: Callable[[str], str],
-        clock: Callable[[], datetime],
-        emit: Callable[[dict], None],
         invitation_ttl: timedelta = timedelta(hours=12),
         resource_exists: Callable[[str, str, str], bool] | None = None,
-        page_size: int = 50,
+        **wiring: Unpack[wire.Wiring],
     ) -> None:
-        if page_size < 1:
-            raise ValueError("page_size must be >= 1")
-        self._account_for_access_key = account_for_access_key
-        self._clock = clock
-        self._emit = emit
+        super().__init__(ram_service_model(), **wiring)
         self._ttl = invitation_ttl
         self._resource_exists = resource_exists
-        self._page_size = page_size
-        self._model = ram_service_model()
         self._routes: list[tuple[str, re.Pattern[str], dict[str, str], str]] = []
         for op_name in self._model.operation_names:
             http = self._model.operation_model(op_name).http
-            regex, groups = _uri_regex(http["requestUri"].split("?", 1)[0])
+            regex, groups = wire.uri_regex(http["requestUri"].split("?", 1)[0])
             self._routes.append((http["method"].upper(), regex, groups, op_name))
-        self._lock = threading.Lock()
-        self.response_observer: Callable[[str, dict], None] | None = None
         self.reset()
 
     # ---------------------------------------------------------------------------------------------- public API
@@ -559,7 +378,7 @@ class RamEmulator:
                     "region": s.region,
                     "status": s.status,
                     "allowExternalPrincipals": s.allow_external,
-                    "createdAt": _iso(s.created),
+                    "createdAt": wire.iso(s.created),
                     "tags": [dict(t) for t in s.tags],
                     "permissions": {t: link.permission.arn for t, link in s.permissions.items()},
                     "resources": [
@@ -582,13 +401,13 @@ class RamEmulator:
                     "region": i.region,
                     "status": i.status,
                     "withdrawn": i.withdrawn,
-                    "invitedAt": _iso(i.created),
-                    "expiresAt": _iso(i.created + self._ttl),
-                    "answeredAt": _iso(i.answered) if i.answered else None,
+                    "invitedAt": wire.iso(i.created),
+                    "expiresAt": wire.iso(i.created + self._ttl),
+                    "answeredAt": wire.iso(i.answered) if i.answered else None,
                 }
                 for i in self._invitations.values()
             ]
-            return {"now": _iso(now), "shares": shares, "invitations": invitations}
+            return {"now": wire.iso(now), "shares": shares, "invitations": invitations}
 
     def grant(self, principal_account: str, resource_arn: str) -> str | None:
         """The permission ARN under which principal_account currently holds resource_arn, else None.
@@ -621,19 +440,16 @@ class RamEmulator:
 
     def is_ram_request(self, environ: dict) -> bool:
         """True when the SigV4 credential scope (Authorization header or X-Amz-Credential) names service "ram"."""
-        match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if match is None:
-            credential = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0]
-            match = _CREDENTIAL_RE.search("Credential=" + credential)
-        return match is not None and match["service"] == "ram"
+        return wire.signing_service(environ) == "ram"
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request_id = str(uuid.uuid4())
         events: list[dict] = []
         try:
             op_model, labels = self._route(environ)
-            ctx = self._caller(environ)
-            params = self._read_params(op_model, environ, labels)
+            signer = self._signer(environ)
+            ctx = _Ctx(account=signer.account, region=signer.region)
+            params = wire.read_params(op_model, environ, _bad_body, labels)
             self._validate_input(op_model, params)
             handler = getattr(self, f"_op_{op_model.name}", None)
             if handler is None:
@@ -647,28 +463,19 @@ class RamEmulator:
                 self._authorize(op_model.name, ctx, params)
                 result = self._run_idempotent(op_model, ctx, params, handler)
             events = ctx.events
-            if self.response_observer is not None:
-                self.response_observer(op_model.name, copy.deepcopy(result))
-            status, headers, body = self._serialize(op_model, result)
+            self._observe(op_model.name, result)
+            response = wire.success_response(op_model, result)
         except RamError as err:
-            status, headers, body = self._error(err)
+            response = wire.error_response(self._model, err)
         except Exception:  # the client must get an answer; the traceback goes to the log
             logger.exception("RAM emulator failed")
-            status, headers, body = self._error(RamError("ServerInternalException", "Internal error in RAM emulator."))
-        for event in events:
-            try:
-                self._emit(event)
-            except Exception:  # the API call has succeeded whatever the event sink does
-                logger.exception("RAM emulator: emit failed for %s", event.get("id"))
-        headers = [*headers, ("x-amzn-RequestId", request_id), ("Content-Length", str(len(body)))]
-        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
-        return [body]
+            response = wire.error_response(
+                self._model, RamError("ServerInternalException", "Internal error in RAM emulator.")
+            )
+        self._emit_all(events)
+        return wire.finish(start_response, response, request_id)
 
     # ------------------------------------------------------------------------------------------------ plumbing
-
-    def _now(self) -> datetime:
-        now = self._clock()
-        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
     def _route(self, environ: dict) -> tuple[OperationModel, dict[str, str]]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -679,49 +486,6 @@ class RamEmulator:
                 labels = {groups[g]: unquote(v) for g, v in match.groupdict().items()}
                 return self._model.operation_model(op_name), labels
         raise RamError("UnknownOperationException", f"No RAM operation matches {method} {path}.")
-
-    def _caller(self, environ: dict) -> _Ctx:
-        match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        override = environ.get("HTTP_X_MOTO_ACCOUNT_ID")
-        if match is None and not override:
-            raise RamError("MissingAuthenticationTokenException", "Missing Authentication Token")
-        region = match["region"] if match else "us-east-1"
-        if override:
-            return _Ctx(account=override, region=region)
-        try:
-            account = self._account_for_access_key(match["akid"])
-        except Exception:  # any lookup failure is an unknown key
-            account = None
-        if not account:
-            raise RamError("UnrecognizedClientException", "The security token included in the request is invalid.")
-        return _Ctx(account=account, region=region)
-
-    def _read_params(self, op_model: OperationModel, environ: dict, labels: dict[str, str]) -> dict[str, Any]:
-        shape = op_model.input_shape
-        if shape is None:
-            return {}
-        body = _read_json_body(environ)
-        text_sources: dict[str, dict[str, list[str]]] = {
-            "querystring": parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
-            "header": {k[5:].replace("_", "-").lower(): [v] for k, v in environ.items() if k.startswith("HTTP_")},
-            "uri": {k: [v] for k, v in labels.items()},
-        }
-        params: dict[str, Any] = {}
-        for name, member in shape.members.items():
-            location = member.serialization.get("location")
-            wire = member.serialization.get("name", name)
-            if location is None:
-                if wire in body:
-                    params[name] = _from_wire(member, body.pop(wire))
-                continue
-            values = text_sources.get(location, {}).get(wire.lower() if location == "header" else wire)
-            if values:
-                is_list = member.type_name == "list"
-                params[name] = (
-                    [_from_text(member.member, v) for v in values] if is_list else _from_text(member, values[-1])
-                )
-        params.update({k: v for k, v in body.items() if k not in params})  # unknown members: the validator reports
-        return params
 
     def _validate_input(self, op_model: OperationModel, params: dict[str, Any]) -> None:
         if op_model.input_shape is None:
@@ -737,27 +501,6 @@ class RamEmulator:
             raise RamError("InvalidMaxResultsException", message)
         raise RamError("InvalidParameterException", message)
 
-    def _serialize(self, op_model: OperationModel, result: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        shape = op_model.output_shape
-        status = int(op_model.http.get("responseCode", 200))
-        headers = [("Content-Type", "application/json")]
-        body: dict[str, Any] = {}
-        for name, value in result.items():
-            member = shape.members[name]
-            location = member.serialization.get("location")
-            if location == "header":
-                headers.append((member.serialization.get("name", name), str(_to_wire(member, value))))
-            elif location == "statusCode":
-                status = int(value)
-            else:
-                body[member.serialization.get("name", name)] = _to_wire(member, value)
-        return status, headers, json.dumps(body).encode()
-
-    @staticmethod
-    def _error(err: RamError) -> tuple[int, list[tuple[str, str]], bytes]:
-        headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", err.code)]
-        return err.status, headers, json.dumps({"message": err.message}).encode()
-
     def _run_idempotent(
         self, op_model: OperationModel, ctx: _Ctx, params: dict[str, Any], handler: Callable[[_Ctx, dict], dict]
     ) -> dict[str, Any]:
@@ -766,11 +509,11 @@ class RamEmulator:
         takes_token = "clientToken" in op_model.input_shape.members
         token = params.get("clientToken") if takes_token else None
         key = (ctx.account, ctx.region, op_model.name, token or "")
-        fingerprint = _fingerprint({k: v for k, v in params.items() if k != "clientToken"})
+        request = wire.fingerprint({k: v for k, v in params.items() if k != "clientToken"})
         if token:
             stored = self._idempotency.get(key)
             if stored is not None:
-                if stored[0] != fingerprint:
+                if stored[0] != request:
                     raise RamError(
                         "IdempotentParameterMismatchException",
                         f"The client token {token} was already used with different parameters.",
@@ -780,7 +523,7 @@ class RamEmulator:
         if "clientToken" in op_model.output_shape.members:
             result["clientToken"] = token or str(uuid.uuid4())
         if token:
-            self._idempotency[key] = (fingerprint, copy.deepcopy(result))
+            self._idempotency[key] = (request, copy.deepcopy(result))
         return result
 
     def _authorize(self, op_name: str, ctx: _Ctx, params: dict[str, Any]) -> None:
@@ -826,17 +569,15 @@ class RamEmulator:
                     association.set_status(DISASSOCIATED, invitation.created + self._ttl, _EXPIRED_MESSAGE)
 
     def _paginate(self, ctx: _Ctx, op_name: str, params: dict[str, Any], items: list[Any], key: str) -> dict[str, Any]:
-        query = {k: v for k, v in params.items() if k not in ("nextToken", "maxResults")}
-        fingerprint = _fingerprint([op_name, ctx.account, ctx.region, query])[:16]
-        offset = _decode_token(params["nextToken"], fingerprint) if params.get("nextToken") is not None else 0
+        scope = [op_name, ctx.account, ctx.region]
+        return _PAGES.page(scope, params, items, key, self._page_size, hold=self._hold_page)
+
+    def _hold_page(self) -> bool:
+        """Whether to answer an injected empty page (inject_empty_pages)."""
         if self._empty_pages > 0:
             self._empty_pages -= 1
-            return {key: [], "nextToken": _encode_token(offset, fingerprint)}
-        limit = params.get("maxResults") or self._page_size
-        result: dict[str, Any] = {key: items[offset : offset + limit]}
-        if offset + limit < len(items):
-            result["nextToken"] = _encode_token(offset + limit, fingerprint)
-        return result
+            return True
+        return False
 
     def _notify(self, ctx: _Ctx, share: _Share, account: str, event: str, status: str, resource: str) -> None:
         ctx.events.append(
@@ -1333,18 +1074,6 @@ _NO_ASSOCIATION = _Association(
     "", "PRINCIPAL", "NONE", datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
 )
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    409: "Conflict",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-}
-
 
 def _association_matches(association: _Association, params: dict[str, Any]) -> bool:
     """GetResourceShareAssociations filters: principal / resourceArn (per association type) and status."""
@@ -1382,41 +1111,3 @@ def _share_matches(share: _Share, params: dict[str, Any]) -> bool:
 def _tag_matches(tags: list[dict[str, str]], tag_filter: dict[str, Any]) -> bool:
     values = tag_filter.get("tagValues")
     return any(t.get("key") == tag_filter.get("tagKey") and (not values or t.get("value") in values) for t in tags)
-
-
-def _fingerprint(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Serving
-# --------------------------------------------------------------------------------------------------------------
-
-
-def serve(app: Callable, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:
-    """Serve a WSGI app with werkzeug (threaded) in a daemon thread. Returns (endpoint_url, shutdown)."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class _QuietHandler(WSGIRequestHandler):
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            logger.debug("%s %s -> %s", self.command, self.path, code)
-
-    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        daemon=True,
-        name=f"wsgi-{host}:{server.server_port}",
-    )
-    thread.start()
-
-    def shutdown() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    return f"http://{host}:{server.server_port}", shutdown

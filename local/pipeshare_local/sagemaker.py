@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -38,15 +37,15 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import Any
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Unpack
 
-import botocore.session
-from botocore.model import OperationModel, ServiceModel, Shape
-from botocore.validate import ValidationErrors
+from botocore.model import OperationModel, ServiceModel
 
-from pipeshare_local.ram import RamEmulator, StrictParamValidator, _from_wire, _to_wire
+from pipeshare_local import wire
+from pipeshare_local.ram import RamEmulator
+from pipeshare_local.wire import StrictParamValidator
 
 __all__ = [
     "ALLOW_EXECUTION_PERMISSION",
@@ -107,7 +106,6 @@ FALLBACK_PIPELINE_ROLE = "SageMakerPipelineExecRole"
 EXECUTION_FAILURE_REASON = "Step failure: One or multiple steps failed."
 
 _TARGET_PREFIX = "SageMaker."
-_CREDENTIAL_RE = re.compile(r"Credential=(?P<akid>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/")
 _PIPELINE_ARN_RE = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]*):(?P<account>\d{12}|aws):pipeline/(?P<name>.+)$"
 )
@@ -122,10 +120,9 @@ DEFAULT_JOB_INSTANCE_TYPE = "ml.m5.xlarge"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-@cache
 def sagemaker_service_model() -> ServiceModel:
     """botocore's SageMaker service model (the installed botocore's copy)."""
-    return botocore.session.get_session().get_service_model("sagemaker")
+    return wire.service_model("sagemaker")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -216,22 +213,7 @@ _JOB_STEPS = {
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _event_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _envelope(*, detail_type: str, account: str, region: str, time: datetime, resources: list[str], detail: dict):
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": "aws.sagemaker",
-        "account": account,
-        "time": _event_time(time),
-        "region": region,
-        "resources": list(resources),
-        "detail": detail,
-    }
+_envelope = partial(wire.event_envelope, source="aws.sagemaker")
 
 
 def execution_status_event(
@@ -257,9 +239,9 @@ def execution_status_event(
     detail: dict[str, Any] = {"pipelineExecutionDisplayName": display_name, "currentPipelineExecutionStatus": current}
     if previous is not None:
         detail["previousPipelineExecutionStatus"] = previous
-    detail["executionStartTime"] = _event_time(start_time)
+    detail["executionStartTime"] = wire.event_time(start_time)
     if end_time is not None:
-        detail["executionEndTime"] = _event_time(end_time)
+        detail["executionEndTime"] = wire.event_time(end_time)
     if description is not None:
         detail["pipelineExecutionDescription"] = description
     detail["pipelineArn"] = pipeline_arn
@@ -299,9 +281,9 @@ def step_status_event(
     cacheHitResult's inner key sourcePipelineExecutionArn). [unverified] previousStepStatus is left out of the
     first event of a step and stepEndTime is present only once the step has ended.
     """
-    detail: dict[str, Any] = {"metadata": _camel(metadata or {}), "stepStartTime": _event_time(start_time)}
+    detail: dict[str, Any] = {"metadata": _camel(metadata or {}), "stepStartTime": wire.event_time(start_time)}
     if end_time is not None:
-        detail["stepEndTime"] = _event_time(end_time)
+        detail["stepEndTime"] = wire.event_time(end_time)
     detail["stepName"] = step_name
     detail["stepType"] = step_type
     if previous is not None:
@@ -349,7 +331,7 @@ def assumed_role_identity(
             "userName": role_name,
         },
         "webIdFederationData": {},
-        "attributes": {"creationDate": _event_time(time), "mfaAuthenticated": "false"},
+        "attributes": {"creationDate": wire.event_time(time), "mfaAuthenticated": "false"},
     }
     return identity
 
@@ -385,7 +367,7 @@ def cloudtrail_event(
     detail: dict[str, Any] = {
         "eventVersion": "1.08",
         "userIdentity": user_identity,
-        "eventTime": _event_time(time),
+        "eventTime": wire.event_time(time),
         "eventSource": "sagemaker.amazonaws.com",
         "eventName": event_name,
         "awsRegion": region,
@@ -426,7 +408,7 @@ def _camel(value: Any) -> Any:
     if isinstance(value, list):
         return [_camel(v) for v in value]
     if isinstance(value, datetime):
-        return _event_time(value)
+        return wire.event_time(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return value
@@ -478,54 +460,28 @@ def moto_assumed_role(access_key_id: str) -> tuple[str, str] | None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@cache
-def _pattern(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern, re.DOTALL)
-    except re.error:
-        return None
-
-
-class _Errors(ValidationErrors):
-    @property
-    def errors(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return list(self._errors)
-
-    def _format_error(self, error: tuple[str, str, dict[str, Any]]) -> str:
-        kind, name, extra = error
-        if kind == "pattern mismatch":
-            return (
-                f"Value '{extra['param']}' at '{self._get_name(name)}' failed to satisfy constraint: Member must "
-                f"satisfy regular expression pattern: {extra['pattern']}"
-            )
-        if kind == "invalid enum value":
-            return (
-                f"Value '{extra['param']}' at '{self._get_name(name)}' failed to satisfy constraint: Member must "
-                f"satisfy enum value set: [{', '.join(extra['valid_values'])}]"
-            )
-        if kind == "above max":
-            return (
-                f"Value '{extra['param']}' at '{self._get_name(name)}' failed to satisfy constraint: Member must "
-                f"have length or value less than or equal to {extra['max_allowed']}"
-            )
-        return super()._format_error(error)
+# Wording of the errors StrictParamValidator adds, as SageMaker words its validation errors.
+_CONSTRAINT_MESSAGES = {
+    "pattern mismatch": (
+        "Value '{param}' at '{name}' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+        "{pattern}"
+    ),
+    "invalid enum value": (
+        "Value '{param}' at '{name}' failed to satisfy constraint: Member must satisfy enum value set: [{valid_values}]"
+    ),
+    "above max": (
+        "Value '{param}' at '{name}' failed to satisfy constraint: Member must have length or value less than or "
+        "equal to {max_allowed}"
+    ),
+}
 
 
 class SageMakerParamValidator(StrictParamValidator):
-    """StrictParamValidator plus ``pattern`` (whole-value match, as the service applies it)."""
+    """StrictParamValidator plus ``pattern`` (whole-value match, as the service applies it), with SageMaker's
+    wording of the errors."""
 
-    def validate(self, params: Any, shape: Shape) -> _Errors:
-        errors = _Errors()
-        self._validate(params, shape, errors, name="")
-        return errors
-
-    def _validate(self, params: Any, shape: Shape, errors: ValidationErrors, name: str) -> None:
-        super()._validate(params, shape, errors, name)
-        pattern = shape.metadata.get("pattern") if shape.type_name == "string" else None
-        if pattern and isinstance(params, str):
-            compiled = _pattern(pattern)
-            if compiled is not None and compiled.fullmatch(params) is None:
-                errors.report(name, "pattern mismatch", param=params, pattern=pattern)
+    messages = _CONSTRAINT_MESSAGES
+    check_pattern = True
 
 
 _UNMODELLED_STATUS = {
@@ -536,14 +492,10 @@ _UNMODELLED_STATUS = {
 }
 
 
-class SageMakerError(Exception):
+class SageMakerError(wire.ServiceError):
     """An error answered as SageMaker does: HTTP status (400 unless noted) and {"__type": code, "Message": ...}."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status if status is not None else _UNMODELLED_STATUS.get(code, 400)
+    unmodelled_status = _UNMODELLED_STATUS
 
 
 def _validation_error(message: str) -> SageMakerError:
@@ -558,6 +510,20 @@ def _pipeline_not_found(pipeline_arn: str) -> SageMakerError:
 def _execution_not_found(execution_arn: str) -> SageMakerError:
     # [unverified] message wording
     return SageMakerError("ResourceNotFound", f"Pipeline execution '{execution_arn}' does not exist.")
+
+
+def _bad_body(message: str) -> SageMakerError:
+    return SageMakerError("SerializationException", message)
+
+
+def _invalid_token() -> SageMakerError:
+    return _validation_error("The NextToken is not valid for this request.")
+
+
+# An empty NextToken is as none.
+_PAGES = wire.Pages(
+    next_member="NextToken", limit_member="MaxResults", invalid_token=_invalid_token, blank_token_is_none=True
+)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -674,10 +640,8 @@ class _Call:
 # The emulator
 # --------------------------------------------------------------------------------------------------------------
 
-_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error"}
 
-
-class SageMakerPipelineEmulator:
+class SageMakerPipelineEmulator(wire.WireEmulator):
     """WSGI app answering the SageMaker pipeline-execution operations and the Describe*Job operations of the jobs
     the steps run (OPERATIONS); state kept in memory.
 
@@ -689,36 +653,32 @@ class SageMakerPipelineEmulator:
         as the model documents; real DescribeTrainingJob has been seen answering ValidationException "Requested
         resource not found." (aws/aws-sdk#165), which can be chosen instead.
     ``response_observer`` (optional) is called with (operation name, response dict) before serialisation.
-    pipeline_role looks up the pipeline's RoleArn (owner, region, name) at start; the jobs report it.
+    pipeline_role looks up the pipeline's RoleArn (owner, region, name) at start; the jobs report it. The other
+    keyword arguments are wire.Wiring's (account_for_access_key, clock, emit, page_size).
     """
+
+    error = SageMakerError
+    label = "SageMaker emulator"
 
     def __init__(
         self,
         *,
-        account_for_access_key: Callable[[str], str],
-        clock: Callable[[], datetime],
-        emit: Callable[[dict], None],
         ram: RamEmulator,
         pipeline_exists: Callable[[str, str, str], bool],
         owner_cloudtrail_copy: bool = False,
         consumer_status_events: bool = False,
         role_for_access_key: Callable[[str], tuple[str, str] | None] | None = moto_assumed_role,
         access_denied_cloudtrail_code: str = "AccessDenied",
-        page_size: int = 50,
         pipeline_role: Callable[[str, str, str], str | None] | None = moto_pipeline_role,
         job_not_found_code: str = "ResourceNotFound",
+        **wiring: Unpack[wire.Wiring],
     ) -> None:
-        if page_size < 1:
-            raise ValueError("page_size must be >= 1")
-        self._account_for_access_key = account_for_access_key
-        self._clock = clock
-        self._emit = emit
+        super().__init__(sagemaker_service_model(), **wiring)
         self._ram = ram
         self._pipeline_exists = pipeline_exists
         self._role_for_access_key = role_for_access_key
         # [unverified] CloudTrail's errorCode for an IAM denial; the API answers AccessDeniedException.
         self._access_denied_cloudtrail_code = access_denied_cloudtrail_code
-        self._page_size = page_size
         self._pipeline_role = pipeline_role
         self._options: dict[str, Any] = {
             "owner_cloudtrail_copy": owner_cloudtrail_copy,
@@ -728,10 +688,7 @@ class SageMakerPipelineEmulator:
         self.owner_cloudtrail_copy = owner_cloudtrail_copy
         self.consumer_status_events = consumer_status_events
         self.job_not_found_code = job_not_found_code
-        self._model = sagemaker_service_model()
-        self._lock = threading.Lock()  # state
         self._emit_lock = threading.RLock()  # state change + emission, so events leave in the order they happen
-        self.response_observer: Callable[[str, dict], None] | None = None
         self.reset()
 
     # ---------------------------------------------------------------------------------------------- public API
@@ -771,7 +728,7 @@ class SageMakerPipelineEmulator:
         """JSON-serialisable dump of every execution (as of the last tick)."""
         with self._lock:
             return {
-                "now": _iso(self._now()),
+                "now": wire.iso(self._now()),
                 "executions": [self._execution_snapshot(e) for e in self._executions.values()],
             }
 
@@ -795,7 +752,7 @@ class SageMakerPipelineEmulator:
                 raise SageMakerError("UnknownOperationException", f"{op_name} is not emulated here.")
             op_model = self._model.operation_model(op_name)
             caller = self._caller(environ)
-            params = self._read_params(op_model, environ)
+            params = wire.read_params(op_model, environ, _bad_body)
             self._validate_input(op_model, params)
             self._resolve(op_name, caller, params, target)  # may call out (RAM, moto): no lock held
         except SageMakerError as err:
@@ -820,50 +777,18 @@ class SageMakerPipelineEmulator:
                 events[call.mark : call.mark] = self._cloudtrail(call, params, result, error, request_id)
             self._emit_all(events)
         if error is None and op_model is not None and result is not None:
-            if self.response_observer is not None:
-                self.response_observer(op_name, copy.deepcopy(result))
-            status = 200
-            body = json.dumps(_to_wire(op_model.output_shape, result)).encode()
-            headers = [("Content-Type", "application/x-amz-json-1.1")]
+            self._observe(op_name, result)
+            response = wire.success_response(op_model, result)
         else:
             error = error or SageMakerError("InternalFailure", "Internal error in the SageMaker emulator.")
-            status = error.status
-            body = json.dumps({"__type": error.code, "Message": error.message}).encode()
-            headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error.code)]
-        headers += [("x-amzn-RequestId", request_id), ("Content-Length", str(len(body)))]
-        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
-        return [body]
+            response = wire.error_response(self._model, error)
+        return wire.finish(start_response, response, request_id)
 
     # ------------------------------------------------------------------------------------------------ plumbing
 
-    def _now(self) -> datetime:
-        now = self._clock()
-        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-    def _emit_all(self, events: Iterable[dict]) -> None:
-        for event in events:
-            try:
-                self._emit(event)
-            except Exception:  # the API call (or the tick) has happened whatever the event sink does
-                logger.exception("SageMaker emulator: emit failed for %s", event.get("id"))
-
     def _caller(self, environ: dict) -> _Caller:
-        match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        override = environ.get("HTTP_X_MOTO_ACCOUNT_ID")
-        if match is None and not override:
-            raise SageMakerError("MissingAuthenticationTokenException", "Missing Authentication Token")
-        region = match["region"] if match else "us-east-1"
-        access_key = match["akid"] if match else None
-        account = override
-        if not account and access_key:
-            try:
-                account = self._account_for_access_key(access_key)
-            except Exception:  # any lookup failure is an unknown key
-                account = None
-        if not account:
-            raise SageMakerError(
-                "UnrecognizedClientException", "The security token included in the request is invalid."
-            )
+        signer = self._signer(environ)
+        account, access_key = signer.account, signer.access_key
         role_name, session_name = DEFAULT_ROLE, DEFAULT_ROLE
         role = self._role_for_access_key(access_key) if access_key and self._role_for_access_key else None
         if role is not None and f":{account}:" in role[0]:
@@ -871,7 +796,7 @@ class SageMakerPipelineEmulator:
         role_id = "AROA" + base64.b32encode(hashlib.sha256(f"{account}/{role_name}".encode()).digest()).decode()[:17]
         return _Caller(
             account=account,
-            region=region,
+            region=signer.region,
             access_key=access_key,
             role_name=role_name,
             session_name=session_name,
@@ -879,21 +804,6 @@ class SageMakerPipelineEmulator:
             source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
             user_agent=environ.get("HTTP_USER_AGENT", ""),
         )
-
-    @staticmethod
-    def _read_params(op_model: OperationModel, environ: dict) -> dict[str, Any]:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SageMakerError("SerializationException", f"The request body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise SageMakerError("SerializationException", "The request body must be a JSON object.")
-        return _from_wire(op_model.input_shape, body)  # type: ignore[no-any-return]
 
     @staticmethod
     def _validate_input(op_model: OperationModel, params: dict[str, Any]) -> None:
@@ -1366,16 +1276,7 @@ class SageMakerPipelineEmulator:
         return job
 
     def _paginate(self, call: _Call, params: dict[str, Any], items: list[Any], key: str) -> dict[str, Any]:
-        query = {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}
-        fingerprint = hashlib.sha256(
-            json.dumps([call.op, call.caller.account, query], sort_keys=True, default=str).encode()
-        ).hexdigest()[:16]
-        offset = _decode_token(params["NextToken"], fingerprint) if params.get("NextToken") else 0
-        limit = params.get("MaxResults") or self._page_size
-        result: dict[str, Any] = {key: items[offset : offset + limit]}
-        if offset + limit < len(items):
-            result["NextToken"] = _encode_token(offset + limit, fingerprint)
-        return result
+        return _PAGES.page([call.op, call.caller.account], params, items, key, self._page_size)
 
     # ----------------------------------------------------------------------------------------------- snapshot
 
@@ -1389,9 +1290,9 @@ class SageMakerPipelineEmulator:
             "startedBy": execution.started_by,
             "displayName": execution.display_name,
             "status": execution.status,
-            "createdAt": _iso(execution.created),
-            "lastModifiedAt": _iso(execution.modified),
-            "endedAt": _iso(execution.end) if execution.end else None,
+            "createdAt": wire.iso(execution.created),
+            "lastModifiedAt": wire.iso(execution.modified),
+            "endedAt": wire.iso(execution.end) if execution.end else None,
             "failureReason": execution.failure,
             "parameters": [dict(p) for p in execution.parameters],
             "steps": [
@@ -1400,8 +1301,8 @@ class SageMakerPipelineEmulator:
                     "type": s.spec.type,
                     "status": s.status,
                     "attemptCount": s.attempt,
-                    "startedAt": _iso(s.start) if s.start else None,
-                    "endedAt": _iso(s.end) if s.end else None,
+                    "startedAt": wire.iso(s.start) if s.start else None,
+                    "endedAt": wire.iso(s.end) if s.end else None,
                     "instanceType": None if s.spec.instance_groups else s.spec.instance_type,
                     "instanceCount": sum(c for _, c in s.spec.instance_groups) or s.spec.instance_count,
                     "instanceGroups": [list(group) for group in s.spec.instance_groups],
@@ -1731,24 +1632,3 @@ def _tuning_view(job: _Job, now: datetime) -> dict[str, Any]:
     # [unverified] while running: the time run so far (as of the call, never past the step's duration).
     view["ConsumedResources"] = {"RuntimeInSeconds": job.seconds(now)}
     return view
-
-
-def _encode_token(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "f": fingerprint, "n": secrets.token_hex(4)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_token(token: str, fingerprint: str) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-        offset = data["o"]
-        valid = isinstance(offset, int) and offset >= 0 and data["f"] == fingerprint
-    except (ValueError, TypeError, KeyError, UnicodeError):
-        valid = False
-    if not valid:
-        raise _validation_error("The NextToken is not valid for this request.")
-    return offset  # type: ignore[no-any-return]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

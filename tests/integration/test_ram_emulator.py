@@ -16,10 +16,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeshare_local.ram import RamEmulator, StrictParamValidator, ram_service_model, serve
+from tests.integration.emulator_helpers import Clock, client_config, output_checker
 
 OWNER, RECEIVER, THIRD = "111111111111", "222222222222", "333333333333"
 KEYS = {"AKIAOWNER00000000001": OWNER, "AKIARECEIVER00000002": RECEIVER, "AKIATHIRD00000000003": THIRD}
@@ -34,23 +34,7 @@ def pipeline(name: str, account: str = OWNER, region: str = REGION) -> str:
     return f"arn:aws:sagemaker:{region}:{account}:pipeline/{name}"
 
 
-def assert_valid_output(operation: str, response: dict[str, Any]) -> None:
-    """A response (built by the emulator, or parsed by botocore) validates against the operation's output shape."""
-    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    shape = ram_service_model().operation_model(operation).output_shape
-    report = StrictParamValidator().validate(body, shape)
-    assert not report.has_errors(), f"{operation}: {report.generate_report()}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
+assert_valid_output = output_checker(ram_service_model, StrictParamValidator)
 
 
 @dataclass
@@ -80,7 +64,7 @@ def make_client(url: str, account: str, *, region: str = REGION, validate: bool 
         region_name=region,
         aws_access_key_id=AKID[account],
         aws_secret_access_key="local-secret",
-        config=Config(parameter_validation=validate, retries={"mode": "standard", "max_attempts": 1}),
+        config=client_config(validate=validate),
     )
 
 
@@ -107,7 +91,7 @@ def clients(server: tuple[str, dict]) -> dict[str, BaseClient]:
 @pytest.fixture
 def stack(server: tuple[str, dict]) -> Iterator[Stack]:
     url, current = server
-    result = Stack(url=url, clock=Clock())
+    result = Stack(url=url, clock=Clock(START))
     result.install = lambda emulator: current.__setitem__("app", emulator)
     result.build()
     yield result

@@ -35,6 +35,7 @@ from pipeshare_local.sagemaker import (
     moto_pipeline_exists,
     sagemaker_service_model,
 )
+from tests.integration.emulator_helpers import Clock, client_config, output_checker
 
 OWNER, CONSUMER, STRANGER = "111111111111", "222222222222", "333333333333"
 ROLES = {OWNER: ("PipelineAdmin", "ops"), CONSUMER: ("DataScientist", "alice"), STRANGER: ("Analyst", "bob")}
@@ -83,22 +84,7 @@ STEP_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
 API_CALL = "AWS API Call via CloudTrail"
 
 
-def assert_valid_output(operation: str, response: dict[str, Any]) -> None:
-    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    shape = sagemaker_service_model().operation_model(operation).output_shape
-    report = SageMakerParamValidator().validate(body, shape)
-    assert not report.has_errors(), f"{operation}: {report.generate_report()}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+assert_valid_output = output_checker(sagemaker_service_model, SageMakerParamValidator)
 
 
 @dataclass
@@ -172,7 +158,7 @@ def make_client(url: str, service: str, creds: dict[str, str], *, validate: bool
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
-        config=Config(parameter_validation=validate, retries={"mode": "standard", "max_attempts": 1}),
+        config=client_config(validate=validate),
     )
 
 
@@ -200,7 +186,7 @@ def env(server: tuple[str, dict[str, Any]], clients: dict[tuple[str, str], BaseC
         sagemaker_client = clients[(account, "sagemaker")]
         for pipeline in sagemaker_client.list_pipelines()["PipelineSummaries"]:
             sagemaker_client.delete_pipeline(PipelineName=pipeline["PipelineName"], ClientRequestToken="d" * 32)
-    clock = Clock()
+    clock = Clock(START)
     events: list[dict] = []
     ram = RamEmulator(account_for_access_key=get_account_id_from, clock=clock, emit=events.append)
     sagemaker = SageMakerPipelineEmulator(

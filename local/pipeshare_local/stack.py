@@ -31,13 +31,14 @@ from botocore.config import Config
 from moto.events.models import EventPattern
 from moto.iam.models import get_account_id_from
 from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from pipeshare_local import moto_fixes
 from pipeshare_local.ram import RamEmulator
 from pipeshare_local.runtime import Invocation, LocalFunction
 from pipeshare_local.sagemaker import SageMakerPipelineEmulator, moto_pipeline_exists
 from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, load_template, references
+from pipeshare_local.wire import serve
 
 DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 _CREDENTIALS_ROLE = "pipeshare-local"
@@ -160,7 +161,7 @@ class LocalStack:
             pipeline_exists=moto_pipeline_exists,
         )
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server: Any = None
+        self._shutdown: Callable[[], None] | None = None
         self.endpoint = ""
         self._active_identity: tuple[str, str] | None = None
         self._sessions: dict[str, boto3.Session] = {}
@@ -181,17 +182,15 @@ class LocalStack:
         moto_fixes.apply()
         self.clock.start()
         WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive, as AWS endpoints do
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="pipeshare-local").start()
-        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        self.endpoint, self._shutdown = serve(self._app)
         # moto's backends are process-wide: a new stack starts from nothing (one stack in use at a time)
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310
         self.client("111111111111", "sts").get_caller_identity()  # warm moto's lazy backends
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+        if self._shutdown is not None:
+            self._shutdown()
+            self._shutdown = None
         self.clock.stop()
 
     def reset(self) -> None:

@@ -71,3 +71,30 @@ def notifications(stack: LocalStack, account: str, event: str | None = None) -> 
 
 def acceptor_invocations(stack: LocalStack, account: str) -> list[Any]:
     return stack.deployments[account].functions["AcceptInvitationsFunction"].invocations
+
+
+def deploy_shared_pipeline(
+    stack: LocalStack,
+    pipeline_arn: str,
+    consumers: tuple[str, ...] = (CONSUMER,),
+    *,
+    permission: str = "allow-execution",
+    consumer_parameters: dict[str, str] | None = None,
+    **owner_parameters: str,
+) -> Any:
+    """Consumers trusting the owner, then the owner sharing the pipeline as code; events delivered. The owner's
+    deployment is returned."""
+    for consumer in consumers:
+        stack.deploy(consumer, {"TrustedOwnerAccountIds": OWNER, **(consumer_parameters or {})})
+    deployment = stack.deploy(
+        OWNER,
+        {
+            "Mode": "owner",
+            "SharedPipelineArns": pipeline_arn,
+            "ShareConsumerAccountIds": ",".join(consumers),
+            "SharePermission": permission,
+            **owner_parameters,
+        },
+    )
+    stack.deliver()
+    return deployment

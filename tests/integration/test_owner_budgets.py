@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.scenario import PERMISSIONS
 from pipeshare_local.stack import LocalStack
-from tests.integration.stackhelpers import CONSUMER, OWNER, create_pipeline
+from tests.integration.stackhelpers import CONSUMER, OWNER, create_pipeline, deploy_shared_pipeline
 
 BUDGETS = "/pipeshare/budgets"
 STEPS = [
@@ -33,19 +33,7 @@ def _setup(stack: LocalStack, *, enforce: dict[str, bool], dry_run: bool = False
         },
     }
     stack.client(OWNER, "ssm").put_parameter(Name=BUDGETS, Value=json.dumps(policy), Type="String")
-    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
-    deployment = stack.deploy(
-        OWNER,
-        {
-            "Mode": "owner",
-            "SharedPipelineArns": pipeline,
-            "ShareConsumerAccountIds": CONSUMER,
-            "SharePermission": "allow-execution",
-            "BudgetPolicyParameterName": BUDGETS,
-            "PolicyCacheSeconds": "0",
-        },
-    )
-    stack.deliver()
+    deployment = deploy_shared_pipeline(stack, pipeline, BudgetPolicyParameterName=BUDGETS, PolicyCacheSeconds="0")
     return str(deployment.refs["PipelineShare"])
 
 

@@ -13,7 +13,7 @@ from pipeshare.logic.estimate import load_shipped_prices
 from pipeshare.models.owner import CountedJob
 from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.stack import LocalStack
-from tests.integration.stackhelpers import CONSUMER, OWNER, create_pipeline
+from tests.integration.stackhelpers import CONSUMER, OWNER, create_pipeline, deploy_shared_pipeline
 
 STEPS = [
     StepSpec(
@@ -28,17 +28,7 @@ STEPS = [
 def _setup(stack: LocalStack) -> None:
     pipeline = create_pipeline(stack, OWNER, "churn-train")
     stack.sagemaker.define_steps(OWNER, "us-east-1", "churn-train", STEPS)
-    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
-    stack.deploy(
-        OWNER,
-        {
-            "Mode": "owner",
-            "SharedPipelineArns": pipeline,
-            "ShareConsumerAccountIds": CONSUMER,
-            "SharePermission": "allow-execution",
-        },
-    )
-    stack.deliver()
+    deploy_shared_pipeline(stack, pipeline)
 
 
 def _start(stack: LocalStack, request_id: str = "c") -> str:

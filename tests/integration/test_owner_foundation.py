@@ -12,6 +12,7 @@ from tests.integration.stackhelpers import (
     OWNER,
     STRANGER,
     create_pipeline,
+    deploy_shared_pipeline,
     ram_status,
 )
 
@@ -30,18 +31,8 @@ def _on_owner_bus(stack: LocalStack) -> list[dict]:
 def test_sharing_as_code_creates_the_share_with_the_chosen_permission(stack: LocalStack) -> None:
     # Given a pipeline and a consumer that trusts its owner
     pipeline = create_pipeline(stack, OWNER, "churn-train")
-    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
     # When the owner deploys pipeshare with the pipeline shared allow-execution
-    deployment = stack.deploy(
-        OWNER,
-        {
-            "Mode": "owner",
-            "SharedPipelineArns": pipeline,
-            "ShareConsumerAccountIds": CONSUMER,
-            "SharePermission": "allow-execution",
-        },
-    )
-    stack.deliver()
+    deployment = deploy_shared_pipeline(stack, pipeline)
     # Then the consumer was invited and accepted, and the share carries the allow-execution permission
     assert ram_status(stack, CONSUMER, "pipeshare-pipelines") == "ACCEPTED"
     permissions = stack.client(OWNER, "ram").list_resource_share_permissions(

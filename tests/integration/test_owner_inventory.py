@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pipeshare_local.scenario import PERMISSIONS
 from pipeshare_local.stack import LocalStack
-from tests.integration.stackhelpers import CONSUMER, OWNER, STRANGER, create_pipeline
+from tests.integration.stackhelpers import CONSUMER, OWNER, STRANGER, create_pipeline, deploy_shared_pipeline
 
 
 def _grants(stack: LocalStack) -> list[dict]:
@@ -18,18 +18,7 @@ def _owner_events(stack: LocalStack) -> list[str]:
 
 
 def _share_allow_execution(stack: LocalStack) -> str:
-    pipeline = create_pipeline(stack, OWNER, "churn-train")
-    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
-    deployment = stack.deploy(
-        OWNER,
-        {
-            "Mode": "owner",
-            "SharedPipelineArns": pipeline,
-            "ShareConsumerAccountIds": CONSUMER,
-            "SharePermission": "allow-execution",
-        },
-    )
-    stack.deliver()
+    deployment = deploy_shared_pipeline(stack, create_pipeline(stack, OWNER, "churn-train"))
     return str(deployment.refs["PipelineShare"])
 
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from pipeshare_local.stack import LocalStack
 from tests.conftest import load_event
-from tests.integration.stackhelpers import CONSUMER, CONSUMER_B, OWNER, create_pipeline
+from tests.integration.stackhelpers import CONSUMER, CONSUMER_B, OWNER, create_pipeline, deploy_shared_pipeline
 
 OWNER_BUS_ARN = f"arn:aws:events:us-east-1:{OWNER}:event-bus/pipeshare-owner"
 
@@ -24,22 +24,14 @@ def _setup(
     forward: bool = False,
 ) -> str:
     pipeline = create_pipeline(stack, OWNER, "churn-train")
-    for consumer in consumers:
-        params = {"TrustedOwnerAccountIds": OWNER}
-        if forward:
-            params["OwnerEventBusArn"] = OWNER_BUS_ARN
-        stack.deploy(consumer, params)
-    stack.deploy(
-        OWNER,
-        {
-            "Mode": "owner",
-            "SharedPipelineArns": pipeline,
-            "ShareConsumerAccountIds": ",".join(consumers),
-            "SharePermission": permission,
-            "ForwarderAccountIds": ",".join(consumers),
-        },
+    deploy_shared_pipeline(
+        stack,
+        pipeline,
+        consumers,
+        permission=permission,
+        consumer_parameters={"OwnerEventBusArn": OWNER_BUS_ARN} if forward else None,
+        ForwarderAccountIds=",".join(consumers),
     )
-    stack.deliver()
     return pipeline
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pipeshare.logic.accept import SweepOutcome
-from pipeshare.logic.budget_watch import BudgetOutcome
-from pipeshare.logic.cost import CostOutcome
-from pipeshare.logic.inventory import InventoryOutcome
-from pipeshare.logic.notify import Notification
-from pipeshare.logic.track import TrackOutcome
-from pipeshare.models.events import DecisionHistoryItem
 from pipeshare.observability import logger, metrics
+
+if TYPE_CHECKING:  # annotations only: a handler must not import every other handler's logic at cold start
+    from pipeshare.logic.accept import SweepOutcome
+    from pipeshare.logic.budget_watch import BudgetOutcome
+    from pipeshare.logic.cost import CostOutcome
+    from pipeshare.logic.inventory import InventoryOutcome
+    from pipeshare.logic.notify import Notification
+    from pipeshare.logic.track import TrackOutcome
+    from pipeshare.models.events import DecisionHistoryItem
 
 _STATUS_METRICS = {
     "ACCEPTED": "InvitationAccepted",

@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
-from pipeshare.models.owner import Grant, GrantChange
-
 if TYPE_CHECKING:
     from decimal import Decimal
 
@@ -16,7 +13,8 @@ if TYPE_CHECKING:
     from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
     from pipeshare.logic.budgets import BudgetPolicy
     from pipeshare.logic.estimate import PriceTable
-    from pipeshare.models.owner import CountedJob
+    from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
+    from pipeshare.models.owner import CountedJob, Grant, GrantChange
 
 
 class InvitationGateway(Protocol):

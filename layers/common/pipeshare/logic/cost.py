@@ -223,33 +223,28 @@ def _counted(arn: str, step: str, kind: str, cost: Decimal, detail: dict[str, An
     return CountedJob(job_arn=arn, step=step, kind=kind, cost=cost, detail=detail)
 
 
-def _line(job: CountedJob) -> dict[str, Any]:
-    """A running-estimate line for a job counted at its step's end (its state and issues as the estimator gave them)."""
-    state = str(job.detail.get("state", "estimated"))
-    issues = [str(i) for i in job.detail.get("issues", [])]
-    reason = job.detail.get("reason")
+def _recorded_line(step: str, kind: str, cost: Decimal, detail: dict[str, Any]) -> dict[str, Any]:
+    """A breakdown line for a counted job, with the state and issues the estimator gave it when it was counted."""
+    reason = detail.get("reason")
     return {
-        "step": job.step,
-        "type": job.kind,
-        "state": state,
-        "cost": str(job.cost),
-        "issues": issues + ([str(reason)] if reason else []),
+        "step": step,
+        "type": kind,
+        "state": str(detail.get("state", "estimated")),
+        "cost": str(cost),
+        "issues": [str(i) for i in detail.get("issues", [])] + ([str(reason)] if reason else []),
     }
+
+
+def _line(job: CountedJob) -> dict[str, Any]:
+    """A running-estimate line for a job counted at its step's end."""
+    return _recorded_line(job.step, job.kind, job.cost, job.detail)
 
 
 def _final_line(step: Any, state: Any) -> dict[str, Any]:
     """A final breakdown line: a job counted when its step ended keeps the cost and state it was counted with."""
     arn = (step.job_arn or "").lower()
     if arn and arn in state.counted:
-        detail = state.details.get(arn, {})
-        reason = detail.get("reason")
-        return {
-            "step": step.step_name,
-            "type": step.step_type or "-",
-            "state": str(detail.get("state", "estimated")),
-            "cost": str(state.counted[arn]),
-            "issues": [str(i) for i in detail.get("issues", [])] + ([str(reason)] if reason else []),
-        }
+        return _recorded_line(step.step_name, step.step_type or "-", state.counted[arn], state.details.get(arn, {}))
     return _step_line(step)
 
 

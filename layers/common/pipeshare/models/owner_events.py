@@ -129,12 +129,11 @@ class ExecutionStatusDetail(_ExecutionDetail):
     description: _Text | None = Field(default=None, alias="pipelineExecutionDescription")
 
 
-class PipelineExecutionStatusEvent(_Envelope):
-    """`SageMaker Model Building Pipeline Execution Status Change`, delivered to the owner account. No caller field."""
+class _PipelineEvent(_Envelope):
+    """A SageMaker pipeline event about one execution (status or step): the execution, its pipeline and owner."""
 
     source: Literal["aws.sagemaker"]
-    detail_type: Literal["SageMaker Model Building Pipeline Execution Status Change"] = Field(alias="detail-type")
-    detail: ExecutionStatusDetail
+    detail: _ExecutionDetail
 
     def execution_arn(self) -> str:
         return self.detail.pipeline_execution_arn
@@ -144,6 +143,13 @@ class PipelineExecutionStatusEvent(_Envelope):
 
     def owner_account(self) -> str:
         return arn_account(self.detail.pipeline_arn)
+
+
+class PipelineExecutionStatusEvent(_PipelineEvent):
+    """`SageMaker Model Building Pipeline Execution Status Change`, delivered to the owner account. No caller field."""
+
+    detail_type: Literal["SageMaker Model Building Pipeline Execution Status Change"] = Field(alias="detail-type")
+    detail: ExecutionStatusDetail
 
     @property
     def status(self) -> ExecutionStatus:
@@ -166,21 +172,11 @@ class StepStatusDetail(_ExecutionDetail):
     failure_reason: _Text | None = Field(default=None, alias="failureReason")
 
 
-class PipelineStepStatusEvent(_Envelope):
+class PipelineStepStatusEvent(_PipelineEvent):
     """`SageMaker Model Building Pipeline Execution Step Status Change` (cost input: the jobs a step ran)."""
 
-    source: Literal["aws.sagemaker"]
     detail_type: Literal["SageMaker Model Building Pipeline Execution Step Status Change"] = Field(alias="detail-type")
     detail: StepStatusDetail
-
-    def execution_arn(self) -> str:
-        return self.detail.pipeline_execution_arn
-
-    def pipeline_arn(self) -> str:
-        return self.detail.pipeline_arn
-
-    def owner_account(self) -> str:
-        return arn_account(self.detail.pipeline_arn)
 
     @property
     def cache_hit(self) -> bool:

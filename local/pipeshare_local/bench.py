@@ -965,7 +965,7 @@ def lambda_environment(stack: LocalStack, function: LocalFunction) -> dict[str, 
     variables), on top of this process's environment without its AWS_/POWERTOOLS_ variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
     env.update(function.environment)
-    env.update(stack.credentials(function.account))
+    env.update(stack.function_credentials(function.account, function.logical_id))  # its own role
     env.update(
         {
             "AWS_REGION": function.region,

@@ -38,7 +38,9 @@ def _print_human(report: dict[str, Any]) -> None:
         out(f"[{note['account']}] {note['subject']}\n")
     events = report["events"]
     dropped = sum(1 for e in events if e["dropped"])
-    out(f"\n-- events: {len(events)} delivered to buses, {dropped} dropped --\n")
+    pending = len(report.get("pending_events", []))
+    late = f", {pending} not yet due (delayed CloudTrail records)" if pending else ""
+    out(f"\n-- events: {len(events)} delivered to buses, {dropped} dropped{late} --\n")
     passed = sum(1 for e in report["expectations"] if e["ok"])
     out(f"\n-- expectations: {passed}/{len(report['expectations'])} passed --\n")
     for e in report["expectations"]:

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 from botocore.model import OperationModel, ServiceModel
 
 from pipeshare_local import wire
+from pipeshare_local.settings import EmulationSettings
 from pipeshare_local.wire import StrictParamValidator, serve
 
 __all__ = [
@@ -307,8 +308,10 @@ def _raise_if_answered(invitation: _Invitation, statuses: tuple[str, ...]) -> No
 class RamEmulator(wire.WireEmulator):
     """WSGI app answering AWS RAM requests; state is kept in memory, per (account, region).
 
-    Keyword arguments: wire.Wiring's (account_for_access_key, clock, emit, page_size), invitation_ttl (pending
-    invitations expire after it) and resource_exists ((account, region, resource ARN) -> whether it exists).
+    Keyword arguments: wire.Wiring's (account_for_access_key, clock, emit, page_size), settings (the emulation
+    settings, pipeshare_local.settings.EmulationSettings: its ``ram`` block, read at every use; reset() restores the
+    constructor's values: pending invitations expire after ram.invitation_ttl_hours) and resource_exists
+    ((account, region, resource ARN) -> whether it exists).
     ``response_observer`` (optional, attribute) is called with (operation name, response dict) for every
     successful response before it is serialised; tests use it to validate responses against output shapes.
     """
@@ -319,12 +322,13 @@ class RamEmulator(wire.WireEmulator):
     def __init__(
         self,
         *,
-        invitation_ttl: timedelta = timedelta(hours=12),
+        settings: EmulationSettings | None = None,
         resource_exists: Callable[[str, str, str], bool] | None = None,
         **wiring: Unpack[wire.Wiring],
     ) -> None:
         super().__init__(ram_service_model(), **wiring)
-        self._ttl = invitation_ttl
+        self.settings = settings if settings is not None else EmulationSettings()
+        self._initial_settings = self.settings.model_copy(deep=True)
         self._resource_exists = resource_exists
         self._routes: list[tuple[str, re.Pattern[str], dict[str, str], str]] = []
         for op_name in self._model.operation_names:
@@ -340,20 +344,23 @@ class RamEmulator(wire.WireEmulator):
             self._shares: dict[str, _Share] = {}
             self._invitations: dict[str, _Invitation] = {}
             self._idempotency: dict[tuple[str, str, str, str], tuple[str, dict]] = {}
-            self._guards: dict[str, frozenset[str]] = {}
             self._empty_pages = 0
+            self.settings.restore(self._initial_settings)
 
-    def set_accept_guard(self, account_id: str, allowed_owner_ids: set[str] | None) -> None:
-        """Emulate an IAM policy on `account_id`'s acceptor (condition on ram:ShareOwnerAccountId).
+    @property
+    def _ttl(self) -> timedelta:
+        """The invitation window (settings.ram.invitation_ttl_hours)."""
+        return self.settings.ram.invitation_ttl
 
-        AcceptResourceShareInvitation by account_id of an invitation whose sender is not in the set answers
-        403 AccessDeniedException, as IAM does. None removes the guard.
-        """
+    def invitation_owner(self, invitation_arn: str) -> tuple[str, str] | None:
+        """(owner account, share name) of an invitation: the ram:ShareOwnerAccountId and ram:ResourceShareName of
+        requests naming it. IAM itself is the local stack's (pipeshare_local.iam), evaluated before the request
+        reaches the emulator."""
         with self._lock:
-            if allowed_owner_ids is None:
-                self._guards.pop(account_id, None)
-            else:
-                self._guards[account_id] = frozenset(allowed_owner_ids)
+            invitation = self._invitations.get(invitation_arn)
+            if invitation is None:
+                return None
+            return invitation.sender, self._shares[invitation.share_arn].name
 
     def inject_empty_pages(self, n: int) -> None:
         """The next n paginated list calls (any operation with nextToken) answer an empty page with a nextToken.
@@ -460,7 +467,6 @@ class RamEmulator(wire.WireEmulator):
             with self._lock:
                 ctx.now = self._now()
                 self._expire(ctx.now)
-                self._authorize(op_model.name, ctx, params)
                 result = self._run_idempotent(op_model, ctx, params, handler)
             events = ctx.events
             self._observe(op_model.name, result)
@@ -526,22 +532,6 @@ class RamEmulator(wire.WireEmulator):
             self._idempotency[key] = (request, copy.deepcopy(result))
         return result
 
-    def _authorize(self, op_name: str, ctx: _Ctx, params: dict[str, Any]) -> None:
-        """IAM, as far as the emulator models it: the accept guard (ram:ShareOwnerAccountId condition)."""
-        if op_name != "AcceptResourceShareInvitation" or ctx.account not in self._guards:
-            return
-        arn = params["resourceShareInvitationArn"]
-        invitation = self._invitations.get(arn)
-        if invitation is None or not self._is_receiver(ctx, invitation):
-            return  # the operation itself answers "not found"
-        if invitation.sender not in self._guards[ctx.account]:
-            raise RamError(
-                "AccessDeniedException",
-                f"User: arn:aws:sts::{ctx.account}:assumed-role/pipeshare-acceptor/emulated is not authorized to "
-                f"perform: ram:AcceptResourceShareInvitation on resource: {arn} because no identity-based policy "
-                f"allows the ram:AcceptResourceShareInvitation action",
-            )
-
     def _precheck(self, op_name: str, ctx: _Ctx, params: dict[str, Any]) -> None:
         """Resource ARN checks that may call out (resource_exists) — done before taking the lock."""
         if op_name not in ("CreateResourceShare", "AssociateResourceShare"):
@@ -580,9 +570,11 @@ class RamEmulator(wire.WireEmulator):
         return False
 
     def _notify(self, ctx: _Ctx, share: _Share, account: str, event: str, status: str, resource: str) -> None:
+        # [unverified] what `resources` holds: settings.ram.event_resources
+        resources = [resource] if self.settings.ram.event_resources == "arn" else []
         ctx.events.append(
             ram_event(
-                account=account, region=share.region, time=ctx.now, resources=[resource], event=event, status=status
+                account=account, region=share.region, time=ctx.now, resources=resources, event=event, status=status
             )
         )
 

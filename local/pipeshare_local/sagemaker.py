@@ -45,6 +45,7 @@ from botocore.model import OperationModel, ServiceModel
 
 from pipeshare_local import wire
 from pipeshare_local.ram import RamEmulator
+from pipeshare_local.settings import EmulationSettings
 from pipeshare_local.wire import StrictParamValidator
 
 __all__ = [
@@ -232,9 +233,10 @@ def execution_status_event(
 ) -> dict:
     """The "SageMaker Model Building Pipeline Execution Status Change" event (shape confirmed, aws-facts §3.1).
 
-    account is the receiving account (the owner's default bus). [unverified] previousPipelineExecutionStatus is
-    left out of the first event (no previous status), executionEndTime is present only for a terminal status and
-    pipelineExecutionDescription only when the execution has a description.
+    account is the receiving account (the owner's default bus). previousPipelineExecutionStatus is left out when
+    previous is None ([unverified] what the first event carries: settings.sagemaker.first_previous_status),
+    executionEndTime is present only for a terminal status and pipelineExecutionDescription only when the execution
+    has a description.
     """
     detail: dict[str, Any] = {"pipelineExecutionDisplayName": display_name, "currentPipelineExecutionStatus": current}
     if previous is not None:
@@ -278,8 +280,9 @@ def step_status_event(
     metadata is the API's PipelineExecutionStepMetadata (PascalCase); the event carries it in camelCase
     (`{"processingJob": {"arn": ...}}` is confirmed; [unverified] the other keys, e.g. trainingJob, transformJob).
     failureReason only when current is Failed; cacheHitResult only on a cache hit (confirmed keys; [unverified]
-    cacheHitResult's inner key sourcePipelineExecutionArn). [unverified] previousStepStatus is left out of the
-    first event of a step and stepEndTime is present only once the step has ended.
+    cacheHitResult's inner key sourcePipelineExecutionArn). previousStepStatus is left out when previous is None
+    ([unverified] the first event of a step: settings.sagemaker.first_previous_step_status) and stepEndTime is
+    present only once the step has ended.
     """
     detail: dict[str, Any] = {"metadata": _camel(metadata or {}), "stepStartTime": wire.event_time(start_time)}
     if end_time is not None:
@@ -593,7 +596,7 @@ class _Execution:
     parallelism: dict[str, Any] | None = None
     selective: dict[str, Any] | None = None
     version_id: int = 1
-    announced: bool = False  # the first status event has no previous status
+    announced: bool = False  # the first status event has no previous status (settings.sagemaker.first_previous_status)
     role_arn: str = ""  # the pipeline's role: the role its jobs run with
 
 
@@ -641,17 +644,32 @@ class _Call:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _setting(name: str) -> property:
+    """An attribute that reads and writes settings.sagemaker.<name> (validated on assignment)."""
+
+    def get(self: SageMakerPipelineEmulator) -> Any:
+        return getattr(self.settings.sagemaker, name)
+
+    def put(self: SageMakerPipelineEmulator, value: Any) -> None:
+        setattr(self.settings.sagemaker, name, value)
+
+    return property(get, put, doc=f"settings.sagemaker.{name}")
+
+
 class SageMakerPipelineEmulator(wire.WireEmulator):
     """WSGI app answering the SageMaker pipeline-execution operations and the Describe*Job operations of the jobs
     the steps run (OPERATIONS); state kept in memory.
 
-    Options (settable attributes; reset() restores the constructor's values):
+    Undocumented behaviour follows ``settings`` (pipeshare_local.settings.EmulationSettings: its ``sagemaker`` block
+    and ``cloudtrail.order``; docs/scenarios.md "Emulation settings"). The object is read at every use, so a change
+    takes effect at once; reset() restores the constructor's values. Shortcuts (settable attributes):
       owner_cloudtrail_copy: also deliver a CloudTrail copy of a cross-account Start/Stop/Retry to the owner.
       consumer_status_events: also deliver status/step events of an execution a consumer started to that consumer
         (aws-facts §3.2: undocumented either way).
       job_not_found_code: error code of a Describe*Job for an unknown (or another account's) job. ResourceNotFound,
         as the model documents; real DescribeTrainingJob has been seen answering ValidationException "Requested
         resource not found." (aws/aws-sdk#165), which can be chosen instead.
+      access_denied_cloudtrail_code: CloudTrail's errorCode for an IAM denial (the API answers AccessDeniedException).
     ``response_observer`` (optional) is called with (operation name, response dict) before serialisation.
     pipeline_role looks up the pipeline's RoleArn (owner, region, name) at start; the jobs report it. The other
     keyword arguments are wire.Wiring's (account_for_access_key, clock, emit, page_size).
@@ -665,29 +683,18 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         *,
         ram: RamEmulator,
         pipeline_exists: Callable[[str, str, str], bool],
-        owner_cloudtrail_copy: bool = False,
-        consumer_status_events: bool = False,
+        settings: EmulationSettings | None = None,
         role_for_access_key: Callable[[str], tuple[str, str] | None] | None = moto_assumed_role,
-        access_denied_cloudtrail_code: str = "AccessDenied",
         pipeline_role: Callable[[str, str, str], str | None] | None = moto_pipeline_role,
-        job_not_found_code: str = "ResourceNotFound",
         **wiring: Unpack[wire.Wiring],
     ) -> None:
         super().__init__(sagemaker_service_model(), **wiring)
         self._ram = ram
         self._pipeline_exists = pipeline_exists
         self._role_for_access_key = role_for_access_key
-        # [unverified] CloudTrail's errorCode for an IAM denial; the API answers AccessDeniedException.
-        self._access_denied_cloudtrail_code = access_denied_cloudtrail_code
         self._pipeline_role = pipeline_role
-        self._options: dict[str, Any] = {
-            "owner_cloudtrail_copy": owner_cloudtrail_copy,
-            "consumer_status_events": consumer_status_events,
-            "job_not_found_code": job_not_found_code,
-        }
-        self.owner_cloudtrail_copy = owner_cloudtrail_copy
-        self.consumer_status_events = consumer_status_events
-        self.job_not_found_code = job_not_found_code
+        self.settings = settings if settings is not None else EmulationSettings()
+        self._initial_settings = self.settings.model_copy(deep=True)
         self._emit_lock = threading.RLock()  # state change + emission, so events leave in the order they happen
         self.reset()
 
@@ -700,9 +707,20 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
             self._tokens: dict[tuple[str, str, str], str] = {}  # (op, lower-case ARN, token) -> execution ARN
             self._steps: dict[tuple[str, str, str], tuple[StepSpec, ...]] = {}
             self._jobs: dict[tuple[str, str, str, str], _Job] = {}  # (owner, region, resource, lower name) -> job
-            self.owner_cloudtrail_copy = self._options["owner_cloudtrail_copy"]
-            self.consumer_status_events = self._options["consumer_status_events"]
-            self.job_not_found_code = self._options["job_not_found_code"]
+            self.settings.restore(self._initial_settings)
+
+    # settings shortcuts (scenarios' owner_cloudtrail_copy step, tests)
+    owner_cloudtrail_copy = _setting("owner_cloudtrail_copy")
+    consumer_status_events = _setting("consumer_status_events")
+    job_not_found_code = _setting("job_not_found_code")
+    access_denied_cloudtrail_code = _setting("access_denied_cloudtrail_code")
+
+    def next_change(self) -> datetime | None:
+        """When an execution next changes by itself (a step starts or ends), as of the last tick; None when no
+        execution runs. The local stack's advance() stops there, so events are delivered in time order."""
+        with self._lock:
+            times = [t for t in map(_next_change, self._executions.values()) if t is not None]
+        return min(times, default=None)
 
     def define_steps(self, account: str, region: str, pipeline_name: str, steps: list[StepSpec]) -> None:
         """Steps of executions started from now on for the pipeline (owner account, region, name)."""
@@ -721,8 +739,7 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
                 timeline: list[tuple[datetime, dict]] = []
                 for execution in self._executions.values():
                     self._advance(execution, now, timeline)
-            timeline.sort(key=lambda item: item[0])  # stable: per execution order is kept
-            self._emit_all(event for _, event in timeline)
+            self._emit_all(self._service_events(timeline))
 
     def snapshot(self) -> dict:
         """JSON-serialisable dump of every execution (as of the last tick)."""
@@ -772,9 +789,15 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
                 except Exception:
                     logger.exception("SageMaker emulator failed")
                     error = SageMakerError("InternalFailure", "Internal error in the SageMaker emulator.")
-            events: list[dict] = [event for _, event in call.events] if call is not None else []
-            if call is not None and op_name in MUTATING:
-                events[call.mark : call.mark] = self._cloudtrail(call, params, result, error, request_id)
+            events: list[dict] = []
+            if call is not None:
+                before, after = call.events[: call.mark], call.events[call.mark :]
+                events = self._service_events(before) + self._service_events(after)
+                if op_name in MUTATING:
+                    # [unverified] which comes first at the same instant: settings.cloudtrail.order
+                    trail = self._cloudtrail(call, params, result, error, request_id)
+                    at = len(events) if self.settings.cloudtrail.order == "after_service_events" else len(before)
+                    events[at:at] = trail
             self._emit_all(events)
         if error is None and op_model is not None and result is not None:
             self._observe(op_name, result)
@@ -891,7 +914,7 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         caller, target = call.caller, call.target
         error_code = None
         if error is not None:
-            error_code = self._access_denied_cloudtrail_code if error.code == "AccessDeniedException" else error.code
+            error_code = self.access_denied_cloudtrail_code if error.code == "AccessDeniedException" else error.code
         owner_copy = self.owner_cloudtrail_copy and target.owner != caller.account and target.permission is not None
         shared = str(uuid.uuid4()) if owner_copy else None
         common: dict[str, Any] = {
@@ -923,8 +946,26 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
 
     # ---------------------------------------------------------------------------------------------- progression
 
+    def _service_events(self, timeline: list[tuple[datetime, dict]]) -> list[dict]:
+        """Status / step events in time order. [unverified] Those of one instant go as they happen (causal) or
+        reversed (settings.sagemaker.same_instant_order); each is sent twice when settings.sagemaker.duplicate_events
+        says so (AWS documents that it "may send multiple events" per state change)."""
+        sign = -1 if self.settings.sagemaker.same_instant_order == "reverse" else 1
+        ranked = sorted(enumerate(timeline), key=lambda item: (item[1][0], sign * item[0]))
+        duplicates = self.settings.sagemaker.duplicate_events
+        events: list[dict] = []
+        for _, (_, event) in ranked:
+            events.append(event)
+            if duplicates != "none":
+                copy_ = copy.deepcopy(event)
+                if duplicates == "new_id":
+                    copy_["id"] = str(uuid.uuid4())
+                events.append(copy_)
+        return events
+
     def _status(self, execution: _Execution, status: str, at: datetime, out: list[tuple[datetime, dict]]) -> None:
-        previous = execution.status if execution.announced else None
+        # [unverified] the previous status of an execution's first event: settings.sagemaker.first_previous_status
+        previous = execution.status if execution.announced else _given(self.settings.sagemaker.first_previous_status)
         execution.announced = True
         execution.status = status
         execution.modified = at
@@ -953,7 +994,9 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
     def _step_status(
         self, execution: _Execution, step: _Step, status: str, at: datetime, out: list[tuple[datetime, dict]]
     ) -> None:
-        previous = step.status
+        # [unverified] the previous status of a step's first event: settings.sagemaker.first_previous_step_status
+        first = _given(self.settings.sagemaker.first_previous_step_status)
+        previous = step.status if step.status is not None else first
         step.status = status
         if status in TERMINAL:
             step.end = at
@@ -1030,8 +1073,10 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         step.start, step.end, step.failure = at, None, None
         step.metadata = _step_metadata(execution, step.spec)
         step.job = self._create_job(execution, step, at)
-        # [unverified] Starting and Executing at the same instant; the metadata (job ARN) is known from Starting.
-        self._step_status(execution, step, STARTING, at, out)
+        # [unverified] Starting and Executing at the same instant (or Executing only: settings.sagemaker.
+        # step_starting_event); the metadata (job ARN) is known from the first event.
+        if self.settings.sagemaker.step_starting_event:
+            self._step_status(execution, step, STARTING, at, out)
         self._step_status(execution, step, EXECUTING, at, out)
 
     def _serve_from_cache(
@@ -1046,7 +1091,7 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         step.start, step.end, step.failure, step.job = at, None, None, None
         step.cache_source, metadata = self._cache_source(execution, step.spec.name)
         step.metadata = metadata
-        step.status = None  # a single event: no previous status
+        step.status = None  # a single event: the first event's previous status
         self._step_status(execution, step, SUCCEEDED, at, out)
 
     def _cache_source(self, execution: _Execution, step_name: str) -> tuple[str, dict[str, Any]]:
@@ -1356,6 +1401,25 @@ def _step_failure(spec: StepSpec) -> str:
     if spec.type == "Fail":
         return f"Fail step {spec.name} was reached."
     return f"ClientError: {spec.type} step {spec.name} failed (emulated outcome)."
+
+
+def _given(value: str) -> str | None:
+    """A status setting's value for an event: None for "absent"."""
+    return None if value == "absent" else value
+
+
+def _next_change(execution: _Execution) -> datetime | None:
+    """When `execution` next changes by itself (see SageMakerPipelineEmulator.next_change)."""
+    if execution.status == STOPPING:
+        return execution.modified  # stopped at the next tick
+    if execution.status != EXECUTING:
+        return None
+    if execution.cursor >= len(execution.steps):
+        return execution.ready_at
+    step = execution.steps[execution.cursor]
+    if step.status in (None, FAILED, STOPPED):
+        return execution.ready_at
+    return (step.start or execution.ready_at) + timedelta(seconds=step.spec.duration_seconds)
 
 
 def _rand(n: int, alphabet: str = _ID_ALPHABET) -> str:

@@ -9,13 +9,16 @@ dispatches the full envelope to the handlers; it also pumps DynamoDB streams int
 from __future__ import annotations
 
 import functools
+import heapq
 import io
+import itertools
 import json
 import logging
+import os
 import re
 import threading
 import urllib.request
-from collections import deque
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,11 +37,23 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler
 
 from pipeshare_local import moto_fixes
+from pipeshare_local.iam import (
+    LocalIam,
+    Need,
+    Principal,
+    StackLookups,
+    Target,
+    denial_response,
+    read_request,
+    sam_translate,
+    translated_resolver,
+)
 from pipeshare_local.ram import RamEmulator
 from pipeshare_local.runtime import Invocation, LocalFunction
-from pipeshare_local.sagemaker import SageMakerPipelineEmulator, moto_pipeline_exists
+from pipeshare_local.sagemaker import API_CALL_VIA_CLOUDTRAIL, SageMakerPipelineEmulator, moto_pipeline_exists
+from pipeshare_local.settings import EmulationSettings
 from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, load_template, references
-from pipeshare_local.wire import serve
+from pipeshare_local.wire import CREDENTIAL_RE, finish, serve
 
 DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 _CREDENTIALS_ROLE = "pipeshare-local"
@@ -97,6 +112,16 @@ class StreamMapping:
 
 
 @dataclass
+class QueueMapping:
+    """An SQS event source mapping (SAM `SQS` event): batches of available messages, ReportBatchItemFailures."""
+
+    function: LocalFunction
+    queue_arn: str
+    batch_size: int
+    report_failures: bool
+
+
+@dataclass
 class Deployment:
     account: str
     region: str
@@ -107,6 +132,7 @@ class Deployment:
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     streams: list[StreamMapping] = field(default_factory=list)
+    queues: list[QueueMapping] = field(default_factory=list)
     taps: dict[str, str] = field(default_factory=dict)  # topic logical id -> tap queue url
     skipped: list[str] = field(default_factory=list)
     conditions: dict[str, bool] = field(default_factory=dict)
@@ -120,6 +146,7 @@ class DeliveredEvent:
     matched: list[str]
     bus: str = "default"
     refused: str | None = None  # why a forwarding target refused it
+    at: datetime | None = None  # scenario time of delivery
 
 
 class LocalStack:
@@ -130,17 +157,31 @@ class LocalStack:
         *,
         region: str = "us-east-1",
         start: datetime = DEFAULT_START,
-        invitation_ttl: timedelta = timedelta(hours=12),
+        settings: EmulationSettings | None = None,
+        invitation_ttl: timedelta | None = None,
+        template: dict[str, Any] | None = None,
     ) -> None:
+        """settings: the emulation settings (pipeshare_local.settings; copied, then shared with the emulators and
+        read at every use: change them through stack.settings; reset() restores these). invitation_ttl, when given,
+        replaces settings.ram.invitation_ttl_hours."""
         self.region = region
         self.clock = Clock(start)
-        self.template = load_template()
+        self.template = template if template is not None else load_template()  # template: a (test's) override
         self.deployments: dict[str, Deployment] = {}
         self._credentials: dict[tuple[str, str], dict[str, str]] = {}
-        self._pending: deque[tuple[str, str, dict[str, Any]]] = deque()  # (receiving account, bus, event)
+        self.settings = settings.model_copy(deep=True) if settings is not None else EmulationSettings()
+        if invitation_ttl is not None:
+            self.settings.ram.invitation_ttl_hours = invitation_ttl.total_seconds() / 3600
+        # pending events, a heap: (due, sequence, receiving account, bus, event); delivered in due-time order, and
+        # in the order they were emitted for equal due times
+        self._pending: list[tuple[datetime, int, str, str, dict[str, Any]]] = []
+        self._sequence = itertools.count()
         self.bus_admits: dict[tuple[str, str], set[str]] = {}  # (account, bus) -> accounts its policy admits
+        self.bus_statements: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (account, bus) -> policy statements
+        self._trails: dict[str, bool] = {}  # account -> whether its CloudTrail trail logs (mirrors the settings)
         self._drop_next: int = 0
         self.delivered: list[DeliveredEvent] = []
+        self.untrailed: list[dict[str, Any]] = []  # CloudTrail records not sent: their account has no trail
         self.notifications: list[dict[str, Any]] = []
         # (account, service, operation, caller) for every call at the endpoint; caller is "functions" or "tooling"
         self.aws_calls: list[tuple[str, str, str, str]] = []
@@ -149,14 +190,15 @@ class LocalStack:
         self.ram = RamEmulator(
             account_for_access_key=get_account_id_from,
             clock=self.clock.now,
-            emit=self._emit,
-            invitation_ttl=invitation_ttl,
+            emit=self._service_event,
+            settings=self.settings,
             resource_exists=self._resource_exists,
         )
         self.sagemaker = SageMakerPipelineEmulator(
             account_for_access_key=get_account_id_from,
             clock=self.clock.now,
-            emit=self._emit,
+            emit=self._service_event,
+            settings=self.settings,
             ram=self.ram,
             pipeline_exists=moto_pipeline_exists,
         )
@@ -205,7 +247,10 @@ class LocalStack:
         self._key_purpose.clear()
         self._warm.clear()
         self._pending.clear()
+        self.untrailed.clear()
         self.bus_admits.clear()
+        self.bus_statements.clear()
+        self._trails.clear()
         self._drop_next = 0
         self.delivered.clear()
         self.notifications.clear()
@@ -215,7 +260,12 @@ class LocalStack:
         self.client("111111111111", "sts").get_caller_identity()
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/moto-api/reset":
+            self.iam.forget()  # a new world: every credential is gone
         self._count_call(environ)
+        denied = self._authorize_call(environ)
+        if denied is not None:
+            return finish(start_response, denied, str(uuid.uuid4()))
         if self.ram.is_ram_request(environ):
             return self.ram(environ, start_response)
         if self.sagemaker.handles(environ):
@@ -240,13 +290,32 @@ class LocalStack:
                 (get_account_id_from(key), match.group(2), operation, self._key_purpose.get(key, "tooling"))
             )
 
+    @functools.cached_property
+    def iam(self) -> LocalIam:
+        """IAM as SAM would deploy the roles: function identities, their roles' policies, refusals (iam.denials)."""
+        return LocalIam(lookups=StackLookups(self.ram.invitation_owner))
+
+    def _authorize_call(self, environ: dict[str, Any]) -> Any:
+        """A function's call is authorized by its role's policies (iam.py); the denial in the service's protocol, or
+        None. Tooling calls (set-up, scenario steps, reading state back) are not restricted."""
+        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        principal = self.iam.principal(match["akid"]) if match else None
+        if match is None or principal is None:
+            return None
+        request = read_request(environ, service=match["service"], account=principal.account, region=match["region"])
+        decision = self.iam.check_request(principal, request)
+        return None if decision.allowed else denial_response(request, decision.message)
+
     # ------------------------------------------------------------------ identities and clients
-    def credentials(self, account: str, purpose: str = "functions") -> dict[str, str]:
-        """Credentials bound to an account (moto STS assume-role), as Lambda's environment would carry them.
+    def credentials(
+        self, account: str, purpose: str = "functions", *, role: str = _CREDENTIALS_ROLE, session: str | None = None
+    ) -> dict[str, str]:
+        """Credentials bound to an account (moto STS assume-role of `role`), as Lambda's environment would carry them.
 
         Functions and the stack's own tooling (setup, reading state back) get different keys: calls can be told apart.
         """
-        if (account, purpose) not in self._credentials:
+        cached = (account, purpose if role == _CREDENTIALS_ROLE else f"{purpose}:{role}")
+        if cached not in self._credentials:
             sts = self._tool_session.client(
                 "sts",
                 endpoint_url=self.endpoint,
@@ -255,16 +324,38 @@ class LocalStack:
                 aws_secret_access_key="bootstrap",  # noqa: S106 - moto accepts any key; local only
             )
             creds = sts.assume_role(
-                RoleArn=f"arn:aws:iam::{account}:role/{_CREDENTIALS_ROLE}", RoleSessionName=f"pipeshare-{purpose}"
+                RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName=session or f"pipeshare-{purpose}"
             )["Credentials"]
             self._key_purpose[creds["AccessKeyId"]] = purpose
-            self._credentials[(account, purpose)] = {
+            self._credentials[cached] = {
                 "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
                 "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
                 "AWS_SESSION_TOKEN": creds["SessionToken"],
                 "AWS_ENDPOINT_URL": self.endpoint,
             }
-        return self._credentials[(account, purpose)]
+        return self._credentials[cached]
+
+    def function_credentials(self, account: str, logical: str) -> dict[str, str]:
+        """A function's own credentials: moto STS assume-role of the role SAM creates for it (<stack>-<Function>Role,
+        session = the function's name), so the endpoint knows which function, and so which policies, signed a call."""
+        principal = self._function_principal(account, logical)
+        role_name = principal.role_arn.rsplit("/", 1)[1]
+        creds = self.credentials(account, "functions", role=role_name, session=principal.session_arn.rsplit("/", 1)[1])
+        self.iam.bind(creds["AWS_ACCESS_KEY_ID"], principal)
+        return creds
+
+    def _function_principal(self, account: str, logical: str) -> Principal:
+        stack_name = self.deployments[account].stack_name if account in self.deployments else "pipeshare"
+        role = self.iam.function_roles.get((account, logical), f"{logical}Role")
+        role_name = f"{stack_name}-{role}"[:64]
+        session = f"{stack_name}-{logical}"[:64]
+        return Principal(
+            account,
+            role,
+            f"arn:aws:iam::{account}:role/{role_name}",
+            f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}",
+            logical,
+        )
 
     def client(self, account: str, service: str) -> Any:
         """A boto3 client bound to an account (cached; the stack's own session, apart from the functions')."""
@@ -318,10 +409,7 @@ class LocalStack:
         enabled = [name for name, spec in resources.items() if resolver.enabled(spec)]
         for logical in _creation_order(enabled, resources):
             self._create(deployment, resolver, logical, resources[logical])
-        guard = resolver.parameters.get("TrustedOwnerAccountIds", "")
-        if "AcceptInvitationsFunction" in deployment.functions:
-            # the IAM condition ram:ShareOwnerAccountId from the template, enforced by the RAM emulation
-            self.ram.set_accept_guard(account, {a for a in guard.split(",") if a})
+        self._install_roles(deployment, resolver)
         self.deployments[account] = deployment
         return deployment
 
@@ -461,6 +549,9 @@ class LocalStack:
         # organization-wide policies (aws:PrincipalOrgID) are not emulated: the local stack has no organization
         admitted = self.bus_admits.setdefault((d.account, props["EventBusName"]), set())
         admitted.update(a.split(":")[4] if a.startswith("arn:") else a for a in accounts)
+        # the statement without its principal, to evaluate its Action, Resource and Condition for each event
+        policy = {k: v for k, v in statement.items() if k not in ("Principal", "NotPrincipal")}
+        self.bus_statements.setdefault((d.account, props["EventBusName"]), []).append(policy)
         d.refs[logical] = props["StatementId"]
 
     def _create_rule(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
@@ -522,12 +613,12 @@ class LocalStack:
             code_uri=props["CodeUri"],
             handler=props["Handler"],
             environment={k: str(v) for k, v in env.items()},
-            identity=lambda: self.credentials(d.account),
+            identity=lambda: self.function_credentials(d.account, logical),
             max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
             on_failure=(lambda record, arn=on_failure: self._send_to_queue(d.account, arn, record))
             if on_failure
             else None,
-            before_invoke=self._switch_container,
+            before_invoke=self._enter_function,
         )
         d.functions[logical] = function
         d.refs[logical] = name
@@ -556,6 +647,16 @@ class LocalStack:
                 arn = events.put_rule(Name=rule_name, ScheduleExpression=expression, State="ENABLED")["RuleArn"]
                 period = schedule_period(expression)
                 d.rules.append(Rule(rule_name, function, schedule=period, next_fire=self.clock.now() + period))
+            elif event["Type"] == "SQS":
+                d.queues.append(
+                    QueueMapping(
+                        function=function,
+                        queue_arn=eprops["Queue"],
+                        batch_size=int(eprops.get("BatchSize", 10)),
+                        report_failures="ReportBatchItemFailures" in eprops.get("FunctionResponseTypes", []),
+                    )
+                )
+                continue
             elif event["Type"] == "DynamoDB":
                 filters = [EventPattern.load(f["Pattern"]) for f in eprops.get("FilterCriteria", {}).get("Filters", [])]
                 d.streams.append(
@@ -575,6 +676,26 @@ class LocalStack:
             d.refs[rule_name] = rule_name
             d.attributes[(rule_name, "Arn")] = arn
 
+    def _install_roles(self, deployment: Deployment, resolver: Resolver) -> None:
+        """The roles `sam deploy` creates (SAM's translation of the template), resolved with this deployment's
+        parameters, conditions and resources: what each function's calls are authorized against."""
+        translated = sam_translate(self.template)
+        self.iam.install(deployment.account, translated, translated_resolver(translated, resolver))
+
+    def _enter_function(self, function: LocalFunction) -> None:
+        """_switch_container, with one boto3 session per function credential (a session caches the credentials it
+        resolved; each function signs with its own role's)."""
+        previous = self._active_identity
+        self._switch_container(function)
+        if self._active_identity != previous and self._active_identity is not None:
+            # a container never sees another's Powertools providers: their clients sign with that function's keys
+            parameter_constants.DEFAULT_PROVIDERS.clear()
+            parameter_constants.DEFAULT_PROVIDERS.update(self._warm.get(self._active_identity, {}))
+        key = os.environ.get("AWS_ACCESS_KEY_ID", "")
+        if key not in self.iam.sessions:
+            self.iam.sessions[key] = boto3.Session()
+        boto3.DEFAULT_SESSION = self.iam.sessions[key]
+
     def _switch_container(self, function: LocalFunction) -> None:
         """One process plays many accounts: a new identity is a new container (fresh clients and caches)."""
         identity = (function.account, function.logical_id)
@@ -593,9 +714,40 @@ class LocalStack:
             self._active_identity = identity
 
     def _send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None:
+        function_arn = str((body.get("requestContext") or {}).get("functionArn", "")).removesuffix(":$LATEST")
+        if function_arn and not self._function_may_send(account, function_arn, queue_arn):
+            return  # Lambda sends a destination record with the function's role: refused (see iam.denials)
         sqs = self.client(account, "sqs")
         url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body, default=str))
+
+    def _function_may_send(self, account: str, function_arn: str, queue_arn: str) -> bool:
+        """OnFailure destinations (async and stream): sqs:SendMessage by the function's role."""
+        functions = self.deployments[account].functions.values() if account in self.deployments else []
+        function = next((f for f in functions if f.arn == function_arn), None)
+        if function is None:
+            return True
+        principal = self._function_principal(account, function.logical_id)
+        need = Need("sqs:SendMessage", (Target(("queue",), arn=queue_arn),))
+        return self.iam.check(principal, [need], region=self.region, operation="SendMessage").allowed
+
+    def _target_role_refusal(self, account: str, rule: Rule, event: dict[str, Any]) -> str | None:
+        """A rule target delivering with a role (the template's ForwarderRole): events:PutEvents on the target bus."""
+        role = self.iam.rule_roles.get((account, rule.name, rule.forward_to or ""))
+        if role is None:
+            return None
+        name = f"{self.deployments[account].stack_name}-{role}"[:64]
+        principal = Principal(
+            account, role, f"arn:aws:iam::{account}:role/{name}", f"arn:aws:sts::{account}:assumed-role/{name}/events"
+        )
+        context = {
+            "events:source": (str(event.get("source", "")),),
+            "events:detail-type": (str(event.get("detail-type", "")),),
+            "events:eventbusinvocation": ("true",),
+        }
+        need = Need("events:PutEvents", (Target(("event-bus",), arn=rule.forward_to or ""),), context)
+        decision = self.iam.check(principal, [need], region=self.region, operation="PutEvents")
+        return None if decision.allowed else f"{decision.message} (AccessDeniedException)"
 
     def _resource_exists(self, account: str, region: str, arn: str) -> bool:
         if ":sagemaker:" in arn and ":pipeline/" in arn:
@@ -609,14 +761,38 @@ class LocalStack:
         return True
 
     # ------------------------------------------------------------------ events
-    def _emit(self, event: dict[str, Any], *, bus: str = "default", account: str | None = None) -> None:
-        """An event reaches a bus: the default bus of its own account unless told otherwise."""
+    def _emit(
+        self, event: dict[str, Any], *, bus: str = "default", account: str | None = None, due: datetime | None = None
+    ) -> None:
+        """An event reaches a bus: the default bus of its own account unless told otherwise; at `due` (default now)."""
         with self._lock:
-            self._pending.append((account or event["account"], bus, event))
+            entry = (due or self.clock.now(), next(self._sequence), account or event["account"], bus, event)
+            heapq.heappush(self._pending, entry)
+
+    def _service_event(self, event: dict[str, Any]) -> None:
+        """An event sent by an emulated service (RAM, SageMaker). Service events go at once. A CloudTrail record
+        ("AWS API Call via CloudTrail") reaches its account's default bus settings.cloudtrail.delay_minutes later,
+        and only when that account has a trail (owner_trail / consumer_trail / trails): AWS delivers these records
+        best effort, with no latency or ordering promise, and only with a trail logging management events."""
+        if event.get("detail-type") != API_CALL_VIA_CLOUDTRAIL:
+            self._emit(event)
+            return
+        cloudtrail = self.settings.cloudtrail
+        recipient = event["account"]
+        if not cloudtrail.has_trail(recipient, owns_resource=_called_resource_account(event) == recipient):
+            with self._lock:
+                self.untrailed.append(event)
+            return
+        self._emit(event, due=self.clock.now() + cloudtrail.delay)
 
     def put_event(self, account: str, event: dict[str, Any]) -> None:
-        """Deliver an event as-is (e.g. from an events/ JSON file) to an account's default bus."""
+        """Deliver an event as-is (e.g. from an events/ JSON file) to an account's default bus, at once."""
         self._emit(event, account=account)
+
+    def pending_events(self) -> list[tuple[datetime, str, dict[str, Any]]]:
+        """(due, receiving account, event) of every event not delivered yet, in delivery order."""
+        with self._lock:
+            return [(due, account, event) for due, _, account, _, event in sorted(self._pending, key=lambda e: e[:2])]
 
     def drop_next_events(self, count: int = 1) -> None:
         """RAM events are best effort: the next `count` events are lost."""
@@ -629,15 +805,17 @@ class LocalStack:
         the sending account; otherwise the event goes to the rule's dead-letter queue, as EventBridge does.
         """
         invocations: list[Invocation] = []
+        self._sync_trails()
         self.sagemaker.tick()
         while True:
             with self._lock:
-                if not self._pending:
-                    break
-                account, bus, event = self._pending.popleft()
+                now = self.clock.now()
+                if not self._pending or self._pending[0][0] > now:
+                    break  # what is not due yet stays pending (delayed CloudTrail records)
+                _, _, account, bus, event = heapq.heappop(self._pending)
             if self._drop_next:
                 self._drop_next -= 1
-                self.delivered.append(DeliveredEvent(account, event, dropped=True, matched=[], bus=bus))
+                self.delivered.append(DeliveredEvent(account, event, dropped=True, matched=[], bus=bus, at=now))
                 continue
             deployment = self.deployments.get(account)
             matched = [
@@ -645,15 +823,17 @@ class LocalStack:
                 for r in (deployment.rules if deployment else [])
                 if r.bus == bus and r.pattern and r.pattern.matches_event(event)
             ]
-            delivered = DeliveredEvent(account, event, dropped=False, matched=[r.name for r in matched], bus=bus)
+            delivered = DeliveredEvent(
+                account, event, dropped=False, matched=[r.name for r in matched], bus=bus, at=now
+            )
             self.delivered.append(delivered)
             for rule in matched:
                 if rule.forward_to:
                     delivered.refused = self._forward(account, rule, event)
                 elif rule.function is not None:
                     invocations += rule.function.invoke_async(event, trigger=f"rule:{rule.name}")
-        for _ in range(10):  # stream-triggered functions may write items that trigger others (bounded)
-            pumped = self.pump_streams()
+        for _ in range(10):  # stream- and queue-triggered functions may write what triggers others (bounded)
+            pumped = self.pump_streams() + self.pump_queues()
             if not pumped:
                 break
             invocations += pumped
@@ -662,13 +842,36 @@ class LocalStack:
     def _forward(self, account: str, rule: Rule, event: dict[str, Any]) -> str | None:
         target = rule.forward_to or ""
         target_account, target_bus = target.split(":")[4], target.rsplit("/", 1)[1]
-        if account == target_account or account in self.bus_admits.get((target_account, target_bus), set()):
+        refused = self._target_role_refusal(account, rule, event)  # the rule's role, then the bus policy
+        admitted = account == target_account or (
+            account in self.bus_admits.get((target_account, target_bus), set())
+            and self._bus_policy_allows(target_account, target_bus, target, account, event)
+        )
+        if refused is None and admitted:
             self._emit(event, bus=target_bus, account=target_account)
             return None
-        reason = f"event bus {target} does not admit account {account} (AccessDeniedException)"
+        reason = refused or f"event bus {target} does not admit account {account} (AccessDeniedException)"
         if rule.dead_letter_arn:
             self._send_to_queue(account, rule.dead_letter_arn, {"event": event, "error": reason, "rule": rule.name})
         return reason
+
+    def _bus_policy_allows(self, owner: str, bus: str, bus_arn: str, sender: str, event: dict[str, Any]) -> bool:
+        """The bus policy's statements (principal admitted already) evaluated as EventBridge does for PutEvents from
+        another account: Action, Resource and Condition with the keys events:source, events:detail-type and
+        aws:PrincipalAccount; a condition it cannot evaluate refuses (fail closed)."""
+        from pipeshare_local.iam import Context, evaluate
+
+        context = Context(
+            values={
+                "events:source": (str(event.get("source", "")),),
+                "events:detail-type": (str(event.get("detail-type", "")),),
+                "aws:principalaccount": (sender,),
+            }
+        )
+        verdict = evaluate(
+            [{"Statement": self.bus_statements.get((owner, bus), [])}], "events:PutEvents", bus_arn, context
+        )
+        return verdict.effect == "Allow"
 
     def run_schedule(self, account: str, rule_suffix: str = "Sweep") -> list[Invocation]:
         """Fire an account's scheduled rule now (the sweep)."""
@@ -697,32 +900,139 @@ class LocalStack:
         }
 
     def advance(self, delta: timedelta) -> list[Invocation]:
-        """Move scenario time forward, firing every schedule period crossed (in time order), then deliver."""
+        """Move scenario time forward in time order through every moment something happens: a delayed event falls
+        due, an execution changes (a step starts or ends), a schedule period is crossed (the scheduled function
+        runs). Events are delivered at each of them; at equal times, events before executions before schedules."""
         target = self.clock.now() + delta
         invocations: list[Invocation] = []
-        while True:
-            due = [
-                (r.next_fire, acct, r)
-                for acct, d in self.deployments.items()
-                for r in d.rules
-                if r.schedule and r.next_fire and r.next_fire <= target
-            ]
-            if not due:
-                break
-            fire_at, account, rule = min(due, key=lambda x: x[0])
+        while (stop := self._next_stop(target)) is not None:
+            at, scheduled = stop
             now = self.clock.now()
-            if fire_at > now:
-                self.clock.advance(fire_at - now)
-            self.sagemaker.tick()  # executions as of fire_at, before the scheduled function runs
-            rule.next_fire = fire_at + rule.schedule  # type: ignore[operator]
-            invocations += rule.function.invoke_async(
-                self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}"
-            )
+            if at > now:
+                self.clock.advance(at - now)
+            if scheduled is not None:
+                account, rule = scheduled
+                self.sagemaker.tick()  # executions as of the fire time, before the scheduled function runs
+                rule.next_fire = at + rule.schedule  # type: ignore[operator]
+                invocations += rule.function.invoke_async(
+                    self._scheduled_event(account, rule), trigger=f"schedule:{rule.name}"
+                )
             invocations += self.deliver()
         now = self.clock.now()
         if target > now:
             self.clock.advance(target - now)
         return invocations + self.deliver()
+
+    def _next_stop(self, target: datetime) -> tuple[datetime, tuple[str, Rule] | None] | None:
+        """The next moment up to target at which advance() stops: (time, (account, rule) when a schedule fires)."""
+        stops: list[tuple[datetime, int, tuple[str, Rule] | None]] = []
+        with self._lock:
+            if self._pending and self._pending[0][0] <= target:
+                stops.append((self._pending[0][0], 0, None))
+        change = self.sagemaker.next_change()
+        if change is not None and self.clock.now() < change <= target:
+            stops.append((change, 1, None))
+        message = self._next_queue_message()
+        if message is not None and message <= target:
+            stops.append((message, 1, None))
+        stops += [
+            (r.next_fire, 2, (account, r))
+            for account, d in self.deployments.items()
+            for r in d.rules
+            if r.schedule and r.next_fire and r.next_fire <= target
+        ]
+        if not stops:
+            return None
+        at, _, scheduled = min(stops, key=lambda stop: (stop[0], stop[1]))
+        return at, scheduled
+
+    # ------------------------------------------------------------------ queues (SQS event source mappings)
+    def pump_queues(self) -> list[Invocation]:
+        """Poll every SQS event source mapping once: the messages available now (moto honours DelaySeconds and
+        visibility timeouts on the scenario clock), in batches; processed messages are deleted, failed ones (the
+        whole batch on an error, else the reported batchItemFailures) come back after the visibility timeout and
+        reach the queue's dead-letter queue after maxReceiveCount receives, as with Lambda."""
+        invocations: list[Invocation] = []
+        for deployment in self.deployments.values():
+            for mapping in deployment.queues:
+                invocations += self._pump_queue(deployment, mapping)
+        return invocations
+
+    def _pump_queue(self, d: Deployment, mapping: QueueMapping) -> list[Invocation]:
+        sqs = self.client(d.account, "sqs")
+        url = sqs.get_queue_url(QueueName=mapping.queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        invocations: list[Invocation] = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(10, mapping.batch_size), AttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                return invocations
+            records = [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": mapping.queue_arn,
+                    "awsRegion": self.region,
+                }
+                for m in messages
+            ]
+            invocation = mapping.function.invoke_once({"Records": records}, trigger="sqs")
+            invocations.append(invocation)
+            if invocation.error is not None:
+                failed = {r["messageId"] for r in records}
+            elif mapping.report_failures:
+                failed = {f["itemIdentifier"] for f in (invocation.result or {}).get("batchItemFailures", [])}
+            else:
+                failed = set()
+            for record in records:
+                if record["messageId"] not in failed:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
+            if failed:
+                return invocations  # the failed messages come back after their visibility timeout
+
+    def _sync_trails(self) -> None:
+        """Mirror the cloudtrail settings into each deployed account's CloudTrail (moto): an account that has a trail
+        by the settings has a multi-region trail logging management events, one that has none has no logging trail,
+        so what pipeshare reads of CloudTrail (DescribeTrails, GetTrailStatus) agrees with what is delivered."""
+        for account, d in self.deployments.items():
+            wanted = self.settings.cloudtrail.has_trail(account, owns_resource=d.conditions.get("IsOwner", False))
+            if self._trails.get(account) == wanted:
+                continue
+            cloudtrail = self.client(account, "cloudtrail")
+            name = "management-events"
+            if wanted and account not in self._trails:
+                bucket = f"pipeshare-local-trail-{account}"
+                self.client(account, "s3").create_bucket(Bucket=bucket)
+                cloudtrail.create_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=True)
+                cloudtrail.put_event_selectors(
+                    TrailName=name, EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True}]
+                )
+            if wanted:
+                cloudtrail.start_logging(Name=name)
+            elif account in self._trails:
+                cloudtrail.stop_logging(Name=name)
+            self._trails[account] = wanted
+
+    def _next_queue_message(self) -> datetime | None:
+        """When the next message of a mapped queue becomes available (delay or visibility timeout ending)."""
+        from moto.sqs.models import sqs_backends
+
+        now_ms = self.clock.now().timestamp() * 1000
+        times = []
+        for d in self.deployments.values():
+            for mapping in d.queues:
+                queue = sqs_backends[d.account][self.region].queues.get(mapping.queue_arn.rsplit(":", 1)[1])
+                for message in queue._messages if queue is not None else []:  # the poller looks at the service side
+                    available = max(message.delayed_until, message.visible_at)
+                    if available > now_ms:
+                        times.append(available)
+        return datetime.fromtimestamp(min(times) / 1000, UTC) if times else None
 
     # ------------------------------------------------------------------ streams
     def pump_streams(self) -> list[Invocation]:
@@ -871,6 +1181,21 @@ def _rest_paths(service: str) -> dict[str, str]:
 
 def _rest_operation(service: str, path: str) -> str:
     return _rest_paths(service).get(path.rstrip("/").lower(), path)
+
+
+_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")
+
+
+def _called_resource_account(event: dict[str, Any]) -> str:
+    """The account owning the resource a CloudTrail record's call named: the account of the first ARN among its
+    requestParameters (pipelineName by ARN, pipelineExecutionArn, ...), else the caller's own account (a resource
+    named by name is the caller's)."""
+    detail = event.get("detail") or {}
+    for value in (detail.get("requestParameters") or {}).values():
+        match = _ARN_ACCOUNT.match(value) if isinstance(value, str) else None
+        if match:
+            return match.group(1)
+    return str((detail.get("userIdentity") or {}).get("accountId") or event.get("account", ""))
 
 
 def _plain(value: Any) -> Any:

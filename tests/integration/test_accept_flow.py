@@ -214,7 +214,7 @@ def test_answered_outside_pipeshare_is_recorded_by_the_sweep(stack: LocalStack) 
     stack.deploy(CONSUMER, TRUSTING_OWNER)
     share_pipeline(stack, STRANGER, "manual", [CONSUMER])
     stack.deliver()
-    stack.ram.set_accept_guard(CONSUMER, None)  # a person with broader rights than the acceptor's role
+    # (tooling credentials: a person with broader rights than the acceptor's role)
     stack.client(CONSUMER, "ram").accept_resource_share_invitation(
         resourceShareInvitationArn=invitation_arn(stack, CONSUMER, "manual-share")
     )

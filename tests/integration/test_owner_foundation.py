@@ -99,3 +99,17 @@ def test_owner_bus_refuses_accounts_it_does_not_admit(stack: LocalStack) -> None
     assert _on_owner_bus(stack) == []
     [dead] = stack.queue_messages(CONSUMER, "RuleTargetDlq")
     assert "does not admit" in dead["error"]
+
+
+def test_owner_bus_policy_admits_only_cloudtrail_pipeline_records(stack: LocalStack) -> None:
+    # Given an admitted consumer and the owner bus policy's conditions (events:source, events:detail-type)
+    _deploy_forwarding(stack)
+    [forwarder] = [r for r in stack.deployments[CONSUMER].rules if r.forward_to]
+    # When the consumer's rule targets the owner bus with an event of another source and detail-type
+    refused = stack._forward(CONSUMER, forwarder, load_event("ram_invitation_pending", account=CONSUMER))
+    allowed = stack._forward(CONSUMER, forwarder, load_event("cloudtrail_start_pipeline_execution_consumer"))
+    # Then the policy refuses it (dead-lettered with the reason) and admits the CloudTrail record
+    assert refused is not None
+    assert "does not admit" in refused
+    assert allowed is None
+    assert [d["error"] for d in stack.queue_messages(CONSUMER, "RuleTargetDlq")] == [refused]

@@ -355,49 +355,6 @@ def test_accept_by_non_receiver_raises_arn_not_found(stack: Stack, owner: BaseCl
     assert only_invitation(receiver)["status"] == "PENDING"
 
 
-def test_accept_guard_denies_untrusted_sender_with_access_denied(stack: Stack, owner: BaseClient, receiver):
-    # Given
-    share(owner, "train")
-    invitation_arn = only_invitation(receiver)["resourceShareInvitationArn"]
-    stack.emulator.set_accept_guard(RECEIVER, {THIRD})
-
-    # When
-    with pytest.raises(ClientError) as exc:
-        receiver.accept_resource_share_invitation(resourceShareInvitationArn=invitation_arn)
-
-    # Then
-    assert error_code(exc) == "AccessDeniedException"
-    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    assert "ram:AcceptResourceShareInvitation" in exc.value.response["Error"]["Message"]
-    assert only_invitation(receiver)["status"] == "PENDING"
-
-
-def test_accept_guard_allows_trusted_sender(stack: Stack, owner: BaseClient, receiver: BaseClient):
-    # Given
-    share(owner, "train")
-    invitation_arn = only_invitation(receiver)["resourceShareInvitationArn"]
-    stack.emulator.set_accept_guard(RECEIVER, {OWNER})
-
-    # When
-    response = receiver.accept_resource_share_invitation(resourceShareInvitationArn=invitation_arn)
-
-    # Then
-    assert response["resourceShareInvitation"]["status"] == "ACCEPTED"
-
-
-def test_accept_guard_does_not_block_reject(stack: Stack, owner: BaseClient, receiver: BaseClient):
-    # Given
-    share(owner, "train")
-    invitation_arn = only_invitation(receiver)["resourceShareInvitationArn"]
-    stack.emulator.set_accept_guard(RECEIVER, set())
-
-    # When
-    response = receiver.reject_resource_share_invitation(resourceShareInvitationArn=invitation_arn)
-
-    # Then
-    assert response["resourceShareInvitation"]["status"] == "REJECTED"
-
-
 def test_concurrent_accepts_succeed_exactly_once(stack: Stack, owner: BaseClient, receiver: BaseClient):
     # Given
     share(owner, "train")

@@ -1,0 +1,117 @@
+"""Emulation settings: every behaviour of the emulated AWS services that AWS does not document is one named setting.
+
+One model, ``EmulationSettings``, with a block per emulated channel:
+
+* ``cloudtrail``: how "AWS API Call via CloudTrail" records reach EventBridge (latency, which accounts have a trail,
+  and the order against the service events the same call causes);
+* ``sagemaker``: what the SageMaker pipeline-execution emulation sends where AWS documents no value or no rule;
+* ``ram``: the RAM emulation's invitation window and event shapes.
+
+The local stack takes it (``LocalStack(settings=...)``), scenarios set it (top-level ``cloudtrail:``, ``sagemaker:``
+and ``ram:`` blocks), and docs/scenarios.md ("Emulation settings") lists every setting with its variants, its
+default and what AWS documents about it. Unknown keys and values are refused. The models validate assignments too,
+so a setting changed while a stack runs (``stack.settings.cloudtrail.delay_minutes = 5``) is checked as well.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "SCENARIO_CLOUDTRAIL_DELAY_MINUTES",
+    "STACK_CLOUDTRAIL_DELAY_MINUTES",
+    "CloudTrailSettings",
+    "EmulationSettings",
+    "RamSettings",
+    "SageMakerSettings",
+]
+
+# CloudTrail -> EventBridge latency of a LocalStack built without settings (tests): none, so that a call's record is
+# delivered with the call's own events.
+STACK_CLOUDTRAIL_DELAY_MINUTES: float = 0
+# The same latency for scenarios that do not set `cloudtrail: {delay_minutes: ...}`: the one constant to change.
+SCENARIO_CLOUDTRAIL_DELAY_MINUTES: float = 3
+
+AccountId = Annotated[str, Field(pattern=r"^[0-9]{12}$")]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CloudTrailSettings(_Settings):
+    """CloudTrail management events on EventBridge ("AWS API Call via CloudTrail").
+
+    AWS documents that they are delivered best effort, with no ordering or latency promise relative to the service's
+    own events, and only in an account with a trail logging management events.
+    """
+
+    delay_minutes: float = Field(default=STACK_CLOUDTRAIL_DELAY_MINUTES, ge=0, le=24 * 60)
+    owner_trail: bool = True  # records reach the account that owns the called resource (own calls, owner copies)
+    consumer_trail: bool = True  # records reach a calling account that does not own the called resource
+    trails: dict[AccountId, bool] = Field(default_factory=dict)  # per-account override of the two above
+    order: Literal["before_service_events", "after_service_events"] = "before_service_events"
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=self.delay_minutes)
+
+    def has_trail(self, account: str, *, owns_resource: bool) -> bool:
+        """Whether `account` has a trail logging management events, as the settings say."""
+        default = self.owner_trail if owns_resource else self.consumer_trail
+        return self.trails.get(account, default)
+
+
+StatusValue = Literal["absent", "Starting", "Executing"]
+
+
+class SageMakerSettings(_Settings):
+    """The SageMaker pipeline-execution emulation (status / step events, CloudTrail records, errors)."""
+
+    first_previous_status: StatusValue = "absent"  # previousPipelineExecutionStatus of an execution's first event
+    first_previous_step_status: StatusValue = "absent"  # previousStepStatus of a step attempt's first event
+    step_starting_event: bool = True  # a step sends Starting, then Executing at the same instant (else Executing only)
+    same_instant_order: Literal["causal", "reverse"] = "causal"  # events of one instant: as they happen, or reversed
+    duplicate_events: Literal["none", "same_id", "new_id"] = "none"  # status / step events sent twice
+    owner_cloudtrail_copy: bool = False  # the resource owner gets a copy of a cross-account call's CloudTrail record
+    consumer_status_events: bool = False  # a consumer-started execution's status / step events also go to it
+    job_not_found_code: Literal["ResourceNotFound", "ValidationException"] = "ResourceNotFound"
+    access_denied_cloudtrail_code: Literal["AccessDenied", "AccessDeniedException"] = "AccessDenied"
+
+
+class RamSettings(_Settings):
+    """The RAM emulation."""
+
+    invitation_ttl_hours: float = Field(default=12, gt=0)
+    event_resources: Literal["arn", "empty"] = "arn"  # `resources` of RAM events: the invitation / share ARN, or []
+
+    @property
+    def invitation_ttl(self) -> timedelta:
+        return timedelta(hours=self.invitation_ttl_hours)
+
+
+class EmulationSettings(_Settings):
+    """Every emulation setting of the local stack (see the module docstring)."""
+
+    cloudtrail: CloudTrailSettings = Field(default_factory=CloudTrailSettings)
+    sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
+    ram: RamSettings = Field(default_factory=RamSettings)
+
+    def restore(self, other: EmulationSettings) -> None:
+        """Take other's values, in place (whoever holds this object sees them)."""
+        for name in type(self).model_fields:
+            setattr(self, name, getattr(other, name).model_copy(deep=True))
+
+    def changed(self) -> dict[str, dict[str, object]]:
+        """The settings that differ from the defaults, per block (for reports)."""
+        default = EmulationSettings()
+        changes: dict[str, dict[str, object]] = {}
+        for name in type(self).model_fields:
+            mine, theirs = getattr(self, name).model_dump(), getattr(default, name).model_dump()
+            diff = {key: value for key, value in mine.items() if theirs.get(key) != value}
+            if diff:
+                changes[name] = diff
+        return changes

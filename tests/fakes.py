@@ -24,13 +24,14 @@ from pipeshare.logic.budgets import BudgetPolicy
 from pipeshare.logic.estimate import PriceTable
 from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
+    ExecutionNotFoundError,
     InvitationAlreadyAcceptedError,
     InvitationAlreadyRejectedError,
     InvitationExpiredError,
     InvitationNotFoundError,
     PipeshareError,
 )
-from pipeshare.models.owner import CountedJob, Grant, GrantChange
+from pipeshare.models.owner import ALLOW_EXECUTION, READ_ONLY, CountedJob, Grant, GrantChange
 
 REGION = "us-east-1"
 OWNER = "111111111111"
@@ -429,7 +430,8 @@ class FakeCostRepository:
 
     A commit is one transaction: each job is written once (a job already counted, or a finish alert already written,
     cancels the whole transaction: False, nothing written); the new jobs' cost is ADDed to the estimate's total and
-    to the month's spend (`PIPELINE#`, plus `CONSUMER#` and `CONSUMER#...#PIPELINE#` when attributed to a consumer);
+    to the month's spend (`PIPELINE#`, plus `CONSUMER#` and `CONSUMER#...#PIPELINE#` when attributed to a consumer;
+    the pipeline ARN lower-case in those keys, so one pipeline named in two cases is one total);
     `final` stays true once set. The estimate dict that `state` returns has the adapter's attribute names
     (`breakdown`, `complete`, `final`, `total`, ...). `conflict(times)` makes the next commits lose to another writer
     (False, nothing written); `interleave(fn)` runs `fn` (another writer) just before the next commit.
@@ -470,10 +472,10 @@ class FakeCostRepository:
         return self.estimates.get(execution_arn.lower())
 
     def pipeline_spend(self, month: str, pipeline_arn: str) -> Decimal:
-        return self.spend.get((month, f"PIPELINE#{pipeline_arn}"), Decimal(0))
+        return self.spend.get((month, f"PIPELINE#{pipeline_arn.lower()}"), Decimal(0))
 
     def consumer_pipeline_spend(self, month: str, consumer: str, pipeline_arn: str) -> Decimal:
-        return self.spend.get((month, f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn}"), Decimal(0))
+        return self.spend.get((month, f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn.lower()}"), Decimal(0))
 
     # ---- ports.CostRepository
 
@@ -546,10 +548,10 @@ class FakeCostRepository:
         }
         if finish_alert is not None:
             self.finish_alerts[key] = finish_alert
-        if added > 0:
-            sks = [f"PIPELINE#{pipeline_arn}"]
+        if added > 0:  # the pipeline ARN lower-case in the keys, as the adapter writes them
+            sks = [f"PIPELINE#{pipeline_arn.lower()}"]
             if consumer:
-                sks += [f"CONSUMER#{consumer}", f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn}"]
+                sks += [f"CONSUMER#{consumer}", f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn.lower()}"]
             for sk in sks:
                 self.spend[(month, sk)] = self.spend.get((month, sk), Decimal(0)) + added
         return True
@@ -571,7 +573,9 @@ class FakeCostDataGateway:
 
     `api_calls` lists the SageMaker calls each port call stands for: one `ListPipelineExecutionSteps` per page of
     `page_size` steps (at least one), one `Describe*Job` per job. A job described with another kind than the one it
-    was added with is unknown (None), as SageMaker answers ResourceNotFound.
+    was added with is unknown (None), as SageMaker answers ResourceNotFound. `delete(execution)` stands for a deleted
+    execution (or pipeline): SageMaker answers ResourceNotFound, so `describe_execution` returns None and `list_steps`
+    raises ExecutionNotFoundError, as the adapter does.
     """
 
     def __init__(self, *, page_size: int = 100) -> None:
@@ -579,6 +583,7 @@ class FakeCostDataGateway:
         self.steps: dict[str, list[dict[str, Any]]] = {}
         self.job_responses: dict[str, tuple[str, dict[str, Any]]] = {}
         self.executions: dict[str, dict[str, Any]] = {}
+        self.deleted: set[str] = set()
         self.api_calls: list[tuple[str, str]] = []
 
     def add_steps(self, execution_arn: str, steps: Sequence[dict[str, Any]]) -> None:
@@ -589,6 +594,10 @@ class FakeCostDataGateway:
 
     def add_execution(self, execution_arn: str, response: dict[str, Any]) -> None:
         self.executions[execution_arn.lower()] = copy.deepcopy(response)
+
+    def delete(self, execution_arn: str) -> None:
+        """The execution, or its pipeline, was deleted: SageMaker no longer knows it."""
+        self.deleted.add(execution_arn.lower())
 
     def calls_to(self, operation: str) -> list[str]:
         return [target for op, target in self.api_calls if op == operation]
@@ -601,10 +610,13 @@ class FakeCostDataGateway:
 
     def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:
         self.api_calls.append(("DescribePipelineExecution", execution_arn))
-        found = self.executions.get(execution_arn.lower())
+        found = None if execution_arn.lower() in self.deleted else self.executions.get(execution_arn.lower())
         return copy.deepcopy(found) if found is not None else None
 
     def list_steps(self, execution_arn: str) -> tuple[list[dict[str, Any]], int]:
+        if execution_arn.lower() in self.deleted:
+            self.api_calls.append(("ListPipelineExecutionSteps", execution_arn))
+            raise ExecutionNotFoundError(f"ResourceNotFound: Pipeline execution '{execution_arn}' does not exist.")
         steps = self.steps.get(execution_arn.lower(), [])
         pages = max(1, -(-len(steps) // self.page_size))
         self.api_calls.extend(("ListPipelineExecutionSteps", execution_arn) for _ in range(pages))
@@ -694,25 +706,98 @@ class FakeRunningExecutions:
         return list(self.running.get(consumer, []))
 
 
+class FakeOwnerShareGateway:
+    """Implements ports.OwnerShareGateway: the owner's shares as RAM lists them (raw camelCase records).
+
+    `share(name, pipelines, principals, permission)` creates or replaces a share; `disassociate(name, principal)`
+    marks the principal DISASSOCIATED (RAM keeps listing a removed association for a while), `forget(name, principal)`
+    drops it (purged), `delete(name)` removes the share (an inactive share is not listed)."""
+
+    PERMISSIONS = {
+        "read-only": f"arn:aws:ram::aws:permission/{READ_ONLY}",
+        "allow-execution": f"arn:aws:ram::aws:permission/{ALLOW_EXECUTION}",
+    }
+
+    def __init__(self, owner: str = OWNER, region: str = REGION) -> None:
+        self.owner, self.region = owner, region
+        self.shares: dict[str, dict[str, Any]] = {}  # share ARN -> share record, pipelines, principals, permission
+
+    def arn(self, name: str) -> str:
+        return share_arn(name, sender=self.owner, region=self.region)
+
+    def share(self, name: str, pipelines: Sequence[str], principals: Sequence[str], permission: str) -> str:
+        arn = self.arn(name)
+        self.shares[arn] = {
+            "share": {"resourceShareArn": arn, "name": name, "owningAccountId": self.owner, "status": "ACTIVE"},
+            "pipelines": [{"arn": p, "type": "sagemaker:Pipeline", "resourceShareArn": arn} for p in pipelines],
+            "principals": {
+                p: {"associatedEntity": p, "associationType": "PRINCIPAL", "status": "ASSOCIATED", "external": True}
+                for p in principals
+            },
+            "permission": permission,
+        }
+        return arn
+
+    def disassociate(self, name: str, principal: str) -> None:
+        self.shares[self.arn(name)]["principals"][principal]["status"] = "DISASSOCIATED"
+
+    def forget(self, name: str, principal: str) -> None:
+        del self.shares[self.arn(name)]["principals"][principal]
+
+    def delete(self, name: str) -> None:
+        del self.shares[self.arn(name)]
+
+    # ---- ports.OwnerShareGateway
+
+    def owned_shares(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(s["share"]) for s in self.shares.values()]
+
+    def share_pipelines(self, share_arn: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.shares[share_arn]["pipelines"])
+
+    def share_principals(self, share_arn: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(list(self.shares[share_arn]["principals"].values()))
+
+    def share_permissions(self, share_arn: str) -> list[dict[str, Any]]:
+        permission = self.shares[share_arn]["permission"]
+        arn = self.PERMISSIONS[permission]
+        return [
+            {"arn": arn, "name": arn.rsplit("/", 1)[-1], "resourceType": "sagemaker:Pipeline", "status": "ATTACHABLE"}
+        ]
+
+
 class FakeGrantRepository:
-    """Implements ports.GrantRepository: stored grants by key; `apply` records a change once (by its after state)."""
+    """Implements ports.GrantRepository like `DynamoDbGrantRepository`: grants by `Grant.key` (pipeline x consumer x
+    share, lower-case), so a consumer holding a pipeline through two shares has two; `grants(pipeline)` matches the
+    pipeline ARN in any case. `apply` is guarded like the adapter's transaction: a new grant only where there is none,
+    a changed or revoked one only while the stored grant still has the change's `before` fingerprint, and each change
+    (time, key, kind) once; a revocation deletes the grant. `applied` lists the changes recorded."""
 
     def __init__(self, grants: Sequence[Grant] = ()) -> None:
         self.stored: dict[str, Grant] = {g.key: g for g in grants}
         self.applied: list[GrantChange] = []
+        self.refused: list[GrantChange] = []
 
     def grants(self, pipeline_arn: str | None = None) -> dict[str, Grant]:
         wanted = None if pipeline_arn is None else pipeline_arn.lower()
         return {k: g for k, g in self.stored.items() if wanted is None or g.pipeline_arn.lower() == wanted}
 
     def apply(self, change: GrantChange, *, history_expires_at: int) -> bool:
-        if change in self.applied:
+        key = change.grant.key
+        stored = self.stored.get(key)
+        if change.before is None:
+            guard = stored is None
+        else:
+            guard = stored is not None and stored.fingerprint == change.before.fingerprint
+        outbox = (change.at, key, change.kind)
+        if not guard or any((c.at, c.grant.key, c.kind) == outbox for c in self.applied):
+            self.refused.append(change)
             return False
         self.applied.append(change)
-        if change.after is None:
-            self.stored.pop(change.grant.key, None)
+        if change.after is None or change.kind == "revoked":
+            self.stored.pop(key, None)
         else:
-            self.stored[change.after.key] = change.after
+            self.stored[key] = change.after
         return True
 
 

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import boto3
+
+from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
+from pipeshare.logic.inventory import diff
+from pipeshare.models.owner import ALLOW_EXECUTION, Grant
 from pipeshare_local.scenario import PERMISSIONS
 from pipeshare_local.stack import LocalStack
-from tests.integration.stackhelpers import CONSUMER, OWNER, STRANGER, create_pipeline, deploy_shared_pipeline
+from tests.integration.stackhelpers import (
+    CONSUMER,
+    OWNER,
+    STRANGER,
+    create_pipeline,
+    deploy_shared_pipeline,
+    share,
+)
 
 
 def _grants(stack: LocalStack) -> list[dict]:
@@ -84,4 +97,130 @@ def test_shares_without_pipelines_are_not_inventoried(stack: LocalStack) -> None
     share(stack, OWNER, "network", [create_subnet(stack, OWNER)], [STRANGER])
     stack.deliver()
     # Then nothing is recorded
+    assert _grants(stack) == []
+
+
+# ------------------------------------------------------------------------------- one pipeline through two shares
+
+
+def _two_shares(stack: LocalStack) -> tuple[str, str, str]:
+    """The consumer holds churn-train read-only through the template's share and with allow-execution through a
+    second share, both accepted. Returns (pipeline, read-only share, allow-execution share)."""
+    pipeline = create_pipeline(stack, OWNER, "churn-train")
+    read = str(deploy_shared_pipeline(stack, pipeline, permission="read-only").refs["PipelineShare"])
+    run = share(stack, OWNER, "churn-train-run", [pipeline], [CONSUMER], "allow-execution")
+    stack.deliver()
+    return pipeline, read, run
+
+
+def _by_share(stack: LocalStack) -> dict[str, dict[str, Any]]:
+    return {g["share_arn"]: g for g in _grants(stack)}
+
+
+def _revocations(stack: LocalStack) -> list[dict[str, Any]]:
+    return [
+        n
+        for n in stack.read_notifications(OWNER)
+        if n["topic"] == "OwnerTopic" and n["message"]["event"] == "inventory.revoked"
+    ]
+
+
+def test_a_consumer_holding_a_pipeline_through_two_shares_keeps_both_grants(stack: LocalStack) -> None:
+    # When the consumer holds the pipeline through a read-only share and an allow-execution share
+    pipeline, read, run = _two_shares(stack)
+    # Then the inventory holds both grants, one item per share (keys lower-case), and the consumer is cost-bearing
+    grants = _by_share(stack)
+    assert set(grants) == {read, run}
+    assert {(g["association_status"], g["consumer"]) for g in grants.values()} == {("ASSOCIATED", CONSUMER)}
+    assert (grants[read]["allow_execution"], grants[read]["cost_bearing"]) == (False, False)
+    assert (grants[run]["allow_execution"], grants[run]["cost_bearing"]) == (True, True)
+    assert {g["sk"] for g in grants.values()} == {
+        f"GRANT#{pipeline.lower()}#{CONSUMER}#{read.lower()}",
+        f"GRANT#{pipeline.lower()}#{CONSUMER}#{run.lower()}",
+    }
+    assert _owner_events(stack).count("inventory.accepted") == 2
+
+
+def test_revoking_the_read_only_share_keeps_the_allow_execution_grant(stack: LocalStack) -> None:
+    # Given the consumer holds the pipeline through both shares
+    _, read, run = _two_shares(stack)
+    # When the owner removes the consumer from the read-only share, and the reconciles run
+    stack.client(OWNER, "ram").disassociate_resource_share(resourceShareArn=read, principals=[CONSUMER])
+    stack.deliver()
+    stack.advance(timedelta(hours=1, minutes=1))
+    # Then the allow-execution grant stays, cost-bearing
+    grants = _by_share(stack)
+    assert set(grants) == {run}
+    assert grants[run]["cost_bearing"] is True
+    # and the one revocation message names the read-only share and says the consumer can still run the pipeline
+    [revoked] = _revocations(stack)
+    assert revoked["message"]["share_arn"] == read
+    assert revoked["message"]["consumer_holds"]["share_arn"] == run
+    assert revoked["message"]["consumer_holds"]["cost_bearing"] is True
+    assert revoked["subject"].endswith("via one share; can still RUN it")
+    # and RAM agrees: the consumer can still start it
+    execution = stack.client(CONSUMER, "sagemaker").start_pipeline_execution(PipelineName=grants[run]["pipeline_arn"])
+    assert execution["PipelineExecutionArn"]
+
+
+def test_revoking_the_allow_execution_share_keeps_the_read_only_grant(stack: LocalStack) -> None:
+    # Given the consumer holds the pipeline through both shares
+    _, read, run = _two_shares(stack)
+    # When the owner removes the consumer from the allow-execution share, and the reconciles run
+    stack.client(OWNER, "ram").disassociate_resource_share(resourceShareArn=run, principals=[CONSUMER])
+    stack.deliver()
+    stack.advance(timedelta(hours=1, minutes=1))
+    # Then the read-only grant stays, not cost-bearing, and the revocation says the consumer still reads it
+    grants = _by_share(stack)
+    assert set(grants) == {read}
+    assert grants[read]["cost_bearing"] is False
+    [revoked] = _revocations(stack)
+    assert revoked["message"]["share_arn"] == run
+    assert revoked["message"]["consumer_holds"]["share_arn"] == read
+    assert revoked["message"]["consumer_holds"]["cost_bearing"] is False
+    assert revoked["subject"].endswith("via one share; still reads it")
+
+
+# ------------------------------------------------------------------------------------------------------ ARN case
+
+
+def _owner_table(stack: LocalStack) -> DynamoDbGrantRepository:
+    """The grant repository on the owner's table, through a real client with the owner's tooling credentials."""
+    creds = stack.credentials(OWNER, "tooling")
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=creds["AWS_SESSION_TOKEN"],
+    )
+    return DynamoDbGrantRepository(stack.deployments[OWNER].refs["OwnerTable"], client)
+
+
+def test_a_pipeline_arn_in_mixed_case_is_one_grant_item(stack: LocalStack) -> None:
+    # Given a grant recorded with the pipeline ARN in mixed case
+    stack.deploy(OWNER, {"Mode": "owner"})
+    repository = _owner_table(stack)
+    mixed = Grant(
+        pipeline_arn=f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/Churn-Train",
+        consumer=CONSUMER,
+        share_arn=f"arn:aws:ram:us-east-1:{OWNER}:resource-share/Run-0001",
+        share_name="run",
+        association_status="ASSOCIATED",
+        permission_name=ALLOW_EXECUTION,
+    )
+    now = datetime.now(UTC)
+    [accepted] = diff({}, [mixed], at=now)
+    assert repository.apply(accepted, history_expires_at=0)
+    lower = mixed.model_copy(update={"pipeline_arn": mixed.pipeline_arn.lower()})
+    # When it is read by the pipeline ARN in lower case, and RAM later lists the pipeline in lower case
+    stored = repository.grants(lower.pipeline_arn)
+    # Then it is found, with the ARN as first given, and nothing changed: one item
+    assert [g.pipeline_arn for g in stored.values()] == [mixed.pipeline_arn]
+    assert diff(stored, [lower], at=now) == []
+    assert len(_grants(stack)) == 1
+    # and its revocation, named in lower case, deletes that one item
+    [revoked] = diff(stored, [], at=now + timedelta(seconds=1))
+    assert repository.apply(revoked, history_expires_at=0)
     assert _grants(stack) == []

@@ -376,3 +376,18 @@ def test_enforcement_with_nothing_to_do_is_still_reported() -> None:
     alert = owner.enforcement()
     assert alert.message["summary"] == "nothing to do"
     assert f"No running execution of consumer {CONSUMER} to stop." in alert.message["notes"]
+
+
+def test_switch_to_read_only_finds_the_allow_execution_share_of_a_pipeline_held_through_two_shares() -> None:
+    # Given the consumer holds the same pipeline read-only through share C and with allow-execution through share A
+    # (the inventory keeps one grant per share: the read-only one cannot hide the other)
+    grants = FakeGrantRepository([grant(SHARE_A), grant(SHARE_C, permission_name=READ_ONLY)])
+    assert len(grants.grants(PIPELINE)) == 2
+    owner = Owner(FakeBudgetSource(policy(enforce={"switch_to_read_only": True})), grants=grants)
+
+    # When the spend crosses 100 %
+    outcome = owner.spend_changes("90", "120")
+
+    # Then share A is switched, share C (already read-only) is not
+    assert owner.enforcer.switched == [SHARE_A]
+    assert outcome.actions == {switch_key(SHARE_A): "done"}

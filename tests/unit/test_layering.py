@@ -194,6 +194,9 @@ def test_layering_logic_uses_only_the_ports_of_the_adapters(path: Path) -> None:
         (ports.ShareRepository, fakes.FakeShareRepository),
         (ports.PolicySource, fakes.FakePolicySource),
         (ports.Notifier, fakes.FakeNotifier),
+        (ports.OwnerShareGateway, fakes.FakeOwnerShareGateway),
+        (ports.GrantRepository, fakes.FakeGrantRepository),
+        (ports.CostDataGateway, fakes.FakeCostDataGateway),
     ],
     ids=lambda p: p.__name__,
 )

@@ -1,8 +1,10 @@
 """The owner table: the grant inventory (pk GRANTS) and its change outbox (CHANGE# items, notified from the stream).
 
-Keys: pk = "GRANTS", sk = "GRANT#<pipeline arn>#<consumer>" | "CHANGE#<iso time>#<pipeline arn>#<consumer>#<kind>".
-A change is one transaction (grant upsert or delete guarded by the previous fingerprint + change insert): a
-concurrent or repeated reconcile writes it once.
+Keys: pk = "GRANTS", sk = "GRANT#<pipeline arn>#<consumer>#<share arn>" |
+"CHANGE#<iso time>#<pipeline arn>#<consumer>#<share arn>#<kind>", the ARNs and the consumer lower-case (`Grant.key`:
+ARNs compare case-insensitively); the items keep them as RAM gave them. A consumer holding a pipeline through two
+shares has two grants. A change is one transaction (grant upsert or delete guarded by the previous fingerprint +
+change insert): a concurrent or repeated reconcile writes it once.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class DynamoDbGrantRepository:
         self._ddb = client or boto3.client("dynamodb")
 
     def grants(self, pipeline_arn: str | None = None) -> dict[str, Grant]:
-        prefix = f"GRANT#{pipeline_arn}#" if pipeline_arn else "GRANT#"
+        """Every grant (all shares), or one pipeline's (its ARN in any case), by `Grant.key`."""
+        prefix = f"GRANT#{pipeline_arn.lower()}#" if pipeline_arn else "GRANT#"
         found: dict[str, Grant] = {}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -90,7 +93,9 @@ class DynamoDbGrantRepository:
             "at": _iso(change.at),
             "before": change.before.model_dump(mode="json") if change.before else None,
             "after": change.after.model_dump(mode="json") if change.after else None,
-            "cost_bearing": bool(change.after and change.after.cost_bearing),
+            # the consumer's hold on the pipeline after the change, through any share (allow-execution wins)
+            "holding": change.holding.model_dump(mode="json") if change.holding else None,
+            "cost_bearing": bool(change.holding and change.holding.cost_bearing),
             "expires_at": history_expires_at,
         }
         put = {

@@ -8,6 +8,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
+from pipeshare.models.errors import ExecutionNotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -43,7 +44,8 @@ class SageMakerCostGateway(SageMakerExecutionGateway):
     """Implements ports.CostDataGateway: the steps of an execution and the jobs they ran (owner account)."""
 
     def list_steps(self, execution_arn: str) -> tuple[list[dict[str, Any]], int]:
-        """Every step (all pages) and the number of pages read."""
+        """Every step (all pages) and the number of pages read. Raises ExecutionNotFoundError when SageMaker answers
+        ResourceNotFound (the execution, or its pipeline, was deleted)."""
         steps: list[dict[str, Any]] = []
         pages = 0
         token: str | None = None
@@ -58,7 +60,11 @@ class SageMakerCostGateway(SageMakerExecutionGateway):
                 token = page.get("NextToken")
                 if not token:
                     return steps, pages
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFound":
+                raise ExecutionNotFoundError(f"{execution_arn}: {exc.response['Error'].get('Message', '')}") from exc
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
             raise translate(exc) from exc
 
     def describe_job(self, kind: str, job_arn: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pipeshare.adapters.ports import GrantRepository, OwnerShareGateway
-from pipeshare.models.owner import Grant, GrantChange
+from pipeshare.models.owner import Grant, GrantChange, strongest
 
 PIPELINE_TYPE = "sagemaker:pipeline"
 
@@ -41,8 +41,11 @@ def build_grants(
     ]
 
 
+_LEAVING = ("DISASSOCIATED", "DISASSOCIATING", "FAILED")  # association statuses of a grant on its way out
+
+
 def _kind(before: Grant | None, after: Grant | None) -> str:
-    if after is None or (after.association_status in ("DISASSOCIATED", "DISASSOCIATING", "FAILED") and before):
+    if after is None or (after.association_status in _LEAVING and before):
         return "revoked"
     if before is None:
         return "accepted" if after.active else "invited"
@@ -55,24 +58,50 @@ def _kind(before: Grant | None, after: Grant | None) -> str:
     return "updated"
 
 
+def holdings(grants: Iterable[Grant]) -> dict[str, Grant]:
+    """Each consumer's hold on each pipeline (`Grant.holding_key`): its strongest active grant, through any share
+    (allow-execution wins). A consumer holding a pipeline through no ASSOCIATED share has no entry."""
+    by_holder: dict[str, list[Grant]] = {}
+    for grant in grants:
+        if grant.active:
+            by_holder.setdefault(grant.holding_key, []).append(grant)
+    return {key: held for key, group in by_holder.items() if (held := strongest(group)) is not None}
+
+
 def diff(stored: Mapping[str, Grant], current: Iterable[Grant], *, at: datetime) -> list[GrantChange]:
-    """Changes that turn the stored inventory into the current one (a grant gone from RAM is revoked)."""
+    """Changes that turn the stored inventory into the current one (a grant gone from RAM is revoked).
+
+    Grants are keyed pipeline x consumer x share (`Grant.key`): a consumer holding a pipeline through two shares has
+    two grants, each created, changed and revoked on its own. Each change carries the consumer's hold on the pipeline
+    after it (`holding`, through any share), so revoking one share does not read as losing the pipeline."""
     now = {g.key: g for g in current}
+    held = holdings(now.values())
     changes: list[GrantChange] = []
     for key in sorted(set(stored) | set(now)):
         before, after = stored.get(key), now.get(key)
         if before is not None and after is not None and before.fingerprint == after.fingerprint:
             continue
-        if before is None and after is not None and after.association_status in ("DISASSOCIATED", "FAILED"):
-            continue  # never held: nothing to record
-        changes.append(GrantChange(kind=_kind(before, after), before=before, after=after, at=at))  # type: ignore[arg-type]
+        if before is None and after is not None and after.association_status in _LEAVING:
+            continue  # never held, or already recorded as revoked (and deleted): nothing to record
+        grant = after or before
+        assert grant is not None  # noqa: S101 - the key came from one side
+        changes.append(
+            GrantChange(
+                kind=_kind(before, after),  # type: ignore[arg-type]
+                before=before,
+                after=after,
+                at=at,
+                holding=held.get(grant.holding_key),
+            )
+        )
     return changes
 
 
 class InventoryOutcome(BaseModel):
     shares: int = 0
     grants: int = 0
-    cost_bearing: int = 0
+    cost_bearing: int = 0  # cost-bearing grants (a consumer holding a pipeline through two such shares counts twice)
+    cost_bearing_holdings: int = 0  # consumers x pipelines they can run at the owner's cost, through any share
     changes: list[str] = Field(default_factory=list)
 
 
@@ -91,8 +120,10 @@ def reconcile_inventory(
         current += build_grants(share, pipelines, ram.share_principals(arn), ram.share_permissions(arn))
     outcome.grants = len(current)
     outcome.cost_bearing = sum(1 for g in current if g.cost_bearing)
+    outcome.cost_bearing_holdings = sum(1 for g in holdings(current).values() if g.cost_bearing)
     expires = int((now + history_retention).timestamp())
     for change in diff(grants.grants(), current, at=now):
         if grants.apply(change, history_expires_at=expires):
-            outcome.changes.append(f"{change.kind}: {change.grant.consumer} on {change.grant.pipeline_arn}")
+            grant = change.grant
+            outcome.changes.append(f"{change.kind}: {grant.consumer} on {grant.pipeline_arn} through {grant.share_arn}")
     return outcome

@@ -23,12 +23,17 @@ def inventory_change_notification(item: dict[str, Any]) -> Notification | None:
     if not item.get("notable") or kind not in _HEADLINES:
         return None
     grant = Grant.model_validate(item.get("after") or item.get("before"))
+    holding = Grant.model_validate(item["holding"]) if item.get("holding") else None
     pipeline = grant.pipeline_arn.rsplit("/", 1)[-1]
     subject = _HEADLINES[kind].format(
         consumer=grant.consumer,
         pipeline=pipeline,
         cost=" with allow-execution (owner pays)" if grant.cost_bearing else " read-only",
     )
+    weaker = kind in ("revoked", "lost-allow-execution") or not grant.cost_bearing  # than it was, or than another
+    if weaker and holding is not None and holding.key != grant.key:
+        # the consumer holds the pipeline through another share too: that is what it can do now (names in the body)
+        subject += " via one share; " + ("can still RUN it" if holding.cost_bearing else "still reads it")
     return Notification(
         subject=_subject(subject),
         message={
@@ -42,6 +47,16 @@ def inventory_change_notification(item: dict[str, Any]) -> Notification | None:
             "permission_arn": grant.permission_arn,
             "allow_execution": grant.allow_execution,
             "cost_bearing": grant.cost_bearing,
+            # the consumer's hold on the pipeline after the change, through any share (allow-execution wins)
+            "consumer_holds": None
+            if holding is None
+            else {
+                "share_arn": holding.share_arn,
+                "share_name": holding.share_name,
+                "permission_arn": holding.permission_arn,
+                "allow_execution": holding.allow_execution,
+                "cost_bearing": holding.cost_bearing,
+            },
             "cost_statement": (
                 "With this permission the consumer can start, stop and retry executions; everything they run is "
                 "consumed by, and billed to, the owner account."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -43,12 +44,28 @@ class Grant(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.pipeline_arn}#{self.consumer}"
+        """The grant's identity: pipeline x consumer x share, lower-case (ARNs compare case-insensitively)."""
+        return f"{self.holding_key}#{self.share_arn.lower()}"
+
+    @property
+    def holding_key(self) -> str:
+        """The consumer's hold on the pipeline, whatever the share: pipeline x consumer, lower-case."""
+        return f"{self.pipeline_arn.lower()}#{self.consumer.lower()}"
 
     @property
     def fingerprint(self) -> str:
         text = f"{self.share_arn}|{self.association_status}|{self.permission_arn}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def strongest(grants: Iterable[Grant]) -> Grant | None:
+    """The grant that says most about what a consumer can do on a pipeline when it holds it through several shares:
+    cost-bearing first (allow-execution wins), then active, then allow-execution; ties go to the smallest share ARN."""
+    return min(
+        grants,
+        key=lambda g: (not g.cost_bearing, not g.active, not g.allow_execution, g.share_arn.lower()),
+        default=None,
+    )
 
 
 ChangeKind = Literal["accepted", "gained-allow-execution", "lost-allow-execution", "invited", "revoked", "updated"]
@@ -63,6 +80,8 @@ class GrantChange(BaseModel):
     before: Grant | None
     after: Grant | None
     at: datetime
+    # the consumer's strongest grant on the pipeline after the change, through any share (None: it holds none)
+    holding: Grant | None = None
 
     @property
     def grant(self) -> Grant:

@@ -34,6 +34,11 @@ def load_event(name: str, **overrides: Any) -> dict[str, Any]:
     return event
 
 
+def load_fixture_index() -> list[dict[str, Any]]:
+    """The entries of events/sources.json: each fixture's origin and source, the rules it must match, what to expect."""
+    return list(json.loads((EVENTS / "sources.json").read_text())["fixtures"])
+
+
 @pytest.fixture
 def lambda_context() -> Any:
     class _Context:

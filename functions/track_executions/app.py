@@ -9,8 +9,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.config import TrackExecutionsSettings, load_settings
-from pipeshare.dependencies import get_execution_gateway, get_execution_repository, get_grant_repository
-from pipeshare.logic.track import track_event
+from pipeshare.dependencies import (
+    get_cost_repository,
+    get_execution_gateway,
+    get_execution_repository,
+    get_grant_repository,
+    get_settle_scheduler,
+)
+from pipeshare.logic.track import Settle, track_event
 from pipeshare.models.owner_events import OwnerEvent
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_tracking
@@ -25,6 +31,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     parsed = parse_or_reject(event, OwnerEvent, wrap="event")
     if parsed is None:
         return {"status": "invalid"}
+    settle = (
+        Settle(get_settle_scheduler(settings.settle_queue_url), settings.inference_settle_minutes * 60)
+        if settings.infer_consumer_starts
+        else None
+    )
     outcome = track_event(
         parsed.event,
         owner_account=context.invoked_function_arn.split(":")[4],
@@ -32,15 +43,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         grants=get_grant_repository(settings.owner_table_name),
         sagemaker=get_execution_gateway(),
         alert_on_owner=settings.alert_on_owner_executions,
-        infer_starts=settings.infer_consumer_starts,
+        settle=settle,
+        spend=get_cost_repository(settings.owner_table_name),
         now=datetime.now(UTC),
     )
     report_tracking(outcome, event_id=parsed.event.id)
-    return {
-        "status": outcome.status,
-        "execution_arn": outcome.execution_arn,
-        "source": outcome.source,
-        "initiator_account": outcome.initiator_account,
-        "alerts": outcome.alerts,
-        "reason": outcome.reason,
-    }
+    return outcome.response()

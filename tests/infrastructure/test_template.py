@@ -63,6 +63,7 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
         "ram:ListResources",
         "ram:GetResourceShareAssociations",
         "pricing:GetProducts",
+        "cloudtrail:DescribeTrails",
     }
 )
 BROAD_MANAGED_POLICY = re.compile(r"CrudPolicy|FullAccess|AdministratorAccess|PowerUserAccess", re.IGNORECASE)

@@ -18,9 +18,9 @@ def _malformed_cloudtrail() -> dict[str, Any]:
     return event
 
 
-def _unknown_envelope_key() -> dict[str, Any]:
+def _bad_envelope_account() -> dict[str, Any]:
     event = load_event("sagemaker_execution_status_executing")
-    event["forwardedBy"] = "someone"
+    event["account"] = "11111111111"  # 11 digits: the receiving account is security-relevant, checked strictly
     return event
 
 
@@ -35,7 +35,7 @@ BAD_EVENTS = {
     "missing_detail": lambda: load_event("invalid_missing_detail"),
     "wrong_types": lambda: load_event("invalid_wrong_types"),
     "malformed_cloudtrail": _malformed_cloudtrail,
-    "unknown_envelope_key": _unknown_envelope_key,
+    "bad_envelope_account": _bad_envelope_account,
     "status_without_execution": _status_without_arn,
     "not_an_object": lambda: ["not", "an", "event"],
 }

@@ -13,6 +13,7 @@ from pipeshare.logic.estimate import load_shipped_prices
 from pipeshare.models.owner import CountedJob
 from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.stack import LocalStack
+from tests.conftest import load_event
 from tests.integration.stackhelpers import CONSUMER, OWNER, create_pipeline, deploy_shared_pipeline
 
 STEPS = [
@@ -195,3 +196,117 @@ def test_finalised_estimate_call_count(stack: LocalStack) -> None:
     finalisation = ops[start : ops.index("TransactWriteItems", start) + 1]
     assert finalisation == ["Query", "ListPipelineExecutionSteps", "GetItem", "TransactWriteItems"]
     assert len(finalisation) <= 1 + 1 + 2
+
+
+def _cost_repository(stack: LocalStack) -> DynamoDbCostRepository:
+    """The cost repository on the owner's table, through a real client with the owner's tooling credentials."""
+    import boto3
+
+    creds = stack.credentials(OWNER, "tooling")
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=creds["AWS_SESSION_TOKEN"],
+    )
+    return DynamoDbCostRepository(stack.deployments[OWNER].refs["OwnerTable"], client)
+
+
+def test_arns_in_mixed_case_are_one_execution_one_job_and_one_pipeline_total(stack: LocalStack) -> None:
+    # Given the owner table
+    stack.deploy(OWNER, {"Mode": "owner"})
+    repository = _cost_repository(stack)
+    pipeline = f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/Churn-Train"
+    job = f"arn:aws:sagemaker:us-east-1:{OWNER}:processing-job/Pipelines-E1-Preprocess"
+
+    def commit(execution: str, pipeline_arn: str, job_arn: str) -> bool:
+        return repository.commit(
+            execution,
+            consumer=CONSUMER,
+            pipeline_arn=pipeline_arn,
+            month="2026-05",
+            jobs=[CountedJob(job_arn, "Preprocess", "processing", Decimal("0.50"), {})],
+            estimate={"steps": []},
+            final=False,
+            finish_alert=None,
+            at=datetime.now(UTC),
+        )
+
+    # When two executions of the pipeline are counted, named in two cases, and the first job again in lower case
+    assert commit(f"{pipeline}/execution/E1", pipeline, job)
+    assert commit(f"{pipeline.lower()}/execution/e2", pipeline.lower(), job.replace("E1", "E2"))
+    assert not commit(f"{pipeline.lower()}/execution/e1", pipeline.lower(), job.lower())
+    # Then one pipeline total (and one consumer-pipeline total) with both jobs, keyed in lower case
+    spend = _items(stack, "SPEND#2026-05")
+    assert set(spend) == {
+        f"CONSUMER#{CONSUMER}",
+        f"PIPELINE#{pipeline.lower()}",
+        f"CONSUMER#{CONSUMER}#PIPELINE#{pipeline.lower()}",
+    }
+    assert {Decimal(str(item["total"])) for item in spend.values()} == {Decimal("1.00")}
+    # and the first execution is one item set: its job counted once, its ARN kept as given
+    first = _items(stack, f"EXECUTION#{pipeline.lower()}/execution/e1")
+    assert set(first) == {"ESTIMATE", f"JOB#{job.lower()}"}
+    assert first[f"JOB#{job.lower()}"]["job_arn"] == job
+    assert first["ESTIMATE"]["pipeline_arn"] == pipeline
+
+
+def test_a_finished_execution_sagemaker_no_longer_knows_is_gone_once_and_not_retried(stack: LocalStack) -> None:
+    # Given an owner deployment, and a finished execution whose pipeline has since been deleted: SageMaker answers
+    # ResourceNotFound to ListPipelineExecutionSteps (the local SageMaker never had this execution: the same answer)
+    stack.deploy(OWNER, {"Mode": "owner"})
+    event = load_event("sagemaker_execution_status_succeeded")
+    execution = event["detail"]["pipelineExecutionArn"]
+    function = stack.deployments[OWNER].functions["EstimateCostFunction"]
+    # When its end event reaches the cost estimator through the owner's rule (an asynchronous invocation)
+    stack.put_event(OWNER, event)
+    stack.deliver()
+    # Then one attempt, a terminal "gone" outcome: the CostGone metric and a warning; no retry, nothing dead-lettered
+    [attempt] = function.invocations
+    assert attempt.error is None
+    assert (attempt.result["status"], attempt.result["execution_arn"]) == ("gone", execution)
+    assert attempt.metrics.get("CostGone") == 1
+    assert [line["message"] for line in attempt.logs if line.get("level") == "WARNING"] == ["cost event processed"]
+    assert stack.queue_messages(OWNER, "EstimateCostDlq") == []
+    # and nothing was written for it
+    assert "ESTIMATE" not in _items(stack, f"EXECUTION#{execution.lower()}")
+
+
+def test_counted_spend_follows_the_attribution_and_a_commit_on_a_stale_one_loses(stack: LocalStack) -> None:
+    # Given an owner table and USD 1.50 counted for an execution nobody was attributed yet
+    stack.deploy(OWNER, {"Mode": "owner"})
+    costs = DynamoDbCostRepository(stack.deployments[OWNER].refs["OwnerTable"], client=stack.client(OWNER, "dynamodb"))
+    pipeline = f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/churn-train"
+    execution, month, now = f"{pipeline}/execution/late1", "2026-05", datetime(2026, 5, 1, 9, tzinfo=UTC)
+
+    def commit(consumer: str | None, job: str, cost: str) -> bool:
+        counted = CountedJob(
+            job_arn=f"{pipeline}-job/{job}", step=job, kind="processing", cost=Decimal(cost), detail={}
+        )
+        return costs.commit(
+            execution,
+            consumer=consumer,
+            pipeline_arn=pipeline,
+            month=month,
+            jobs=[counted],
+            estimate={"steps": [], "complete": False},
+            final=False,
+            finish_alert=None,
+            at=now,
+        )
+
+    assert commit(None, "prep", "1.50")
+    # When the execution is attributed to the consumer (its settle period passed)
+    moved = costs.move_spend(execution, consumer=CONSUMER, at=now)
+    # Then the whole counted total is now the consumer's spend
+    assert (moved, costs.month_spend(month, CONSUMER)) == (Decimal("1.50"), Decimal("1.50"))
+    # and a commit that read the old attribution loses (nothing written), the one that reads the new one counts
+    assert not commit(None, "train", "0.50")
+    assert commit(CONSUMER, "train", "0.50")
+    assert costs.month_spend(month, CONSUMER) == Decimal("2.00")
+    # When a later record shows the owner started it, the spend goes back out of the consumer, once
+    assert costs.move_spend(execution, consumer=None, at=now) == Decimal("2.00")
+    assert costs.move_spend(execution, consumer=None, at=now) is None
+    assert costs.month_spend(month, CONSUMER) == Decimal(0)

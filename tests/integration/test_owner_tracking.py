@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.stack import LocalStack
 from tests.conftest import load_event
 from tests.integration.stackhelpers import CONSUMER, CONSUMER_B, OWNER, create_pipeline, deploy_shared_pipeline
 
 OWNER_BUS_ARN = f"arn:aws:events:us-east-1:{OWNER}:event-bus/pipeshare-owner"
+SETTLE = timedelta(minutes=10)  # InferenceSettleMinutes' default in template.yaml
 
 
 def _setup(
@@ -74,7 +76,12 @@ def test_consumer_start_seen_only_through_status_is_inferred_and_alerted(stack: 
     _setup(stack)
     # When the consumer starts the owner's pipeline by ARN (no CloudTrail record reaches the owner)
     execution = _start(stack, CONSUMER)
-    # Then it is attributed to that consumer (inferred) and the owner team is alerted once
+    # Then nothing is pinned on anybody before the settle period has passed
+    assert (_record(stack, execution)["attribution_source"], _alerts(stack)) == ("unknown", [])
+    stack.advance(SETTLE - timedelta(seconds=30))
+    assert _alerts(stack) == []
+    # and once it has, it is attributed to that consumer (inferred) and the owner team is alerted once
+    stack.advance(timedelta(seconds=30))
     record = _record(stack, execution)
     assert (record["attribution_source"], record["initiator_account"]) == ("inferred", CONSUMER)
     [alert] = _alerts(stack)
@@ -107,12 +114,13 @@ def test_forwarded_start_is_verified_attributed_and_upgrades_nothing_later(stack
     record = _record(stack, execution)
     assert (record["attribution_source"], record["initiator_account"]) == ("forwarded", CONSUMER)
     assert record["initiator_principal"].startswith(f"arn:aws:sts::{CONSUMER}:assumed-role/")
-    # (the status event reaches the owner before the forwarded record: the one alert went out as inferred)
+    # (inference waits for the settle period, so the one alert names the forwarded evidence, even after it)
+    stack.advance(SETTLE)
     [alert] = _alerts(stack)
-    assert alert["message"]["attribution"]["source"] in ("inferred", "forwarded")
+    assert alert["message"]["attribution"]["source"] == "forwarded"
     assert alert["message"]["grant"]["permission_name"] == "AWSRAMPermissionSageMakerPipelineAllowExecution"
     assert "pays for everything" in alert["message"]["billing"]["statement"]
-    assert alert["message"]["attribution"]["rank"] in (2, 3)  # a JSON number, as composed
+    assert alert["message"]["attribution"]["rank"] == 3  # a JSON number, as composed
 
 
 def test_forwarded_record_after_inference_upgrades_the_source_without_a_second_alert(stack: LocalStack) -> None:
@@ -153,6 +161,7 @@ def test_owners_own_start_is_recorded_without_alert(stack: LocalStack) -> None:
 def test_several_allow_execution_consumers_make_the_start_ambiguous(stack: LocalStack) -> None:
     _setup(stack, consumers=(CONSUMER, CONSUMER_B))
     execution = _start(stack, CONSUMER)
+    stack.advance(SETTLE)
     record = _record(stack, execution)
     assert record["attribution_source"] == "ambiguous"
     assert sorted(record["candidates"]) == [CONSUMER, CONSUMER_B]
@@ -199,12 +208,32 @@ def test_consumer_stop_and_retry_are_alerted_as_their_own_actions(stack: LocalSt
     assert actions == ["retry", "start", "stop"]
 
 
-def test_inferred_alert_costs_three_aws_calls_plus_the_publish(stack: LocalStack) -> None:
-    # Given a consumer start the owner learns of by the status event only
+def test_inferred_alert_costs_three_calls_to_track_and_seven_to_settle_plus_the_publish(stack: LocalStack) -> None:
+    # Given a consumer start the owner learns of by the status event only, of a pipeline whose step runs an hour
     _setup(stack)
+    stack.sagemaker.define_steps(OWNER, "us-east-1", "churn-train", [StepSpec(name="Train", duration_seconds=3600)])
     before = len(stack.calls(OWNER, functions_only=True))
     # When the execution starts
     _start(stack, CONSUMER)
-    # Then the tracker read the record, read the grants, wrote once; the notifier published once
-    calls = [c[2] for c in stack.calls(OWNER, functions_only=True)[before:]]
-    assert calls[:4] == ["GetItem", "Query", "TransactWriteItems", "Publish"]
+    tracked = len(stack.calls(OWNER, functions_only=True))
+    # Then the tracker read the record, scheduled the settle message, wrote once
+    assert [c[2] for c in stack.calls(OWNER, functions_only=True)[before:]] == [
+        "GetItem",
+        "SendMessage",
+        "TransactWriteItems",
+    ]
+    # When the settle period has passed
+    stack.advance(SETTLE)
+    # Then the settler read the record and the grants, checked the owner's trail, looked for counted spend to move
+    # to the consumer, wrote once; one publish
+    settled = [c[2] for c in stack.calls(OWNER, functions_only=True)[tracked:]]
+    assert settled == [
+        "GetItem",
+        "Query",
+        "DescribeTrails",
+        "GetTrailStatus",
+        "GetEventSelectors",
+        "GetItem",
+        "TransactWriteItems",
+        "Publish",
+    ]

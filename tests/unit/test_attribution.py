@@ -73,6 +73,12 @@ def succeeded() -> StatusObservation:
     return status("sagemaker_execution_status_succeeded")
 
 
+def status_at(value: str, time: datetime, previous: str | None = None) -> StatusObservation:
+    return StatusObservation(
+        execution_arn=EXECUTION, pipeline_arn=PIPELINE, status=value, previous=previous, time=time
+    )
+
+
 def executing_again() -> StatusObservation:
     """A repeated Executing event, delivered later (SageMaker may send more than one event per change)."""
     return executing().model_copy(update={"time": at(9, 31), "started_at": None})
@@ -339,14 +345,17 @@ def test_merge_keeps_a_stop_by_another_consumer_as_its_own_action() -> None:
     assert record.initiator_account == CONSUMER
 
 
-def test_merge_keeps_one_entry_per_action_kind() -> None:
-    # Given two retries by two consumers
-    # When
-    record = fold([consumer_call(RETRY, OTHER, at(9, 50)), consumer_call(RETRY, CONSUMER, at(9, 55))])
+def test_merge_keeps_every_retry_call_and_attributes_each_attempt_to_the_strongest() -> None:
+    # Given two retry calls by two consumers before one retry attempt (Failed 09:40, Executing again 09:56)
+    calls = [consumer_call(RETRY, OTHER, at(9, 50)), consumer_call(RETRY, CONSUMER, at(9, 55))]
 
-    # Then one retry entry, the tie broken by the smaller account
-    assert list(record.actions) == [RETRY]
-    assert record.actions[RETRY].account == CONSUMER
+    # When
+    record = fold([*calls, executing(), status_at("Failed", at(9, 40)), status_at("Executing", at(9, 56))])
+
+    # Then both calls are kept; attempt 2 goes to the tie's smaller account; start/stop entries are untouched
+    assert len(record.retry_claims) == 2
+    assert RETRY not in record.actions
+    assert {n: e.account for n, e in record.retries().items() if e} == {2: CONSUMER}
 
 
 def test_merge_is_idempotent() -> None:
@@ -684,17 +693,20 @@ def test_alert_message_for_an_ambiguous_start_lists_the_candidates() -> None:
     assert "consumer_account" not in alert.attributes
 
 
-@pytest.mark.parametrize(("act", "verb"), [(STOP, "stopped"), (RETRY, "retried")])
-def test_alert_message_names_stop_and_retry(act: PipelineAction, verb: str) -> None:
-    # Given a stop or retry by another consumer
-    record = fold([forwarded_start(), consumer_call(act, OTHER, at(9, 40))])
+@pytest.mark.parametrize(("act", "verb", "attempt"), [(STOP, "stopped", 0), (RETRY, "retried", 2)])
+def test_alert_message_names_stop_and_retry(act: PipelineAction, verb: str, attempt: int) -> None:
+    # Given a stop, or a retry (the execution failed and runs again), by another consumer
+    retried = [status_at("Failed", at(9, 39)), status_at("Executing", at(9, 41))] if attempt else []
+    record = fold([forwarded_start(), executing(), *retried, consumer_call(act, OTHER, at(9, 40))])
 
     # When
-    alert = alert_message(record, act, grant(OTHER))
+    alert = alert_message(record, act, grant(OTHER), attempt=attempt)
 
     # Then
-    assert alert.subject == f"pipeshare: consumer 333333333333 {verb} churn-train (owner pays)"
+    suffix = f" (attempt {attempt})" if attempt else ""
+    assert alert.subject == f"pipeshare: consumer 333333333333 {verb} churn-train{suffix} (owner pays)"
     assert alert.message["event"] == f"execution.{act.value}"
+    assert alert.message["attempt"] == (attempt or None)
 
 
 def test_alert_message_for_the_owner_has_no_consumer() -> None:
@@ -771,9 +783,9 @@ SETS = {
     "three-actions": lambda: [
         executing(),
         owner_copy_start(),
-        inferred(),
         consumer_call(STOP, OTHER, at(9, 36)),
-        consumer_call(RETRY, CONSUMER, at(9, 50), ALICE),
+        consumer_call(RETRY, CONSUMER, at(9, 38), ALICE),
+        status_at("Executing", at(9, 39), previous="Stopped"),
         succeeded(),
     ],
     "owner-start": lambda: [
@@ -814,19 +826,32 @@ def test_merge_gives_the_same_record_for_every_order(name: str) -> None:
     [("distinct", False), ("duplicates", False), ("three-actions", False), ("owner-start", True)],
 )
 def test_alerts_become_due_exactly_once_in_every_order(name: str, alert_on_owner: bool) -> None:
-    # Given a set of observations and the actions its final record attributes
+    # Given a set of observations and the slots its final record attributes
     observations = SETS[name]()
     final = fold(observations)
     expected = {AlertKey(final.key, act) for act in final.actions}
+    expected |= {AlertKey(final.key, RETRY, n) for n, e in final.retries().items() if e is not None}
 
     for order in itertools.permutations(observations):
         # When they are merged one by one, collecting what each merge makes due
         counts: Counter[AlertKey] = Counter()
+        last_said: dict[tuple[PipelineAction, int], str] = {}
         record: ExecutionRecord | None = None
         for observation in order:
             after = merge(record, observation)
-            counts.update(alerts_due(record, after, owner_account=OWNER, alert_on_owner=alert_on_owner))
+            for key in alerts_due(record, after, owner_account=OWNER, alert_on_owner=alert_on_owner):
+                counts[key] += 1
+                entry = after.entry(key.action, key.attempt)
+                assert entry is not None
+                last_said[(key.action, key.attempt)] = entry.account or ",".join(entry.candidates)
             record = after
 
-        # Then each (execution, action) became due once, whatever the order
-        assert counts == Counter(expected), order
+        # Then each slot's alert became due once, any correction at most once, and what was said last about each
+        # slot is what the final record says (no wrong attribution stands uncorrected), whatever the order
+        alerts = Counter({k: v for k, v in counts.items() if not k.correction})
+        assert alerts == Counter(expected), order
+        assert all(v == 1 for v in counts.values()), order
+        for (act, attempt), said in last_said.items():
+            entry = final.entry(act, attempt)
+            assert entry is not None
+            assert said == (entry.account or ",".join(entry.candidates)), order

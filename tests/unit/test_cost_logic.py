@@ -752,3 +752,41 @@ def test_lookup_is_not_asked_when_every_rate_is_known() -> None:
 
     # Then the lookup was never asked
     assert lookup.requests == []
+
+
+# ------------------------------------------------------------------------------------------------ execution gone
+
+
+def test_execution_sagemaker_no_longer_knows_is_gone_without_error_or_write() -> None:
+    # Given a consumer execution that ended, then its pipeline was deleted: SageMaker answers ResourceNotFound
+    costs, sagemaker = repository("forwarded"), sagemaker_with_the_execution()
+    sagemaker.delete(EXECUTION)
+
+    # When its end event arrives
+    outcome = finalise(costs, sagemaker)
+
+    # Then a terminal outcome, no exception: gone after one listing, nothing written, no finish alert
+    assert (outcome.status, outcome.consumer, outcome.total) == ("gone", CONSUMER, None)
+    assert outcome.execution_arn == EXECUTION
+    assert "no longer knows the execution" in outcome.reason
+    assert sagemaker.api_calls == [("ListPipelineExecutionSteps", EXECUTION)]
+    assert costs.commits == []
+    assert costs.finish_alerts == {}
+
+
+def test_gone_execution_keeps_the_jobs_counted_when_their_steps_ended() -> None:
+    # Given Preprocess was counted when its step ended, then the pipeline was deleted
+    costs, sagemaker = repository("forwarded"), sagemaker_with_the_execution()
+    count_step(costs, sagemaker)
+    sagemaker.delete(EXECUTION)
+
+    # When the execution's end event arrives (and again: a duplicate delivery)
+    outcomes = [finalise(costs, sagemaker), finalise(costs, sagemaker)]
+
+    # Then gone each time, with the running estimate's total; the estimate and the month's spend are unchanged
+    assert [(o.status, o.total) for o in outcomes] == [("gone", PROCESSING_COST)] * 2
+    estimate = costs.estimate_of(EXECUTION)
+    assert estimate is not None
+    assert (estimate["final"], estimate["total"]) == (False, PROCESSING_COST)
+    assert costs.month_spend(MONTH, CONSUMER) == PROCESSING_COST
+    assert len(costs.commits) == 1  # the step's

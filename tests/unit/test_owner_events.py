@@ -9,6 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from pipeshare.models.owner_events import (
+    KNOWN_EXECUTION_STATUSES as KNOWN,
+)
+from pipeshare.models.owner_events import (
     OwnerEvent,
     OwnerShareStateChange,
     PipelineAction,
@@ -83,9 +86,9 @@ def test_owner_event_refuses_an_unknown_detail_type() -> None:
 
 
 def test_parse_or_reject_accepts_an_owner_event_and_refuses_a_spoiled_one() -> None:
-    # Given a valid CloudTrail fixture and the same with an unknown top-level key
+    # Given a valid CloudTrail fixture and the same with a security-relevant field spoiled (the receiving account)
     good = load_event("cloudtrail_start_pipeline_execution_consumer")
-    bad = load_event("cloudtrail_start_pipeline_execution_consumer", injected=True)
+    bad = load_event("cloudtrail_start_pipeline_execution_consumer", account="22222222222x")
 
     # When
     parsed = parse_or_reject(good, OwnerEvent, wrap="event")
@@ -140,11 +143,11 @@ def test_status_event_tolerates_unknown_detail_keys() -> None:
 @pytest.mark.parametrize(
     ("detail", "problem"),
     [
-        ({"currentPipelineExecutionStatus": "Paused"}, "currentPipelineExecutionStatus"),
+        ({"currentPipelineExecutionStatus": "Paused'; DROP"}, "currentPipelineExecutionStatus"),
         ({"pipelineArn": "arn:aws:sagemaker:us-east-1:111111111111:pipeline/other"}, "not an execution of"),
         ({"pipelineExecutionArn": "arn:aws:sagemaker:us-east-1:111111111111:training-job/x"}, "pipelineExecutionArn"),
     ],
-    ids=["unknown-status", "execution-of-another-pipeline", "not-an-execution-arn"],
+    ids=["not-a-status-word", "execution-of-another-pipeline", "not-an-execution-arn"],
 )
 def test_status_event_refuses_a_spoiled_detail(detail: dict[str, Any], problem: str) -> None:
     # Given the Executing event with one detail field spoiled
@@ -156,13 +159,38 @@ def test_status_event_refuses_a_spoiled_detail(detail: dict[str, Any], problem: 
         PipelineExecutionStatusEvent.model_validate(event)
 
 
-def test_status_event_refuses_an_unknown_top_level_key() -> None:
-    # Given a status event with an extra top-level key
-    event = load_event("sagemaker_execution_status_executing", caller="222222222222")
+def test_status_event_ignores_a_top_level_key_eventbridge_may_add() -> None:
+    # Given a replayed status event (EventBridge adds replay-name to replayed events)
+    event = load_event("sagemaker_execution_status_executing", **{"replay-name": "owner-archive-replay"})
 
-    # When / Then
-    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        PipelineExecutionStatusEvent.model_validate(event)
+    # When
+    parsed = PipelineExecutionStatusEvent.model_validate(event)
+
+    # Then it is parsed for what decisions read
+    assert parsed.execution_arn() == EXECUTION
+
+
+@pytest.mark.parametrize(
+    ("current", "previous"),
+    [("Paused", None), ("Executing", "Starting"), ("Executing", "Pending"), ("Succeeded", "Executing")],
+)
+def test_status_event_keeps_statuses_outside_the_api_enum_as_text(current: str, previous: str | None) -> None:
+    # Given statuses SageMaker may send but the API enum does not list (the step enum has Starting)
+    event = load_event("sagemaker_execution_status_executing")
+    event["detail"]["currentPipelineExecutionStatus"] = current
+    event["detail"]["previousPipelineExecutionStatus"] = previous
+
+    # When
+    parsed = PipelineExecutionStatusEvent.model_validate(event)
+
+    # Then the event is kept, and only the values outside the enum are reported as unknown
+    assert (parsed.status, parsed.detail.previous_status) == (current, previous)
+    expected = {
+        k: v
+        for k, v in [("currentPipelineExecutionStatus", current), ("previousPipelineExecutionStatus", previous)]
+        if v is not None and v not in KNOWN
+    }
+    assert parsed.unknown_values() == expected
 
 
 def test_status_event_accepts_mixed_case_pipeline_names() -> None:

@@ -39,6 +39,14 @@ class TrackExecutionsSettings(_Settings):
     owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)
     alert_on_owner_executions: bool = Field(default=False, alias="ALERT_ON_OWNER_EXECUTIONS")
     infer_consumer_starts: bool = Field(default=True, alias="INFER_CONSUMER_STARTS")
+    settle_queue_url: str = Field(alias="SETTLE_QUEUE_URL", pattern=r"^https?://")
+    inference_settle_minutes: int = Field(alias="INFERENCE_SETTLE_MINUTES", ge=0, le=15)
+
+
+class SettleAttributionSettings(_Settings):
+    owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)
+    alert_on_owner_executions: bool = Field(default=False, alias="ALERT_ON_OWNER_EXECUTIONS")
+    trail_cache_seconds: int = Field(default=900, alias="TRAIL_CACHE_SECONDS", ge=0, le=86400)
 
 
 class EstimateCostSettings(_Settings):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.ram_owner import RamOwnerGateway
     from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
+    from pipeshare.adapters.settle_queue import CloudTrailStatusGateway, SqsSettleScheduler
     from pipeshare.adapters.sns_notifier import SnsNotifier
     from pipeshare.logic.estimate import PriceTable
 
@@ -74,6 +75,20 @@ def get_execution_gateway() -> SageMakerExecutionGateway:
     from pipeshare.adapters.sagemaker_executions import SageMakerExecutionGateway
 
     return SageMakerExecutionGateway()
+
+
+@lru_cache(maxsize=2)
+def get_settle_scheduler(queue_url: str) -> SqsSettleScheduler:
+    from pipeshare.adapters.settle_queue import SqsSettleScheduler
+
+    return SqsSettleScheduler(queue_url)
+
+
+@lru_cache(maxsize=2)
+def get_trail_status(max_age: int) -> CloudTrailStatusGateway:
+    from pipeshare.adapters.settle_queue import CloudTrailStatusGateway
+
+    return CloudTrailStatusGateway(max_age=max_age)
 
 
 @lru_cache(maxsize=4)

@@ -85,6 +85,8 @@ def report_tracking(outcome: TrackOutcome, *, event_id: str) -> None:
     metrics.add_metric(name=_TRACK_METRICS[outcome.status], unit=MetricUnit.Count, value=1)
     if outcome.alerts:
         metrics.add_metric(name="ConsumerActionAlertDue", unit=MetricUnit.Count, value=len(outcome.alerts))
+    if outcome.settling:
+        metrics.add_metric(name="AttributionSettling", unit=MetricUnit.Count, value=len(outcome.settling))
     log = logger.warning if outcome.status == "unverified" else logger.info
     log("execution event tracked", extra={"event_id": event_id, **outcome.__dict__})
 
@@ -93,9 +95,8 @@ def report_cost(outcome: CostOutcome, *, event_id: str) -> None:
     if outcome.status in ("counted", "finalised") and outcome.added > 0:
         metrics.add_metric(name="EstimatedCostCents", unit=MetricUnit.Count, value=float(outcome.added * 100))
     metrics.add_metric(name=f"Cost{outcome.status.capitalize()}", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "cost event processed", extra={"event_id": event_id, **{k: str(v) for k, v in outcome.__dict__.items()}}
-    )
+    log = logger.warning if outcome.status == "gone" else logger.info  # gone: CostGone, not retried
+    log("cost event processed", extra={"event_id": event_id, **{k: str(v) for k, v in outcome.__dict__.items()}})
 
 
 def report_budget(outcome: BudgetOutcome) -> None:

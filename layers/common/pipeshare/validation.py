@@ -47,3 +47,15 @@ def parse_or_reject(event: Any, model: type[M], *, wrap: str | None = None) -> M
         )
         reject_input(problems, event_id=event_id)
         return None
+
+
+def parse_json_or_reject(body: str, model: type[M], *, event_id: str | None) -> M | None:
+    """Validate a JSON text (an SQS message body). Returns None (after logging) when it is not valid."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:10]
+        )
+        reject_input(problems, event_id=event_id, kind="message")
+        return None

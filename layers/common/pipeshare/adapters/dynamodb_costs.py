@@ -6,8 +6,12 @@ Keys (pk / sk):
 - `EXECUTION#<execution arn>` / `ALERT#finish`: the finish alert (outbox, once);
 - `SPEND#<yyyy-mm>` / `CONSUMER#<account>` (kind consumer-total), `PIPELINE#<arn>` (kind pipeline-total) and
   `CONSUMER#<account>#PIPELINE#<arn>` (kind consumer-pipeline-total): month-to-date estimated spend (ADD: atomic).
+Every ARN in a key is lower-case (`execution_pk`, `job_sk`, `pipeline_sk`): ARNs compare case-insensitively, so one
+pipeline, execution or job is one item whatever the case it is named in; the items keep the ARNs as given.
 A job's cost reaches the estimate and the spend in the same transaction that records it: exactly once, whatever
-the duplication, order or concurrency of events.
+the duplication, order or concurrency of events. The estimate's `consumer_account` says whose consumer spend holds
+its total ("-": nobody's); a commit counts toward that consumer only (a commit that read another attribution loses
+and retries), and `move_spend` moves the whole total when the attribution changes (settled, or corrected).
 """
 
 from __future__ import annotations
@@ -27,12 +31,22 @@ from pipeshare.adapters.dynamodb_common import item as _item
 from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.adapters.dynamodb_executions import execution_pk
 from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
+from pipeshare.models.errors import TransactionConflictError
 from pipeshare.models.owner import CountedJob
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_JOBS_PER_TRANSACTION = 90  # DynamoDB allows 100 items per transaction; the rest are the estimate and spend
+
+
+def job_sk(job_arn: str) -> str:
+    return f"JOB#{job_arn.lower()}"
+
+
+def pipeline_sk(pipeline_arn: str) -> str:
+    """The month-to-date spend of one pipeline (sk under `SPEND#<month>`)."""
+    return f"PIPELINE#{pipeline_arn.lower()}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +129,7 @@ class DynamoDbCostRepository:
                     "Item": _item(
                         {
                             "pk": pk,
-                            "sk": f"JOB#{job.job_arn.lower()}",
+                            "sk": job_sk(job.job_arn),
                             "item_type": "job-cost",
                             "job_arn": job.job_arn,
                             "step": job.step,
@@ -180,6 +194,8 @@ class DynamoDbCostRepository:
                     "TableName": self._table,
                     "Key": _item({"pk": execution_pk(execution_arn), "sk": "ESTIMATE"}),
                     "UpdateExpression": sets + " ADD #total :added",
+                    # the spend this estimate holds belongs to one consumer: count toward it, or lose and re-read
+                    "ConditionExpression": "attribute_not_exists(#consumer_account) OR #consumer_account = :consumer",
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": _item(values),
                 }
@@ -187,37 +203,9 @@ class DynamoDbCostRepository:
         ]
         if added <= 0:
             return items
-        totals = [(f"PIPELINE#{pipeline_arn}", "pipeline-total")]
+        items += self._spend_items(None, pipeline_arn, month, added, at)
         if consumer:
-            totals += [
-                (f"CONSUMER#{consumer}", "consumer-total"),
-                (f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn}", "consumer-pipeline-total"),
-            ]
-        for sk, kind in totals:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": _item({"pk": f"SPEND#{month}", "sk": sk}),
-                        "UpdateExpression": "SET #kind = :kind, #month = :month, #consumer_account = :consumer, "
-                        "#pipeline_arn = :pipeline, #updated_at = :at ADD #total :added",
-                        "ExpressionAttributeNames": {
-                            f"#{n}": n
-                            for n in ("kind", "month", "consumer_account", "pipeline_arn", "updated_at", "total")
-                        },
-                        "ExpressionAttributeValues": _item(
-                            {
-                                ":kind": kind,
-                                ":month": month,
-                                ":consumer": consumer or "-",
-                                ":pipeline": pipeline_arn if "PIPELINE#" in sk else "-",
-                                ":at": _iso(at),
-                                ":added": added,
-                            }
-                        ),
-                    }
-                }
-            )
+            items += self._spend_items(consumer, pipeline_arn, month, added, at)
         return items
 
     def _alert_item(self, execution_arn: str, alert: OwnerAlert, at: datetime) -> dict[str, Any]:
@@ -249,3 +237,85 @@ class DynamoDbCostRepository:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc) from exc
         return Decimal(response["Item"]["total"]["N"]) if "Item" in response else Decimal(0)
+
+    def move_spend(self, execution_arn: str, *, consumer: str | None, at: datetime) -> Decimal | None:
+        """Make the execution's counted total the spend of `consumer` (None: of no consumer): move it out of the
+        consumer the estimate holds it for and into the new one, in one transaction conditioned on the estimate as
+        read (a concurrent commit or move makes it read again). Returns the amount moved (None: nothing to move)."""
+        key = _item({"pk": execution_pk(execution_arn), "sk": "ESTIMATE"})
+        wanted = consumer or "-"
+        for _ in range(4):
+            try:
+                raw = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc) from exc
+            if raw is None:
+                return None
+            estimate = {k: deserialize_value(v) for k, v in raw.items()}
+            held, total = str(estimate.get("consumer_account") or "-"), Decimal(str(estimate.get("total", 0)))
+            if held == wanted:
+                return None
+            month, pipeline_arn = str(estimate["month"]), str(estimate["pipeline_arn"])
+            items: list[dict[str, Any]] = [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": key,
+                        "UpdateExpression": "SET #consumer_account = :to, #updated_at = :at",
+                        "ConditionExpression": "#consumer_account = :held AND #total = :total",
+                        "ExpressionAttributeNames": {
+                            "#consumer_account": "consumer_account",
+                            "#updated_at": "updated_at",
+                            "#total": "total",
+                        },
+                        "ExpressionAttributeValues": _item(
+                            {":to": wanted, ":at": _iso(at), ":held": held, ":total": total}
+                        ),
+                    }
+                }
+            ]
+            if total > 0:
+                for account, sign in ((held, -1), (wanted, 1)):
+                    if account != "-":
+                        items += self._spend_items(account, pipeline_arn, month, sign * total, at)
+            if transact(self._ddb, items):
+                return total
+        raise TransactionConflictError(f"{execution_arn}: the estimate kept changing while its spend was moved")
+
+    def _spend_items(
+        self, consumer: str | None, pipeline_arn: str, month: str, amount: Decimal, at: datetime
+    ) -> list[dict[str, Any]]:
+        """ADD amount to the month's spend: of the pipeline (consumer None), or of the consumer, in total and on the
+        pipeline."""
+        totals = (
+            [(pipeline_sk(pipeline_arn), "pipeline-total")]
+            if consumer is None
+            else [
+                (f"CONSUMER#{consumer}", "consumer-total"),
+                (f"CONSUMER#{consumer}#{pipeline_sk(pipeline_arn)}", "consumer-pipeline-total"),
+            ]
+        )
+        return [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _item({"pk": f"SPEND#{month}", "sk": sk}),
+                    "UpdateExpression": "SET #kind = :kind, #month = :month, #consumer_account = :consumer, "
+                    "#pipeline_arn = :pipeline, #updated_at = :at ADD #total :amount",
+                    "ExpressionAttributeNames": {
+                        f"#{n}": n for n in ("kind", "month", "consumer_account", "pipeline_arn", "updated_at", "total")
+                    },
+                    "ExpressionAttributeValues": _item(
+                        {
+                            ":kind": kind,
+                            ":month": month,
+                            ":consumer": consumer or "-",
+                            ":pipeline": pipeline_arn if "PIPELINE#" in sk else "-",
+                            ":at": _iso(at),
+                            ":amount": amount,
+                        }
+                    ),
+                }
+            }
+            for sk, kind in totals
+        ]

@@ -88,7 +88,7 @@ class DynamoDbExecutionRepository:
         for key, alert in alerts:
             outbox = {
                 "pk": pk,
-                "sk": f"ALERT#{key.action.value}",
+                "sk": key.item_key,
                 "item_type": "alert",
                 "at": _iso(at),
                 "subject": alert.subject,

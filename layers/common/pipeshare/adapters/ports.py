@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pipeshare.logic.estimate import PriceTable
     from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
     from pipeshare.models.owner import CountedJob, Grant, GrantChange
+    from pipeshare.models.owner_events import SettleRequest
 
 
 class InvitationGateway(Protocol):
@@ -126,7 +127,8 @@ class CostDataGateway(PipelineExecutionGateway, Protocol):
     """SageMaker in the owner account: an execution's steps and the jobs they ran."""
 
     def list_steps(self, execution_arn: str) -> tuple[list[dict[str, Any]], int]:
-        """Every step (all pages) and the number of pages read."""
+        """Every step (all pages) and the number of pages read. Raises ExecutionNotFoundError when SageMaker no
+        longer knows the execution (it, or its pipeline, was deleted)."""
         ...
 
     def describe_job(self, kind: str, job_arn: str) -> dict[str, Any] | None:
@@ -195,4 +197,26 @@ class EnforcementGateway(Protocol):
 class PriceLookup(Protocol):
     def fill(self, prices: PriceTable, region: str, wanted: list[tuple[str, str]]) -> PriceTable:
         """`prices` with live rates merged in for the (component, instance type) pairs wanted (those found)."""
+        ...
+
+
+class SettleScheduler(Protocol):
+    """Delivers a settle request back to pipeshare after a delay (an SQS delay queue)."""
+
+    def schedule(self, request: SettleRequest, *, delay_seconds: int) -> None: ...
+
+
+class TrailStatusGateway(Protocol):
+    """Whether the owner account's own Start/Stop/Retry calls reach EventBridge (a trail logs its management events)."""
+
+    def owner_calls_recorded(self, region: str) -> bool:
+        """True when a logging trail records this account's write management events in `region`."""
+        ...
+
+
+class SpendLedger(Protocol):
+    """Whose month-to-date spend an execution's counted cost is (adapters/dynamodb_costs.py)."""
+
+    def move_spend(self, execution_arn: str, *, consumer: str | None, at: datetime) -> Decimal | None:
+        """Make the counted total the spend of `consumer` (None: of no consumer); the amount moved, or None."""
         ...

@@ -22,7 +22,7 @@ order or by union:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
@@ -30,6 +30,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from pipeshare.models.domain import AccountId
 from pipeshare.models.owner_events import (
+    RETRYABLE_STATUSES,
     TERMINAL_STATUSES,
     ExecutionArn,
     ExecutionStatus,
@@ -78,7 +79,16 @@ CONSUMER_SOURCES = frozenset(
         AttributionSource.AMBIGUOUS,
     }
 )
-_PROGRESS = {"Executing": 0, "Stopping": 1}  # terminal statuses: 2
+_PROGRESS = {"Executing": 0, "Stopping": 1}  # terminal statuses: 2, statuses outside the API enum: 0
+MAX_TRANSITIONS = 200  # status changes kept per execution (a few per attempt)
+MAX_RETRY_CLAIMS = 50
+# A RetryPipelineExecution call precedes the Executing status it causes; CloudTrail's eventTime and the status
+# event's time come from different clocks, so a call up to this long after the status still counts for it.
+RETRY_CLAIM_SKEW_SECONDS = 120
+
+
+def _progress(status: str) -> int:
+    return 2 if status in TERMINAL_STATUSES else _PROGRESS.get(status, 0)
 
 _Principal = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 # A candidate is an account ID, or the ARN of a group principal (organization / OU: any account in it may have acted).
@@ -100,6 +110,7 @@ class StatusObservation(_Frozen):
     execution_arn: ExecutionArn
     pipeline_arn: PipelineArn
     status: ExecutionStatus
+    previous: ExecutionStatus | None = None  # previousPipelineExecutionStatus, when the event has one
     time: AwareDatetime
     started_at: AwareDatetime | None = None  # executionStartTime, when the event reports it
 
@@ -133,12 +144,15 @@ class InferenceObservation(_Frozen):
     kind: Literal["inference"] = "inference"
     execution_arn: ExecutionArn
     action: PipelineAction = PipelineAction.START
+    attempt: int = Field(default=0, ge=0)  # the retry attempt (>= 2) an inferred retry is for; 0 otherwise
     source: Literal[AttributionSource.INFERRED, AttributionSource.AMBIGUOUS, AttributionSource.UNKNOWN]
     candidates: tuple[Candidate, ...] = ()
     time: AwareDatetime
 
     @model_validator(mode="after")
     def _candidates_fit_the_source(self) -> InferenceObservation:
+        if (self.action == PipelineAction.RETRY) != (self.attempt >= 2):
+            raise ValueError("an inferred retry names its attempt (>= 2); other actions have none")
         if list(self.candidates) != sorted(set(self.candidates)):
             raise ValueError("candidates must be sorted and unique")
         count = len(self.candidates)
@@ -190,6 +204,30 @@ def _absent_last(value: str | None) -> tuple[bool, str]:
     return (value is None, value or "")
 
 
+def _best(entries: Iterable[ActionEntry]) -> ActionEntry | None:
+    return min(entries, key=lambda e: e.order(), default=None)
+
+
+class Transition(_Frozen):
+    """One status change as a status event reported it."""
+
+    at: AwareDatetime
+    status: ExecutionStatus
+    previous: ExecutionStatus | None = None
+
+    def order(self) -> tuple[Any, ...]:
+        return (self.at, _progress(self.status), self.status, *_absent_last(self.previous))
+
+
+class Attempt(NamedTuple):
+    """A retry seen in the status events: attempt `number` (>= 2) began running at `at`; `since` is when the
+    attempt before it began (claims made in between are for this one)."""
+
+    number: int
+    at: datetime
+    since: datetime | None
+
+
 class ExecutionRecord(BaseModel):
     """What is known of one execution. Build it with `merge`; store it under `key`."""
 
@@ -200,7 +238,11 @@ class ExecutionRecord(BaseModel):
     status_at: AwareDatetime | None = None
     status_history: dict[ExecutionStatus, AwareDatetime] = Field(default_factory=dict)
     started_at: AwareDatetime | None = None
+    # start and stop: the strongest attribution of each; retries are per attempt (below)
     actions: dict[PipelineAction, ActionEntry] = Field(default_factory=dict)
+    transitions: tuple[Transition, ...] = ()  # every status change seen, in time order
+    retry_claims: tuple[ActionEntry, ...] = ()  # every RetryPipelineExecution call seen (CloudTrail)
+    retry_inferences: dict[int, ActionEntry] = Field(default_factory=dict)  # attempt -> inferred retrier
 
     @model_validator(mode="after")
     def _consistent(self) -> ExecutionRecord:
@@ -208,7 +250,62 @@ class ExecutionRecord(BaseModel):
             raise ValueError("status and status_at go together")
         if any(kind != entry.action for kind, entry in self.actions.items()):
             raise ValueError("each actions entry must be keyed by its own action")
+        if PipelineAction.RETRY in self.actions:
+            raise ValueError("retries are kept per attempt (retry_claims, retry_inferences)")
+        if any(e.action != PipelineAction.RETRY for e in (*self.retry_claims, *self.retry_inferences.values())):
+            raise ValueError("retry_claims and retry_inferences hold retries only")
         return self
+
+    def attempts(self) -> list[Attempt]:
+        """The retries the status events show: an Executing status after a terminal one (or reported as coming from
+        Failed/Stopped) starts attempt 2, 3, ... Repeated copies of one status change count once."""
+        found: list[Attempt] = []
+        number, since, ended = 1, None, False  # since: when the current attempt began running
+        for change in self.transitions:
+            if change.status in TERMINAL_STATUSES:
+                ended = True
+            elif change.status == "Executing":
+                if ended or (change.previous in RETRYABLE_STATUSES and change.at != since):
+                    number += 1
+                    found.append(Attempt(number, change.at, since))
+                    since = change.at
+                elif since is None:
+                    since = change.at
+                ended = False
+        return found
+
+    def retries(self) -> dict[int, ActionEntry | None]:
+        """Attempt -> who retried it: the strongest CloudTrail call made for it, or the inference made once the
+        settle period passed; None while neither is known."""
+        attempts = self.attempts()
+        claims: dict[int, list[ActionEntry]] = {a.number: [] for a in attempts}
+        skew = timedelta(seconds=RETRY_CLAIM_SKEW_SECONDS)
+        for claim in self.retry_claims:
+            for attempt in attempts:
+                if (attempt.since is None or claim.at > attempt.since) and claim.at <= attempt.at + skew:
+                    claims[attempt.number].append(claim)
+                    break
+        return {
+            a.number: _best([*claims[a.number], *filter(None, [self.retry_inferences.get(a.number)])])
+            for a in attempts
+        }
+
+    def open_slots(self) -> set[tuple[PipelineAction, int]]:
+        """(action, attempt) slots seen in the status events that nobody is known to have acted on yet."""
+        slots: set[tuple[PipelineAction, int]] = set()
+        start = self.actions.get(PipelineAction.START)
+        if self.status is not None and (start is None or start.source == AttributionSource.UNKNOWN):
+            slots.add((PipelineAction.START, 0))
+        for number, entry in self.retries().items():
+            if entry is None or entry.source == AttributionSource.UNKNOWN:
+                slots.add((PipelineAction.RETRY, number))
+        return slots
+
+    def entry(self, action: PipelineAction, attempt: int = 0) -> ActionEntry | None:
+        """The attribution of one slot (a retry: of one attempt)."""
+        if action == PipelineAction.RETRY:
+            return self.retries().get(attempt)
+        return self.actions.get(action)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -261,6 +358,18 @@ class ExecutionRecord(BaseModel):
         return self.pipeline_arn.rsplit("/", 1)[-1]
 
 
+def consumer_of(record: ExecutionRecord | None, owner_account: str) -> str | None:
+    """The consumer account whose spend an execution counts toward (None: the owner's own, or not attributable to
+    one consumer: ambiguous or unknown)."""
+    if record is None or record.source not in _SPEND_SOURCES:
+        return None
+    account = record.initiator_account
+    return account if account and account != owner_account else None
+
+
+_SPEND_SOURCES = frozenset({AttributionSource.FORWARDED, AttributionSource.OWNER_COPY, AttributionSource.INFERRED})
+
+
 # ----------------------------------------------------------------------------------------------------------- merge
 
 
@@ -279,6 +388,7 @@ def _record_of(obs: Observation) -> ExecutionRecord:
             status_at=obs.time,
             status_history={obs.status: obs.time},
             started_at=_earliest(starts),
+            transitions=(Transition(at=obs.time, status=obs.status, previous=obs.previous),),
         )
     if isinstance(obs, ActionObservation):
         entry = ActionEntry(
@@ -298,6 +408,10 @@ def _record_of(obs: Observation) -> ExecutionRecord:
             candidates=obs.candidates,
             at=obs.time,
         )
+    if obs.action == PipelineAction.RETRY:
+        if isinstance(obs, ActionObservation):
+            return ExecutionRecord(execution_arn=obs.execution_arn, retry_claims=(entry,))
+        return ExecutionRecord(execution_arn=obs.execution_arn, retry_inferences={obs.attempt: entry})
     return ExecutionRecord(
         execution_arn=obs.execution_arn,
         started_at=obs.time if obs.action == PipelineAction.START else None,
@@ -312,13 +426,19 @@ def _join(a: ExecutionRecord, b: ExecutionRecord) -> ExecutionRecord:
     for status, at in [*a.status_history.items(), *b.status_history.items()]:
         history[status] = min(at, history.get(status, at))
     current = max(
-        ((r.status_at, _PROGRESS.get(r.status, 2), r.status) for r in (a, b) if r.status and r.status_at),
+        ((r.status_at, _progress(r.status), r.status) for r in (a, b) if r.status and r.status_at),
         default=None,
     )
     actions: dict[PipelineAction, ActionEntry] = {}
     for entry in [*a.actions.values(), *b.actions.values()]:
         kept = actions.get(entry.action)
         actions[entry.action] = entry if kept is None or entry.order() < kept.order() else kept
+    inferences: dict[int, ActionEntry] = {}
+    for attempt, entry in [*a.retry_inferences.items(), *b.retry_inferences.items()]:
+        kept = inferences.get(attempt)
+        inferences[attempt] = entry if kept is None or entry.order() < kept.order() else kept
+    transitions = sorted(set(a.transitions) | set(b.transitions), key=lambda t: t.order())[:MAX_TRANSITIONS]
+    claims = sorted(set(a.retry_claims) | set(b.retry_claims), key=lambda e: (e.at, e.order()))[:MAX_RETRY_CLAIMS]
     return ExecutionRecord(
         execution_arn=min(a.execution_arn, b.execution_arn),
         status=current[2] if current else None,
@@ -326,6 +446,9 @@ def _join(a: ExecutionRecord, b: ExecutionRecord) -> ExecutionRecord:
         status_history=dict(sorted(history.items(), key=lambda item: (item[1], item[0]))),
         started_at=_earliest([a.started_at, b.started_at]),
         actions=dict(sorted(actions.items())),
+        transitions=tuple(transitions),
+        retry_claims=tuple(claims),
+        retry_inferences=dict(sorted(inferences.items())),
     )
 
 
@@ -344,6 +467,7 @@ def observe_status(event: PipelineExecutionStatusEvent) -> StatusObservation:
         execution_arn=detail.pipeline_execution_arn,
         pipeline_arn=detail.pipeline_arn,
         status=detail.current_status,
+        previous=detail.previous_status,
         time=end or event.time,
         started_at=detail.execution_start_time,
     )
@@ -430,11 +554,15 @@ def infer(
     execution_arn: str,
     at: datetime,
     action: PipelineAction = PipelineAction.START,
+    attempt: int = 0,
+    owner_may_have: bool = False,
 ) -> InferenceObservation:
-    """Who could have acted: the principals ASSOCIATED with allow-execution on this pipeline (never the owner).
+    """Who could have acted: the principals ASSOCIATED with allow-execution on this pipeline.
 
     One account: `inferred`; several, or an organization / OU: `ambiguous` (candidates sorted); none: `unknown`.
-    An IAM role/user principal counts as its account. Grants on other pipelines are ignored.
+    An IAM role/user principal counts as its account. Grants on other pipelines are ignored. The owner is a candidate
+    only when `owner_may_have` (its own calls would leave no CloudTrail record: no trail logs them); then the owner
+    alone is `inferred` to the owner, and the owner with consumers is `ambiguous`.
     """
     if not same_arn(pipeline_of(execution_arn), pipeline_arn):
         raise ValueError(f"{execution_arn} is not an execution of {pipeline_arn}")
@@ -448,6 +576,7 @@ def infer(
                 and same_arn(g.pipeline_arn, pipeline_arn)
                 and candidate_of(g.consumer) != owner_account
             }
+            | ({owner_account} if owner_may_have else set())
         )
     )
     source = (
@@ -458,7 +587,7 @@ def infer(
         else AttributionSource.AMBIGUOUS
     )
     return InferenceObservation(
-        execution_arn=execution_arn, action=action, source=source, candidates=candidates, time=at
+        execution_arn=execution_arn, action=action, attempt=attempt, source=source, candidates=candidates, time=at
     )
 
 
@@ -466,33 +595,74 @@ def infer(
 
 
 class AlertKey(NamedTuple):
-    """One alert: `execution_arn` is the record's canonical `key` (lower-case), the conditional write's key."""
+    """One alert: `execution_arn` is the record's canonical `key` (lower-case), the conditional write's key.
+
+    `attempt` names the retry attempt (0 for start and stop); `correction` is empty for the alert itself, or names
+    the attribution a correction moves to (one correction per attribution an alerted slot moves to)."""
 
     execution_arn: str
     action: PipelineAction
+    attempt: int = 0
+    correction: str = ""
+
+    @property
+    def slot(self) -> str:
+        return f"{self.action.value}#{self.attempt}" if self.attempt else self.action.value
+
+    @property
+    def item_key(self) -> str:
+        """The alert item's sort key (ALERT#start, ALERT#retry#2, ALERT#start#correction-...)."""
+        return f"ALERT#{self.slot}" + (f"#correction-{self.correction}" if self.correction else "")
 
 
-def _due(record: ExecutionRecord | None, *, owner_account: str, alert_on_owner: bool) -> set[AlertKey]:
+def _slots(record: ExecutionRecord) -> dict[tuple[PipelineAction, int], ActionEntry]:
+    found = {(action, 0): entry for action, entry in record.actions.items()}
+    found.update({(PipelineAction.RETRY, n): e for n, e in record.retries().items() if e is not None})
+    return found
+
+
+def _worth_alerting(entry: ActionEntry, *, owner_account: str, alert_on_owner: bool) -> bool:
+    by_owner = entry.source == AttributionSource.OWNER or entry.account == owner_account
+    return (alert_on_owner if by_owner else entry.source in CONSUMER_SOURCES) and entry.source.rank > 0
+
+
+def _who(entry: ActionEntry) -> tuple[str, ...]:
+    return (entry.account,) if entry.account else entry.candidates
+
+
+def _due(
+    record: ExecutionRecord | None, *, owner_account: str, alert_on_owner: bool
+) -> dict[tuple[PipelineAction, int], ActionEntry]:
     if record is None:
-        return set()
-    due: set[AlertKey] = set()
-    for action, entry in record.actions.items():
-        by_owner = entry.source == AttributionSource.OWNER or entry.account == owner_account
-        if (alert_on_owner if by_owner else entry.source in CONSUMER_SOURCES) and entry.source.rank > 0:
-            due.add(AlertKey(record.key, action))
-    return due
+        return {}
+    return {
+        slot: entry
+        for slot, entry in _slots(record).items()
+        if _worth_alerting(entry, owner_account=owner_account, alert_on_owner=alert_on_owner)
+    }
 
 
 def alerts_due(
     before: ExecutionRecord | None, after: ExecutionRecord, *, owner_account: str, alert_on_owner: bool
 ) -> list[AlertKey]:
-    """The (execution, action) alerts this merge makes due: attributed to a consumer (or to the owner, when
-    alert_on_owner) now, and not before. Sorted. Exactly-once is the conditional write's job, keyed by AlertKey."""
+    """The alerts this merge makes due. Sorted. Exactly-once is the conditional write's job, keyed by AlertKey.
+
+    - an alert for each (action, attempt) attributed to a consumer (or to the owner, when alert_on_owner) now and
+      not before;
+    - a correction for each slot alerted before whose actor has changed (e.g. an inferred consumer, then the owner's
+      own CloudTrail record): no wrong attribution stands uncorrected.
+    """
     if before is not None and before.key != after.key:
         raise ValueError("before and after are records of different executions")
     now = _due(after, owner_account=owner_account, alert_on_owner=alert_on_owner)
     earlier = _due(before, owner_account=owner_account, alert_on_owner=alert_on_owner)
-    return sorted(now - earlier)
+    keys = [AlertKey(after.key, action, attempt) for action, attempt in now.keys() - earlier.keys()]
+    current = _slots(after)
+    for slot, old in earlier.items():
+        new = current.get(slot)
+        if new is not None and new.source.rank > old.source.rank and _who(new) != _who(old):
+            keys.append(AlertKey(after.key, slot[0], slot[1], f"{new.source.value}-{'-'.join(_who(new))}"))
+    return sorted(keys)
 
 
 class OwnerAlert(NamedTuple):
@@ -516,7 +686,13 @@ _EVIDENCE = {
 }
 
 
-def _caveat(entry: ActionEntry) -> str | None:
+OWNER_UNSEEN = (
+    " The owner account is among them: no CloudTrail trail logs its management events in this region, so its own"
+    " runs cannot be told apart from a consumer's."
+)
+
+
+def _caveat(entry: ActionEntry, owner: str) -> str | None:
     if entry.source == AttributionSource.INFERRED:
         return (
             f"Inferred, not observed: account {entry.account} is the only consumer allowed to run this pipeline, so "
@@ -525,9 +701,10 @@ def _caveat(entry: ActionEntry) -> str | None:
     if entry.source == AttributionSource.AMBIGUOUS:
         groups = any(not _is_account(c) for c in entry.candidates)
         return (
-            f"Not known which consumer made the call: any of {', '.join(entry.candidates)} may run this pipeline"
+            f"Not known which account made the call: any of {', '.join(entry.candidates)} may run this pipeline"
             + (" (an organization or OU stands for every account in it)" if groups else "")
             + ". Check their CloudTrail records to find out."
+            + (OWNER_UNSEEN if owner in entry.candidates else "")
         )
     if entry.source == AttributionSource.UNKNOWN:
         return "The caller is unknown."
@@ -564,14 +741,22 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def alert_message(record: ExecutionRecord, action: PipelineAction, grant: GrantView | None) -> OwnerAlert:
+def alert_message(
+    record: ExecutionRecord,
+    action: PipelineAction,
+    grant: GrantView | None,
+    *,
+    attempt: int = 0,
+    corrects: ActionEntry | None = None,
+) -> OwnerAlert:
     """The SNS message for one due alert: a readable ASCII subject (<= 100 chars), a JSON body, filter attributes.
 
     `grant` is the permission grant that allowed the call (None when none is on record). It must belong to the
     attributed consumer (or to one of the candidates when ambiguous). Raises ValueError otherwise, or when the record
-    has no entry for `action`.
+    has no entry for `action` (and `attempt`, for a retry). `corrects`: the attribution an earlier alert gave, which
+    this message corrects (event `execution.attribution-corrected`).
     """
-    entry = record.actions.get(action)
+    entry = record.entry(action, attempt)
     if entry is None:
         raise ValueError(f"the record of {record.execution_arn} has no {action.value!r} action")
     owner = record.owner_account
@@ -582,7 +767,7 @@ def alert_message(record: ExecutionRecord, action: PipelineAction, grant: GrantV
         raise ValueError(f"the grant is on {grant.pipeline_arn}, not on {record.pipeline_arn}")
     by_owner = entry.source == AttributionSource.OWNER or entry.account == owner
     consumer = None if by_owner else entry.account
-    event = f"execution.{action.value}"
+    event = "execution.attribution-corrected" if corrects is not None else f"execution.{action.value}"
     pays = (
         f"The owner account {owner} pays for everything this execution runs: its jobs run in and are billed to the "
         "account that owns the pipeline, whichever account started, stopped or retried it."
@@ -591,6 +776,7 @@ def alert_message(record: ExecutionRecord, action: PipelineAction, grant: GrantV
         "schema": SCHEMA,
         "event": event,
         "action": action.value,
+        "attempt": attempt or None,
         "consumer_account": consumer,
         "principal": entry.principal,
         "principal_id": entry.principal_id,
@@ -621,12 +807,23 @@ def alert_message(record: ExecutionRecord, action: PipelineAction, grant: GrantV
             "source": entry.source.value,
             "rank": entry.source.rank,
             "evidence": _EVIDENCE[entry.source],
-            "caveat": _caveat(entry),
+            "caveat": _caveat(entry, owner),
         },
         "billing": {"payer_account": owner, "statement": pays},
     }
+    if corrects is not None:
+        message["corrects"] = {
+            "source": corrects.source.value,
+            "consumer_account": corrects.account,
+            "candidates": list(corrects.candidates),
+            "statement": f"An earlier alert attributed this {action.value} to {_actor(corrects, owner)}; "
+            f"stronger evidence shows {_actor(entry, owner)}.",
+        }
     attributes = {"event": event, "action": action.value, "source": entry.source.value, "owner_account": owner}
     if consumer:
         attributes["consumer_account"] = consumer
-    subject = _subject(_actor(entry, owner), _VERBS[action], record.pipeline_name, "" if by_owner else " (owner pays)")
+    verb = _VERBS[action]
+    suffix = (f" (attempt {attempt})" if attempt else "") + ("" if by_owner else " (owner pays)")
+    actor = _actor(entry, owner)
+    subject = _subject(f"correction: {actor}" if corrects is not None else actor, verb, record.pipeline_name, suffix)
     return OwnerAlert(subject=subject, message=message, attributes=attributes)

@@ -12,15 +12,14 @@ from decimal import Decimal
 from typing import Any
 
 from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository, PriceLookup
-from pipeshare.logic.attribution import AttributionSource, ExecutionRecord
+from pipeshare.logic.attribution import consumer_of
 from pipeshare.logic.budgets import finish_message, month_of
 from pipeshare.logic.estimate import ENDED_STEP_STATUSES, PriceTable, job_cost, jobs_to_describe, step_costs
-from pipeshare.models.errors import PipeshareError
+from pipeshare.models.errors import ExecutionNotFoundError, PipeshareError
 from pipeshare.models.owner import CountedJob
 from pipeshare.models.owner_events import PipelineExecutionStatusEvent, PipelineStepStatusEvent
 
 _KINDS = {"trainingJob": "training", "processingJob": "processing", "transformJob": "transform", "tuningJob": "tuning"}
-_CONSUMER_SOURCES = {AttributionSource.FORWARDED, AttributionSource.OWNER_COPY, AttributionSource.INFERRED}
 MAX_ATTEMPTS = 4
 
 
@@ -30,21 +29,13 @@ class CostConflictError(PipeshareError):
 
 @dataclass
 class CostOutcome:
-    status: str  # counted | duplicate | running | ignored | finalised
+    status: str  # counted | duplicate | running | ignored | finalised | gone
     execution_arn: str | None = None
     added: Decimal = Decimal(0)
     total: Decimal | None = None
     consumer: str | None = None
     reason: str = ""
     alerts: list[str] = field(default_factory=list)
-
-
-def consumer_of(record: ExecutionRecord | None, owner_account: str) -> str | None:
-    """The consumer account whose spend an execution counts toward (None: the owner's own, or not attributable)."""
-    if record is None or record.source not in _CONSUMER_SOURCES:
-        return None
-    account = record.initiator_account
-    return account if account and account != owner_account else None
 
 
 def _missing_rates(component: Any, lines: Any) -> list[tuple[str, str]]:
@@ -152,7 +143,18 @@ def on_execution_end(
         state = costs.state(execution)
         if state.estimate and state.estimate.get("final"):
             return CostOutcome("duplicate", execution, reason="already finalised")
-        steps, _pages = sagemaker.list_steps(execution)
+        try:
+            steps, _pages = sagemaker.list_steps(execution)
+        except ExecutionNotFoundError as exc:  # terminal: a retry cannot bring the execution back
+            previous = (state.estimate or {}).get("total")
+            return CostOutcome(
+                "gone",
+                execution,
+                total=None if previous is None else Decimal(str(previous)),
+                consumer=consumer_of(state.record, owner_account),
+                reason="SageMaker no longer knows the execution (it, or its pipeline, was deleted): not finalised, "
+                f"the estimate keeps only the jobs counted when their steps ended ({exc})",
+            )
         # jobs counted when their step ended are not described again: their cost lines are on record
         described: dict[str, tuple[str, dict[str, Any]]] = {}
         for kind, arn in jobs_to_describe(steps):

@@ -1,7 +1,9 @@
 """Track the owner's pipeline executions: merge every observation, attribute starts/stops/retries, make alerts due.
 
 Pure logic with ports as arguments. Merging is commutative and idempotent (logic/attribution.py), so duplicated and
-reordered events give the same record; each (execution, action) alert is written once by a conditional write.
+reordered events give the same record; each (execution, action, attempt) alert is written once by a conditional
+write. Inference from the grants waits for a settle period (SettleScheduler: an SQS delay queue), since CloudTrail
+records reach EventBridge best effort and minutes late; a claim arriving even later corrects an alert once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeshare.adapters.ports import ExecutionRepository, GrantRepository, PipelineExecutionGateway
+from pipeshare.adapters.ports import (
+    ExecutionRepository,
+    GrantRepository,
+    PipelineExecutionGateway,
+    SettleScheduler,
+    SpendLedger,
+    TrailStatusGateway,
+)
 from pipeshare.logic.attribution import (
     AlertKey,
     AttributionSource,
@@ -20,21 +29,25 @@ from pipeshare.logic.attribution import (
     alert_message,
     alerts_due,
     candidate_of,
+    consumer_of,
     infer,
     merge,
     observe_call,
     observe_status,
 )
 from pipeshare.models.errors import PipeshareError
-from pipeshare.models.owner import Grant
+from pipeshare.models.owner import Grant, strongest
 from pipeshare.models.owner_events import (
     PipelineAction,
     PipelineApiCallEvent,
     PipelineExecutionStatusEvent,
     PipelineStepStatusEvent,
+    SettleRequest,
+    arn_account,
     pipeline_of,
     same_arn,
 )
+from pipeshare.observability import logger
 
 MAX_ATTEMPTS = 4
 
@@ -51,6 +64,19 @@ class TrackOutcome:
     source: str | None = None
     initiator_account: str | None = None
     alerts: list[str] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)  # slots whose attribution waits for the settle period
+
+    def response(self) -> dict[str, object]:
+        """The handler's return value."""
+        return {
+            "status": self.status,
+            "execution_arn": self.execution_arn,
+            "source": self.source,
+            "initiator_account": self.initiator_account,
+            "alerts": self.alerts,
+            "settling": self.settling,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -67,8 +93,16 @@ class _Grants:
         return list(self.loaded.values())
 
     def of(self, account: str | None) -> Grant | None:
-        matching = [g for g in self.all() if account is not None and candidate_of(g.consumer) == account]
-        return next((g for g in matching if g.allow_execution), matching[0] if matching else None)
+        return strongest(g for g in self.all() if account is not None and candidate_of(g.consumer) == account)
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Inference is provisional: an execution (or retry attempt) nobody has claimed is attributed from the grants
+    only after `seconds`, so a CloudTrail record arriving late (best effort, no ordering promise) is waited for."""
+
+    scheduler: SettleScheduler
+    seconds: int
 
 
 def track_event(
@@ -79,14 +113,20 @@ def track_event(
     grants: GrantRepository,
     sagemaker: PipelineExecutionGateway,
     alert_on_owner: bool,
-    infer_starts: bool,
+    settle: Settle | None,
+    spend: SpendLedger,
     now: datetime,
 ) -> TrackOutcome:
+    """Record one event. `settle` None: no inference (executions nobody claims stay `unknown`). When the consumer an
+    execution is attributed to changes, the cost already counted moves to it (`spend`)."""
     if isinstance(event, PipelineStepStatusEvent):
         return TrackOutcome("ignored", "step status changes are not needed for attribution")
     if isinstance(event, PipelineExecutionStatusEvent):
         if event.owner_account() != owner_account:
             return TrackOutcome("ignored", f"execution of account {event.owner_account()}, not this owner")
+        unknown = event.unknown_values()
+        if unknown:
+            logger.warning("status outside the API enum, kept as text", extra={"event_id": event.id, **unknown})
         observation: Observation = observe_status(event)
     else:
         call = observe_call(event, owner_account=owner_account)
@@ -106,8 +146,55 @@ def track_event(
         grants=_Grants(grants, pipeline_of(observation.execution_arn)),
         owner_account=owner_account,
         alert_on_owner=alert_on_owner,
-        infer_starts=infer_starts and isinstance(event, PipelineExecutionStatusEvent),
+        settle=settle,
+        spend=spend,
         now=now,
+    )
+
+
+def settle_attribution(
+    request: SettleRequest,
+    *,
+    owner_account: str,
+    executions: ExecutionRepository,
+    grants: GrantRepository,
+    trail: TrailStatusGateway,
+    alert_on_owner: bool,
+    spend: SpendLedger,
+    now: datetime,
+) -> TrackOutcome:
+    """The settle period of one slot (a start, or one retry attempt) has passed: if nobody has claimed it, attribute
+    it from the pipeline's grants. When no CloudTrail trail logs the owner's management events, the owner's own
+    calls leave no record, so the owner is one of the candidates (never silently a consumer)."""
+    record, version = executions.get(request.execution_arn)
+    if record is None or arn_account(record.execution_arn) != owner_account:
+        return TrackOutcome("ignored", "no record of this execution here", request.execution_arn)
+    slot = (request.action, request.attempt)
+    if slot not in record.open_slots():
+        return TrackOutcome(
+            "duplicate", "already attributed", record.execution_arn, record.source, record.initiator_account
+        )
+    pool = _Grants(grants, record.pipeline_arn)
+    observation = infer(
+        record.pipeline_arn,
+        pool.all(),
+        owner_account,
+        execution_arn=record.execution_arn,
+        at=now,
+        action=request.action,
+        attempt=request.attempt,
+        owner_may_have=not trail.owner_calls_recorded(record.execution_arn.split(":")[3]),
+    )
+    return _record(
+        observation,
+        executions=executions,
+        grants=pool,
+        owner_account=owner_account,
+        alert_on_owner=alert_on_owner,
+        settle=None,
+        spend=spend,
+        now=now,
+        known=(record, version),
     )
 
 
@@ -118,22 +205,35 @@ def _record(
     grants: _Grants,
     owner_account: str,
     alert_on_owner: bool,
-    infer_starts: bool,
+    settle: Settle | None,
+    spend: SpendLedger,
     now: datetime,
+    known: tuple[ExecutionRecord | None, int] | None = None,
 ) -> TrackOutcome:
+    """Merge, schedule what must settle, save with the alerts due. `known`: the record as just read (saves a read;
+    a conflicting save reads again)."""
+    scheduled: set[tuple[PipelineAction, int]] = set()
     for _ in range(MAX_ATTEMPTS):
-        before, version = executions.get(observation.execution_arn)
+        before, version = known if known is not None else executions.get(observation.execution_arn)
+        known = None
         after = merge(before, observation)
-        start = after.actions.get(PipelineAction.START)
-        if infer_starts and (start is None or start.source == AttributionSource.UNKNOWN):
-            after = merge(
-                after,
-                infer(after.pipeline_arn, grants.all(), owner_account, execution_arn=after.execution_arn, at=now),
-            )
         if before is not None and after == before:
             return TrackOutcome("duplicate", "nothing new", after.execution_arn, after.source, after.initiator_account)
+        if settle is not None:
+            # scheduled before the record is saved: a failed save retries and schedules again (settling twice is
+            # harmless: the second finds the slot attributed)
+            for action, attempt in sorted(after.open_slots() - (before.open_slots() if before else set()) - scheduled):
+                settle.scheduler.schedule(
+                    SettleRequest(execution_arn=after.execution_arn, action=action, attempt=attempt),
+                    delay_seconds=settle.seconds,
+                )
+                scheduled.add((action, attempt))
+        consumer = consumer_of(after, owner_account)
+        if consumer != consumer_of(before, owner_account):
+            # before the save, like the settle request: a failed save retries and moves again (moving is idempotent)
+            spend.move_spend(after.execution_arn, consumer=consumer, at=now)
         due = alerts_due(before, after, owner_account=owner_account, alert_on_owner=alert_on_owner)
-        alerts = [(key, _alert(after, key, grants)) for key in due]
+        alerts = [(key, _alert(before, after, key, grants)) for key in due]
         if executions.save(after, version=version, alerts=alerts, at=now):
             return TrackOutcome(
                 "recorded",
@@ -141,11 +241,15 @@ def _record(
                 after.execution_arn,
                 after.source,
                 after.initiator_account,
-                [f"{key.action.value}" for key in due],
+                [key.slot + (" correction" if key.correction else "") for key in due],
+                [f"{action.value}#{attempt}" if attempt else action.value for action, attempt in sorted(scheduled)],
             )
     raise ConcurrentUpdateError(f"{observation.execution_arn} changed {MAX_ATTEMPTS} times while being recorded")
 
 
-def _alert(record: ExecutionRecord, key: AlertKey, grants: _Grants) -> OwnerAlert:
-    entry = record.actions[key.action]
-    return alert_message(record, key.action, grants.of(entry.account))
+def _alert(before: ExecutionRecord | None, record: ExecutionRecord, key: AlertKey, grants: _Grants) -> OwnerAlert:
+    entry = record.entry(key.action, key.attempt)
+    corrects = before.entry(key.action, key.attempt) if key.correction and before is not None else None
+    return alert_message(
+        record, key.action, grants.of(entry.account if entry else None), attempt=key.attempt, corrects=corrects
+    )

@@ -58,5 +58,14 @@ class UnexpectedApiError(PipeshareError):
         self.code = code
 
 
+class ExecutionNotFoundError(PipeshareError):
+    """SageMaker does not know the pipeline execution (ResourceNotFound): it, or its pipeline, was deleted.
+    Retrying cannot bring it back."""
+
+
 class SweepIncompleteError(PipeshareError):
     """Raised at the end of an invocation in which some invitations could not be processed (after the others)."""
+
+
+class TransactionConflictError(PipeshareError):
+    """An item kept changing under a conditional transaction: the invocation fails and is retried."""

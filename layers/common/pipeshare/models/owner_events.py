@@ -1,7 +1,11 @@
 """Owner-side input contracts: SageMaker pipeline status/step events, CloudTrail Start/Stop/Retry calls, RAM changes.
 
 Shapes: docs/aws-facts.md §3 (status/step events, [C]) and §5 (CloudTrail, the owner copy is [U] for SageMaker).
-The envelope is strict (unknown top-level keys are refused); `detail` tolerates unknown keys, since AWS adds fields.
+Parsed for what decisions need: what is security-relevant is strict (source, detail-type, account, region, the ARNs
+and their accounts, the fields a decision reads); what AWS may extend is open: unknown keys (in the envelope and in
+`detail`) are ignored or kept, and status values outside the API enums are kept as text (`is_known_*` tells them
+apart; the handlers log them). The previous status is never a reason to refuse an event: what SageMaker sends for an
+execution's first event is not documented (aws-facts §3.1).
 ARNs are compared case-insensitively (aws-facts §3.1: the docs example keeps mixed-case pipeline names).
 """
 
@@ -36,9 +40,17 @@ Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 _Arn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:", max_length=2048)]
 _Text = Annotated[str, StringConstraints(max_length=2048)]
 
-ExecutionStatus = Literal["Executing", "Stopping", "Stopped", "Failed", "Succeeded"]  # [C] botocore enum
-StepStatus = Literal["Starting", "Executing", "Stopping", "Stopped", "Failed", "Succeeded"]  # [C] botocore enum
-TERMINAL_STATUSES: frozenset[str] = frozenset({"Stopped", "Failed", "Succeeded"})
+# Statuses are open values: the API enums [C] (botocore) name the known ones, events are not promised to stay inside
+# them (the step enum has `Starting`, the execution enum does not). Any word is kept; only its shape is checked.
+_StatusText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_ -]{0,63}$")]
+ExecutionStatus = _StatusText
+StepStatus = _StatusText
+KNOWN_EXECUTION_STATUSES: frozenset[str] = frozenset(
+    {"Executing", "Stopping", "Stopped", "Failed", "Succeeded", "CompletedWithFailures"}
+)
+KNOWN_STEP_STATUSES: frozenset[str] = frozenset({"Starting", "Executing", "Stopping", "Stopped", "Failed", "Succeeded"})
+TERMINAL_STATUSES: frozenset[str] = frozenset({"Stopped", "Failed", "Succeeded", "CompletedWithFailures"})
+RETRYABLE_STATUSES: frozenset[str] = frozenset({"Failed", "Stopped"})  # RetryPipelineExecution's starting points
 
 
 class PipelineAction(StrEnum):
@@ -91,9 +103,10 @@ def partition_of(region: str) -> str:
 
 
 class _Envelope(EventBridgeModel):
-    """The standard envelope, strict like models.events: unknown top-level keys are refused."""
+    """The standard envelope. Its documented keys are checked; keys EventBridge may add (e.g. `replay-name` on a
+    replayed event) are ignored."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     version: Literal["0"]
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -159,6 +172,14 @@ class PipelineExecutionStatusEvent(_PipelineEvent):
     def terminal(self) -> bool:
         return self.detail.current_status in TERMINAL_STATUSES
 
+    def unknown_values(self) -> dict[str, str]:
+        """Status values outside the API enum (kept, logged by the handler, never a reason to refuse the event)."""
+        values = {
+            "currentPipelineExecutionStatus": self.detail.current_status,
+            "previousPipelineExecutionStatus": self.detail.previous_status,
+        }
+        return {k: v for k, v in values.items() if v is not None and v not in KNOWN_EXECUTION_STATUSES}
+
 
 class StepStatusDetail(_ExecutionDetail):
     step_name: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(alias="stepName")
@@ -177,6 +198,10 @@ class PipelineStepStatusEvent(_PipelineEvent):
 
     detail_type: Literal["SageMaker Model Building Pipeline Execution Step Status Change"] = Field(alias="detail-type")
     detail: StepStatusDetail
+
+    def unknown_values(self) -> dict[str, str]:
+        values = {"currentStepStatus": self.detail.current_status, "previousStepStatus": self.detail.previous_status}
+        return {k: v for k, v in values.items() if v is not None and v not in KNOWN_STEP_STATUSES}
 
     @property
     def cache_hit(self) -> bool:
@@ -330,6 +355,26 @@ class OwnerShareStateChange(RamStateChangeEvent):
 
     def share_arns(self) -> list[str]:
         return [r for r in self.resources if ":resource-share/" in r]
+
+
+# ------------------------------------------------------------------------------------------ settle (SQS message)
+
+
+class SettleRequest(BaseModel):
+    """The delayed message that ends one slot's settle period (SettleAttributionFunction's input contract): the
+    start of an execution, or one retry attempt (>= 2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    execution_arn: ExecutionArn
+    action: Literal[PipelineAction.START, PipelineAction.RETRY]
+    attempt: int = Field(default=0, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _attempt_fits_the_action(self) -> SettleRequest:
+        if (self.action == PipelineAction.RETRY) != (self.attempt >= 2):
+            raise ValueError("a retry names its attempt (>= 2); a start has none")
+        return self
 
 
 # -------------------------------------------------------------------------------------------------- any owner event

@@ -7,6 +7,7 @@ events produced by the emulated services are delivered after each step, unless t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeshare_local.settings import (
+    SCENARIO_CLOUDTRAIL_DELAY_MINUTES,
+    CloudTrailSettings,
+    EmulationSettings,
+    RamSettings,
+    SageMakerSettings,
+)
 from pipeshare_local.stack import LocalStack
 from pipeshare_local.template import ROOT
 
@@ -43,12 +51,23 @@ class DeploySpec(_Strict):
     trust_policy_parameter: str = "/pipeshare/trust-policy"
 
 
+class ScenarioCloudTrail(CloudTrailSettings):
+    """The scenario's `cloudtrail:` block: the scenario default latency, and `trails` keyed by alias or account ID."""
+
+    delay_minutes: float = Field(default=SCENARIO_CLOUDTRAIL_DELAY_MINUTES, ge=0, le=24 * 60)
+    trails: dict[str, bool] = Field(default_factory=dict)
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
     region: str = "us-east-1"
     start: datetime = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-    invitation_ttl_hours: float = 12
+    invitation_ttl_hours: float | None = Field(default=None, gt=0)  # shorthand for ram: {invitation_ttl_hours}
+    # emulation settings (pipeshare_local.settings; docs/scenarios.md "Emulation settings")
+    cloudtrail: ScenarioCloudTrail = Field(default_factory=ScenarioCloudTrail)
+    sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
+    ram: RamSettings = Field(default_factory=RamSettings)
     accounts: dict[str, AccountSpec]
     deploy: list[DeploySpec] = Field(default_factory=list)
     steps: list[dict[str, Any]]
@@ -59,6 +78,29 @@ class Scenario(_Strict):
             if len(step) != 1 or next(iter(step)) not in STEP_KINDS:
                 raise ValueError(f"steps[{index}] must be one of {sorted(STEP_KINDS)}, got {list(step)}")
         return self
+
+    @model_validator(mode="after")
+    def _settings_consistent(self) -> Scenario:
+        if self.invitation_ttl_hours is not None:
+            if "invitation_ttl_hours" in self.ram.model_fields_set:
+                raise ValueError("set the invitation window once: invitation_ttl_hours or ram.invitation_ttl_hours")
+            self.ram.invitation_ttl_hours = self.invitation_ttl_hours
+        unknown = sorted(k for k in self.cloudtrail.trails if k not in self.accounts and not re.fullmatch(r"\d{12}", k))
+        if unknown:
+            raise ValueError(f"cloudtrail.trails names unknown accounts {unknown} (known: {', '.join(self.accounts)})")
+        return self
+
+    def emulation_settings(self) -> EmulationSettings:
+        """The settings the scenario's local stack runs with (trails keyed by account ID)."""
+        cloudtrail = self.cloudtrail.model_dump()
+        cloudtrail["trails"] = {
+            (self.accounts[k].id if k in self.accounts else k): v for k, v in self.cloudtrail.trails.items()
+        }
+        return EmulationSettings(
+            cloudtrail=CloudTrailSettings(**cloudtrail),
+            sagemaker=self.sagemaker.model_copy(),
+            ram=self.ram.model_copy(),
+        )
 
 
 @dataclass
@@ -94,6 +136,7 @@ class Player:
         self.quiet_sweeps = 0
         self.executions: dict[str, str] = {}  # scenario label -> execution ARN
         self.denied: list[tuple[str, str]] = []  # (label, error code) of refused starts
+        self.spend_marks: dict[str, Decimal] = {}  # expect_spend labels -> the spend then
 
     # ------------------------------------------------------------------ helpers
     def account(self, ref: str) -> str:
@@ -125,6 +168,12 @@ class Player:
 
     # ------------------------------------------------------------------ running
     def run(self) -> Report:
+        changed = self.stack.settings.changed()
+        self.log(
+            "settings",
+            "emulation settings: "
+            + ("; ".join(f"{block} {values}" for block, values in changed.items()) if changed else "defaults"),
+        )
         for spec in self.scenario.deploy:
             self.deploy(spec)
         for step in self.scenario.steps:
@@ -265,9 +314,20 @@ class Player:
                     "detail": e.event.get("detail"),
                     "dropped": e.dropped,
                     "matched": e.matched,
+                    "delivered_at": e.at.strftime("%Y-%m-%dT%H:%M:%SZ") if e.at else None,
                 }
                 for e in self.stack.delivered
             ],
+            "pending_events": [
+                {
+                    "account": self.alias_of(account),
+                    "detail-type": event.get("detail-type"),
+                    "id": event.get("id"),
+                    "due": due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+                for due, account, event in self.stack.pending_events()
+            ],
+            "settings": self.stack.settings.model_dump(),
             "invocations": [i.as_dict() for i in self.stack.invocations()],
             "executions": self._executions(),
         }
@@ -501,8 +561,11 @@ def _expect_execution(p: Player, args: dict[str, Any]) -> None:
         "source": item.get("attribution_source"),
         "initiator": p.alias_of(str(item.get("initiator_account") or "")) or None,
         "status": item.get("status"),
+        "candidates": sorted(p.alias_of(str(c)) for c in item.get("candidates") or []),
     }
-    wanted = {k: args[k] for k in ("source", "initiator", "status") if k in args}
+    if "candidates" in args:
+        args = {**args, "candidates": sorted(args["candidates"])}
+    wanted = {k: args[k] for k in ("source", "initiator", "status", "candidates") if k in args}
     ok = bool(item) and all(checks[k] == v for k, v in wanted.items())
     text = f"{args['owner']} records {label} with " + ", ".join(f"{k} {v}" for k, v in wanted.items())
     p.report.expectations.append({"ok": ok, "text": text, "actual": checks})
@@ -519,12 +582,18 @@ def _expect_alerts(p: Player, args: dict[str, Any]) -> None:
         and str(n["message"].get("schema", "")).startswith("pipeshare.owner.execution-alert")
         and (not execution or n["message"].get("execution_arn", "").lower() == execution.lower())
         and ("action" not in args or n["message"].get("action") == args["action"])
+        and ("attempt" not in args or n["message"].get("attempt") == args["attempt"])
+        and ("event" not in args or n["message"].get("event") == args["event"])
+        and ("consumer" not in args or n["message"].get("consumer_account") == p.account(args["consumer"]))
     ]
     ok = len(alerts) == int(args.get("count", 1))
     text = (
         f"{args['owner']} got {args.get('count', 1)} execution alert(s)"
         + (f" for {args['execution']}" if "execution" in args else "")
         + (f" ({args['action']})" if "action" in args else "")
+        + (f" attempt {args['attempt']}" if "attempt" in args else "")
+        + (f" event {args['event']}" if "event" in args else "")
+        + (f" naming {args['consumer']}" if "consumer" in args else "")
     )
     p.report.expectations.append({"ok": ok, "text": text, "actual": len(alerts)})
     p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {len(alerts)}"))
@@ -587,6 +656,67 @@ def _expect_estimate(p: Player, args: dict[str, Any]) -> None:
     p.log("expect", ("PASS " if ok else "FAIL ") + text + f" (estimate USD {total:.4f}, final {estimate.get('final')})")
 
 
+def _set_emulation(p: Player, args: dict[str, Any]) -> None:
+    """Change emulation settings from now on (blocks as at the top level; trails keyed by alias or account ID)."""
+    for block, values in args.items():
+        if block not in ("cloudtrail", "sagemaker", "ram"):
+            raise ValueError(f"set_emulation: unknown block {block!r} (cloudtrail, sagemaker, ram)")
+        target = getattr(p.stack.settings, block)
+        for key, value in values.items():
+            if block == "cloudtrail" and key == "trails":
+                value = {**target.trails, **{p.account(k): bool(v) for k, v in value.items()}}
+            setattr(target, key, value)  # validated on assignment
+    p.log("set_emulation", "emulation settings from now on: " + json.dumps(args, sort_keys=True))
+
+
+def _spend(p: Player, owner: str, consumer: str) -> Decimal:
+    items = [i for i in _owner_items(p, owner) if i["pk"].startswith("SPEND#") and i["sk"] == f"CONSUMER#{consumer}"]
+    return sum((Decimal(str(i.get("total", 0))) for i in items), Decimal(0))
+
+
+def _expect_spend(p: Player, args: dict[str, Any]) -> None:
+    """The consumer's month-to-date spend (every month): within min_usd / max_usd, and/or the same as (or `above`)
+    what it was when the expectation labelled `unchanged_since` was checked; `as` labels this one."""
+    consumer = p.account(args["consumer"])
+    spend = _spend(p, args["owner"], consumer)
+    ok = spend >= Decimal(str(args.get("min_usd", "-Infinity"))) and spend <= Decimal(
+        str(args.get("max_usd", "Infinity"))
+    )
+    if "unchanged_since" in args:
+        ok = ok and spend == p.spend_marks[args["unchanged_since"]]
+    if "above" in args:
+        ok = ok and spend > p.spend_marks[args["above"]]
+    if "as" in args:
+        p.spend_marks[args["as"]] = spend
+    bounds = [f"{k.split('_')[0]} USD {args[k]}" for k in ("min_usd", "max_usd") if k in args]
+    if "unchanged_since" in args:
+        bounds.append(f"unchanged since {args['unchanged_since']}")
+    if "above" in args:
+        bounds.append(f"above what it was at {args['above']}")
+    text = f"{args['owner']} counts {args['consumer']}'s spend " + ", ".join(bounds)
+    p.report.expectations.append({"ok": ok, "text": text, "actual": str(spend)})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + f" (USD {spend:.4f})")
+
+
+def _expect_grants(p: Player, args: dict[str, Any]) -> None:
+    """The owner's inventory: how many grants a consumer holds on a pipeline, and whether one allows execution."""
+    consumer = p.account(args["consumer"])
+    pipeline = p.resource_arn(f"pipeline:{args['pipeline']}").lower()
+    grants = [
+        i
+        for i in _owner_items(p, args["owner"])
+        if i.get("item_type") == "grant" and i["consumer"] == consumer and i["pipeline_arn"].lower() == pipeline
+    ]
+    actual = {"count": len(grants), "allow_execution": any(g.get("allow_execution") for g in grants)}
+    wanted = {k: args[k] for k in ("count", "allow_execution") if k in args}
+    ok = all(actual[k] == v for k, v in wanted.items())
+    text = f"{args['owner']} lists {args['consumer']} on {args['pipeline']} with " + ", ".join(
+        f"{k} {v}" for k, v in wanted.items()
+    )
+    p.report.expectations.append({"ok": ok, "text": text, "actual": actual})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {actual}"))
+
+
 def _expect_owner_messages(p: Player, args: dict[str, Any]) -> None:
     owner = p.account(args["owner"])
     schema = {
@@ -625,6 +755,9 @@ STEP_KINDS: dict[str, Callable[[Player, dict[str, Any]], None]] = {
     "set_budget_policy": _set_budget_policy,
     "expect_estimate": _expect_estimate,
     "expect_owner_messages": _expect_owner_messages,
+    "set_emulation": _set_emulation,
+    "expect_spend": _expect_spend,
+    "expect_grants": _expect_grants,
 }
 
 
@@ -636,7 +769,5 @@ def load_scenario(path: Path) -> Scenario:
 
 
 def run_scenario(scenario: Scenario) -> Report:
-    with LocalStack(
-        region=scenario.region, start=scenario.start, invitation_ttl=timedelta(hours=scenario.invitation_ttl_hours)
-    ) as stack:
+    with LocalStack(region=scenario.region, start=scenario.start, settings=scenario.emulation_settings()) as stack:
         return Player(scenario, stack).run()

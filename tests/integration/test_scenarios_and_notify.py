@@ -150,3 +150,23 @@ def test_attribution_scenario_covers_every_path_with_duplicates_and_reordering()
         "inferred",
         "owner",
     ]
+
+
+def test_owner_realism_scenario_holds_with_late_and_missing_cloudtrail_records() -> None:
+    # Given the owner-realism scenario (CloudTrail 5 minutes late, then 20, then no owner trail; a retry without the
+    # forwarder; one pipeline through two shares; an undocumented previous status on every first status event)
+    report = run_scenario(load_scenario(ROOT / "scenarios" / "owner-realism.yaml")).as_dict()
+    # Then every expectation holds, and no consumer is blamed for any owner run
+    assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
+    by_run = {e["execution_arn"]: e for e in report["executions"]}
+    assert sorted((e["initiator"] or "-", e["attribution_source"]) for e in by_run.values()) == [
+        ("-", "ambiguous"),
+        ("consumer-a", "forwarded"),
+        ("consumer-b", "inferred"),
+        ("owner", "owner"),
+        ("owner", "owner"),
+    ]
+    # and no event was refused (the first status events all carried previousPipelineExecutionStatus "Starting")
+    refused = [i for i in report["invocations"] if (i.get("result") or {}).get("status") == "invalid"]
+    assert refused == []
+    assert sum(1 for e in report["events"] if e["detail"].get("previousPipelineExecutionStatus") == "Starting") >= 5

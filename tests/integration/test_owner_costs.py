@@ -199,19 +199,8 @@ def test_finalised_estimate_call_count(stack: LocalStack) -> None:
 
 
 def _cost_repository(stack: LocalStack) -> DynamoDbCostRepository:
-    """The cost repository on the owner's table, through a real client with the owner's tooling credentials."""
-    import boto3
-
-    creds = stack.credentials(OWNER, "tooling")
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=creds["AWS_SESSION_TOKEN"],
-    )
-    return DynamoDbCostRepository(stack.deployments[OWNER].refs["OwnerTable"], client)
+    """The cost repository on the owner's table, through the stack's client with the owner's tooling credentials."""
+    return DynamoDbCostRepository(stack.deployments[OWNER].refs["OwnerTable"], stack.client(OWNER, "dynamodb"))
 
 
 def test_arns_in_mixed_case_are_one_execution_one_job_and_one_pipeline_total(stack: LocalStack) -> None:
@@ -277,7 +266,7 @@ def test_a_finished_execution_sagemaker_no_longer_knows_is_gone_once_and_not_ret
 def test_counted_spend_follows_the_attribution_and_a_commit_on_a_stale_one_loses(stack: LocalStack) -> None:
     # Given an owner table and USD 1.50 counted for an execution nobody was attributed yet
     stack.deploy(OWNER, {"Mode": "owner"})
-    costs = DynamoDbCostRepository(stack.deployments[OWNER].refs["OwnerTable"], client=stack.client(OWNER, "dynamodb"))
+    costs = _cost_repository(stack)
     pipeline = f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/churn-train"
     execution, month, now = f"{pipeline}/execution/late1", "2026-05", datetime(2026, 5, 1, 9, tzinfo=UTC)
 

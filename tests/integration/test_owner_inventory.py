@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
 from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
 from pipeshare.logic.inventory import diff
 from pipeshare.models.owner import ALLOW_EXECUTION, Grant
@@ -185,17 +183,8 @@ def test_revoking_the_allow_execution_share_keeps_the_read_only_grant(stack: Loc
 
 
 def _owner_table(stack: LocalStack) -> DynamoDbGrantRepository:
-    """The grant repository on the owner's table, through a real client with the owner's tooling credentials."""
-    creds = stack.credentials(OWNER, "tooling")
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=creds["AWS_SESSION_TOKEN"],
-    )
-    return DynamoDbGrantRepository(stack.deployments[OWNER].refs["OwnerTable"], client)
+    """The grant repository on the owner's table, through the stack's client with the owner's tooling credentials."""
+    return DynamoDbGrantRepository(stack.deployments[OWNER].refs["OwnerTable"], stack.client(OWNER, "dynamodb"))
 
 
 def test_a_pipeline_arn_in_mixed_case_is_one_grant_item(stack: LocalStack) -> None:

@@ -13,18 +13,31 @@ Consumer side (consumers 222222222222 and 444444444444 deployed; the owners only
 
 Owner side (the stack is reset, then deployed as tests/integration/test_owner_tracking.py does: a consumer trusting
 the owner, then the owner, Mode=owner, sharing a new pipeline allow-execution with that one consumer; the consumer
-accepts and the owner's inventory records the grant):
-2. AWS calls per consumer-start alert, with the same probes: the consumer (no forwarder) starts the owner's pipeline
-   by ARN; the TrackExecutionsFunction invocation that makes the start alert due (on the status event: the start is
-   inferred from the grants) is counted (target <= 3), then every NotifyOwnerFunction invocation over the alerts it
-   published (1, sns:Publish). Informational, with a second owner whose consumer forwards its CloudTrail records
-   (OwnerEventBusArn): the tracker invocation on the forwarded StartPipelineExecution record (DescribePipelineExecution
-   verification), as the local stack delivers it (after the status event) and delivered first (the two events
-   captured, then invoked in that order, as EventBridge may deliver them).
-3. Latency from the consumer's StartPipelineExecution call to the owner's SNS publish, on the local stack: wall time
-   from just before the start call until the alert is readable from the owner's OwnerTopic (stack.deliver() then
-   read_notifications, repeated), the real functions in place; a new client token (a new execution) each run,
-   median of >= 5 runs (--latency-runs, default 7).
+accepts and the owner's inventory records the grant; a second owner/consumer pair likewise, the consumer forwarding its
+CloudTrail records to the owner's bus (OwnerEventBusArn). Both pipelines' executions run a one-day step, so none ends
+while its start is tracked and settled; InferenceSettleMinutes is the template's default, 10):
+2. AWS calls per consumer-start alert, with the same probes (the SettleAttributionFunction probe stands on its SQS
+   mapping and sees the batches): the consumer (no forwarder) starts the owner's pipeline by ARN. Counted: the
+   TrackExecutionsFunction invocation on the status event (it records the start `unknown` and sends a settle request
+   to SettleQueue, no alert due; target <= 3); then, after stack.advance(settle period) on the scenario clock, the
+   SettleAttributionFunction invocation that infers the start from the grants and makes its alert due (target <= 7,
+   the trail check - DescribeTrails, GetTrailStatus, GetEventSelectors - included: its answer is cached 15 minutes
+   per warm container, and the local stack starts a fresh container when another function ran in between: the row
+   says which it was); then every NotifyOwnerFunction invocation over the alerts it published (1, sns:Publish).
+   Informational, with the forwarding pair: the tracker invocation on the forwarded StartPipelineExecution record
+   (DescribePipelineExecution verification; it makes the alert due at once), as the local stack delivers it (after
+   the status event, one bus hop later, with CloudTrail delay 0: the status event sends a settle request, which finds
+   the start claimed once the period has passed) and delivered first (the two events captured, then invoked in that
+   order, as EventBridge may deliver them; the status event then sends no settle request).
+3. Start-to-alert latency on the local stack, a new client token (a new execution) each run, median of >= 5 runs
+   (--latency-runs, default 7), no waiting on real time beyond the local processing:
+   - the real-time path, the consumer WITH the forwarder (the alert is due on the forwarded record): wall time from
+     just before the StartPipelineExecution call until the alert is readable from the owner's OwnerTopic
+     (stack.deliver() then read_notifications, repeated), the real functions in place;
+   - the inferred path, the consumer without the forwarder: the scenario-time delay (the settle period, measured on
+     the stack's clock from the start call to the settle invocation), and the wall time from the start of the
+     SettleAttributionFunction invocation, once stack.advance reaches the settle request's due time, until the alert
+     is readable (the settle function probed only to time it).
 
 Owner side, cost estimates (EstimateCostFunction, on the first owner's pipeline, after the measurements above):
 4. AWS calls per finalised estimate: the pipeline runs the steps of tests/integration/test_owner_costs.py
@@ -48,11 +61,14 @@ Both sides:
 7. Cold init ratio: fresh processes (bench_child.py): import the handler module as Lambda does + build its adapters'
    boto3 clients, versus `import boto3` + the baseline's clients; medians of >= 7 runs each (after one warm-up run).
    AcceptInvitationsFunction: RAM gateway + share repository vs ram, dynamodb; NotifyDecisionsFunction: notifier vs
-   sns; TrackExecutionsFunction: execution repository + grant repository + execution gateway vs dynamodb, sagemaker;
+   sns; TrackExecutionsFunction: execution repository + grant repository + execution gateway + settle scheduler +
+   cost repository vs dynamodb, sagemaker, sqs; SettleAttributionFunction: execution repository + grant repository +
+   trail status + cost repository vs dynamodb, cloudtrail;
    OwnerInventoryFunction: owner RAM gateway + grant repository vs ram, dynamodb; EstimateCostFunction: cost
    repository + cost gateway (get_cost_repository(table), get_cost_gateway()) vs dynamodb, sagemaker.
 8. Peak RSS: a fresh process imports the handler and runs ONE real invocation against the running local stack (the
-   tracker on a real status event of a new consumer start, captured from the stack; the inventory on the scheduled
+   tracker on a real status event of a new consumer start, captured from the stack; the settler on the SQS batch
+   carrying that start's settle request, captured once the settle period has passed; the inventory on the scheduled
    event of its Reconcile rule; the estimator on the terminal status event of a new consumer execution of the
    test's steps, its step-ended events captured too, so that invocation describes and counts every job).
 
@@ -89,11 +105,12 @@ from pipeshare_local.template import ROOT
 ACCEPT = "AcceptInvitationsFunction"
 NOTIFY = "NotifyDecisionsFunction"
 TRACK = "TrackExecutionsFunction"
+SETTLE = "SettleAttributionFunction"
 NOTIFY_OWNER = "NotifyOwnerFunction"
 INVENTORY = "OwnerInventoryFunction"
 ESTIMATE = "EstimateCostFunction"
 CONSUMER_HANDLERS = (ACCEPT, NOTIFY)
-OWNER_HANDLERS = (TRACK, INVENTORY, ESTIMATE)
+OWNER_HANDLERS = (TRACK, SETTLE, INVENTORY, ESTIMATE)
 # consumer side (no owner stack deployed)
 OWNER = "111111111111"  # trusted owner
 CONSUMER = "222222222222"
@@ -125,7 +142,10 @@ ALERT_SCHEMA = "pipeshare.owner.execution-alert"
 
 CALLS_TARGET = 4
 NOTIFY_CALLS_TARGET = 1
-TRACK_CALLS_TARGET = 3
+TRACK_CALLS_TARGET = 3  # the status event of an unclaimed start: GetItem, SendMessage (settle), TransactWriteItems
+SETTLE_CALLS_TARGET = 7  # the settle: GetItem, Query, DescribeTrails, GetTrailStatus, GetEventSelectors, GetItem, TWI
+TRAIL_CALLS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors")
+TRAIL_CACHE_NOTE = "trail check cached 15 min per warm container"
 OWNER_NOTIFY_CALLS_TARGET = 1
 ESTIMATE_CALLS_TARGET = "1 + step pages + jobs"  # per finalised estimate (the issue's target)
 STEP_END_CALLS_EXPECTED = 3  # dynamodb:Query, one sagemaker:Describe*Job, dynamodb:TransactWriteItems
@@ -144,6 +164,10 @@ MANY_STEPS = 200
 MANY_STEPS_CACHE_HITS = (25, 75, 125, 175)  # indexes of the steps served from cache
 LATENCY_TARGET_S = 2.0
 LATENCY_TIMEOUT_S = 30.0  # one run gives up (an error) when the alert is not readable by then
+SETTLE_LEAD = timedelta(seconds=5)  # the inferred path: the last scenario seconds before the settle is due, timed
+SETTLE_OVERRUN = timedelta(minutes=1)  # scenario time past the settle period before a run gives up (an error)
+# the tracked pipeline's executions run for a day: none ends (no estimate, no spend to move) while starts settle
+TRACKING_STEPS = (StepSpec(name="Train", type="Training", duration_seconds=24 * 3600),)
 INIT_RATIO_TARGET = 1.25
 RSS_TARGET_MB = 100.0
 WARMUP_RUNS = 1  # per variant, discarded (bytecode and page caches)
@@ -156,7 +180,11 @@ DEFAULT_OUT = ROOT / "reports" / "bench.json"
 INIT_CLIENTS = {
     ACCEPT: (("ram", "dynamodb"), ("ram", "shares")),
     NOTIFY: (("sns",), ("notifier",)),
-    TRACK: (("dynamodb", "sagemaker"), ("executions", "grants", "execution_gateway")),
+    TRACK: (
+        ("dynamodb", "sagemaker", "sqs"),
+        ("executions", "grants", "execution_gateway", "settle_scheduler", "costs"),
+    ),
+    SETTLE: (("dynamodb", "cloudtrail"), ("executions", "grants", "trail", "costs")),
     INVENTORY: (("ram", "dynamodb"), ("owner_ram", "grants")),
     ESTIMATE: (("dynamodb", "sagemaker"), ("costs", "cost_gateway")),
 }
@@ -218,6 +246,7 @@ class ProbeRun:
     seconds: float = 0.0  # wall time of the invocation (in-process, against the local endpoint)
     # HTTP round trips of the invocation's calls, seconds by operation: the local endpoint serves them in this process
     endpoint_seconds: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0  # time.perf_counter() when the invocation began
 
     @property
     def calls(self) -> list[tuple[str, str, str]]:
@@ -259,10 +288,11 @@ def timing_requests() -> Iterator[dict[str, float]]:
 
 
 class Probe:
-    """Stands in for a LocalFunction on its rules and stream mappings: invokes it once per delivery (first attempts
-    only: no retries, no OnFailure destination) and records the calls of each invocation; or, with capture_only,
-    keeps rule events without invoking (so a child process can handle them); with hold, keeps (without invoking)
-    only the events hold(event) is true for."""
+    """Stands in for a LocalFunction on its rules, stream and SQS mappings: invokes it once per delivery (first
+    attempts only: no retries, no OnFailure destination) and records the calls of each invocation; or, with
+    capture_only, keeps the events without invoking (so a child process can handle them; a captured SQS batch is
+    reported processed, so the mapping deletes its messages); with hold, keeps (without invoking) only the rule events
+    hold(event) is true for."""
 
     def __init__(
         self,
@@ -284,13 +314,27 @@ class Probe:
         return getattr(self.function, name)
 
     def invoke_once(self, event: dict[str, Any], *, trigger: str, attempt: int = 1) -> Invocation:
+        if self.capture_only:  # a stream or queue mapping's batch: kept for a child process, reported processed
+            self.captured.append(event)
+            self.captured_triggers.append(trigger)
+            return Invocation(
+                function=self.function.logical_id,
+                account=self.function.account,
+                trigger=trigger,
+                event_id=None,
+                attempt=attempt,
+                at=datetime.now(UTC).isoformat(),
+                result={"batchItemFailures": []},
+            )
         before = len(self._stack.calls())
         with timing_requests() as round_trips:
             started = time.perf_counter()
             invocation = self.function.invoke_once(event, trigger=trigger, attempt=attempt)
             seconds = time.perf_counter() - started
         window = self._stack.calls()[before:]
-        self.runs.append(ProbeRun(trigger, event, self.function.account, invocation, window, seconds, round_trips))
+        self.runs.append(
+            ProbeRun(trigger, event, self.function.account, invocation, window, seconds, round_trips, started)
+        )
         return invocation
 
     def invoke_async(self, event: dict[str, Any], *, trigger: str) -> list[Invocation]:
@@ -310,12 +354,13 @@ def probing(
     capture_only: bool = False,
     hold: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[Probe]:
-    """Put a probe in place of a deployed function on every rule and stream mapping that targets it."""
+    """Put a probe in place of a deployed function on every rule, stream and SQS mapping that targets it."""
     deployment = stack.deployments[account]
     function = deployment.functions[logical]
     probe = Probe(stack, function, capture_only=capture_only, hold=hold)
     targets: list[Any] = [r for r in deployment.rules if r.function is function]
     targets += [m for m in deployment.streams if m.function is function]
+    targets += [m for m in deployment.queues if m.function is function]
     if not targets:
         raise BenchError(f"{logical} in {account} has no rule or stream mapping to probe")
     for target in targets:
@@ -521,6 +566,11 @@ def _is_status_event(event: dict[str, Any], execution: str) -> bool:
     )
 
 
+def _is_start_status(event: dict[str, Any], execution: str) -> bool:
+    """The status event of the execution's start (Executing)."""
+    return _is_status_event(event, execution) and event["detail"].get("currentPipelineExecutionStatus") == "Executing"
+
+
 def _is_start_record(event: dict[str, Any]) -> bool:
     return event.get("detail-type") == API_CALL and event.get("detail", {}).get("eventName") == "StartPipelineExecution"
 
@@ -557,66 +607,153 @@ def _alerting(run: ProbeRun) -> bool:
     return "start" in (_result_of(run).get("alerts") or [])
 
 
+def settle_period(stack: LocalStack, owner: str) -> timedelta:
+    """InferenceSettleMinutes as the owner's tracker was deployed with it: the template's default (the bench passes
+    no value; a deployment that differs is an error of the measurement)."""
+    default = float(stack.template["Parameters"]["InferenceSettleMinutes"]["Default"])
+    deployed = float(stack.deployments[owner].functions[TRACK].environment["INFERENCE_SETTLE_MINUTES"])
+    if deployed != default:
+        raise BenchError(f"the tracker runs with InferenceSettleMinutes={deployed:g}, not the default {default:g}")
+    return timedelta(minutes=deployed)
+
+
+def _tracked(run: ProbeRun) -> list[dict[str, Any]]:
+    """The outcomes a tracking invocation logged ('execution event tracked': one per event, or per SQS record of a
+    settle batch), for a handler whose return value does not carry them (SettleAttributionFunction's batch
+    response)."""
+    if run.invocation.error is not None:
+        raise BenchError(f"{run.invocation.function} ({run.trigger}) failed: {run.invocation.error}")
+    failures = (run.invocation.result or {}).get("batchItemFailures") if isinstance(run.invocation.result, dict) else []
+    if failures:
+        raise BenchError(f"{run.invocation.function} ({run.trigger}) reported failed records: {failures}")
+    keys = ("status", "reason", "execution_arn", "source", "initiator_account", "alerts", "settling")
+    return [
+        {k: log.get(k) for k in keys} for log in run.invocation.logs if log.get("message") == "execution event tracked"
+    ]
+
+
+def _settle_summary(run: ProbeRun, outcome: dict[str, Any], names: OperationNames) -> dict[str, Any]:
+    breakdown = names.breakdown(run.calls)
+    return {
+        "trigger": run.trigger,
+        "records": len(run.event.get("Records", [])),
+        "calls": len(run.calls),
+        "by_operation": breakdown,
+        "sequence": [names.label(s, o) for _, s, o in run.calls],
+        "calls_from_other_accounts": run.foreign_calls,
+        "trail_checked": any(op in breakdown for op in TRAIL_CALLS),  # False: the warm container's cached answer
+        "wall_ms": run.seconds * 1000,
+        "outcome": outcome,
+    }
+
+
+def _settles_of(runs: list[ProbeRun], execution: str) -> list[tuple[ProbeRun, dict[str, Any]]]:
+    """(settle invocation, its outcome for the execution) for every settle batch that carried the execution."""
+    return [
+        (run, outcome)
+        for run in runs
+        for outcome in _tracked(run)
+        if str(outcome.get("execution_arn") or "").lower() == execution.lower()
+    ]
+
+
 def measure_inferred_start_calls(
-    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, settle: timedelta, names: OperationNames
 ) -> dict[str, Any]:
-    """The consumer (no forwarder) starts the pipeline; the owner learns of it from the status event only: the
-    tracker invocation that makes the start alert due is counted, then every NotifyOwnerFunction invocation."""
-    with probing(stack, owner, TRACK) as tracker, probing(stack, owner, NOTIFY_OWNER) as notifier:
+    """The consumer (no forwarder) starts the pipeline; the owner learns of it from the status event only. Counted:
+    the tracker invocation on the status event (it records the start `unknown` and sends the settle request, no alert
+    due), then, after stack.advance(settle period) on the scenario clock, the SettleAttributionFunction invocation
+    (an SQS batch) that infers the start from the grants and makes its alert due, then every NotifyOwnerFunction
+    invocation over the alerts it published."""
+    with (
+        probing(stack, owner, TRACK) as tracker,
+        probing(stack, owner, SETTLE) as settler,
+        probing(stack, owner, NOTIFY_OWNER) as notifier,
+    ):
         execution = start_execution(stack, consumer, pipeline, "calls-inferred")
         stack.deliver()
+        early = owner_alerts(stack, owner, execution)
+        stack.advance(settle)
+    if early:
+        raise BenchError(f"an alert was published before the settle period had passed: {early[0]['message']}")
     runs = _concerning(tracker.runs, execution)
-    alerting = [r for r in runs if _alerting(r)]
-    if len(alerting) != 1 or not _is_status_event(alerting[0].event, execution):
-        raise BenchError(f"expected one start alert made due by the status event, got {len(alerting)}")
-    run = alerting[0]
-    result = _result_of(run)
-    if (result.get("source"), result.get("initiator_account")) != ("inferred", consumer):
-        raise BenchError(f"the start was not inferred to be {consumer}'s: {result}")
-    if len(owner_alerts(stack, owner, execution)) != 1:
-        raise BenchError("the start alert was not published once on the owner's OwnerTopic")
+    status = [r for r in runs if _is_start_status(r.event, execution)]
+    if len(status) != 1:
+        raise BenchError(f"expected one status event for the start, got {[_event_label(r.event) for r in runs]}")
+    result = _result_of(status[0])
+    if result.get("source") != "unknown" or result.get("alerts") or result.get("settling") != ["start"]:
+        raise BenchError(f"the status event did not record the start unclaimed and schedule its settle: {result}")
+    settles = _settles_of(settler.runs, execution)
+    alerting = [(r, o) for r, o in settles if "start" in (o.get("alerts") or [])]
+    if len(alerting) != 1:
+        raise BenchError(f"expected one settle invocation making the start alert due, got {len(alerting)}: {settles}")
+    run, outcome = alerting[0]
+    if (outcome.get("source"), outcome.get("initiator_account")) != ("inferred", consumer):
+        raise BenchError(f"the settled start was not inferred to be {consumer}'s: {outcome}")
+    if len(_tracked(run)) != 1:
+        raise BenchError(f"the settle batch carried {len(_tracked(run))} records: its calls are not one start's")
+    alerts = owner_alerts(stack, owner, execution)
+    if len(alerts) != 1:
+        raise BenchError(f"expected one start alert on the owner's OwnerTopic, got {len(alerts)}")
     return {
         "execution_arn": execution,
-        **_track_summary(run, names),
-        "other_tracker_invocations": [_track_summary(r, names) for r in runs if r is not run],
+        "settle_minutes": settle.total_seconds() / 60,
+        "track": _track_summary(status[0], names),
+        "other_tracker_invocations": [_track_summary(r, names) for r in runs if r is not status[0]],
+        "settle": _settle_summary(run, outcome, names),
+        "other_settle_invocations": [_settle_summary(r, o, names) for r, o in settles if r is not run],
         "notify": summarize_notify_calls(notifier.runs, names, function=NOTIFY_OWNER, metric="OwnerNotified"),
+        "alert_attribution": alerts[0]["message"].get("attribution", {}).get("source"),
     }
 
 
 def measure_forwarded_start_calls(
-    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, settle: timedelta, names: OperationNames
 ) -> dict[str, Any]:
     """A consumer with the forwarder starts the pipeline; the tracker invocation on the forwarded CloudTrail record
-    (DescribePipelineExecution verification) is counted, in both delivery orders:
-    - as the local stack delivers: the owner's status event first (the alert goes out inferred), the forwarded
-      record one hop later (it upgrades the attribution, no second alert);
+    (DescribePipelineExecution verification; it makes the start alert due at once) is counted, in both orders:
+    - as the local stack delivers (CloudTrail delay 0; the forwarded record takes one more hop, the consumer's bus to
+      the owner's): the owner's status event first (the start is recorded unclaimed, a settle request is sent), then
+      the forwarded record (it claims the start: the alert); after the settle period the settle finds it claimed;
     - forwarded record first (EventBridge does not order the two): the same two events, captured, then invoked in
-      that order; the forwarded record carries the alert."""
-    with probing(stack, owner, TRACK) as tracker, probing(stack, owner, NOTIFY_OWNER) as notifier:
+      that order; the status event then finds the start claimed (no settle request)."""
+    with (
+        probing(stack, owner, TRACK) as tracker,
+        probing(stack, owner, SETTLE) as settler,
+        probing(stack, owner, NOTIFY_OWNER) as notifier,
+    ):
         execution = start_execution(stack, consumer, pipeline, "calls-forwarded")
         stack.deliver()
+        notify_calls = len([c for r in notifier.runs for c in r.calls])
+        stack.advance(settle)  # the settle request of the status event, if it sent one, comes due
     runs = _concerning(tracker.runs, execution)
     forwarded = [r for r in runs if _is_start_record(r.event) and r.trigger.endswith("Forwarded")]
-    status = [r for r in runs if _is_status_event(r.event, execution)]
+    status = [r for r in runs if _is_start_status(r.event, execution)]
     if len(forwarded) != 1 or len(status) != 1:
         raise BenchError(f"expected one status event and one forwarded record, got {[r.trigger for r in runs]}")
-    if _result_of(forwarded[0]).get("source") != "forwarded":
-        raise BenchError(f"the forwarded record did not attribute the start: {_result_of(forwarded[0])}")
-    if len(owner_alerts(stack, owner, execution)) != 1:
-        raise BenchError("the start alert was not published once on the owner's OwnerTopic")
+    if [r for r in runs if _alerting(r)] != forwarded or _result_of(forwarded[0]).get("source") != "forwarded":
+        raise BenchError(f"the forwarded record did not make a forwarded start alert due: {_result_of(forwarded[0])}")
+    alerts = owner_alerts(stack, owner, execution)
+    if len(alerts) != 1:
+        raise BenchError(f"expected one start alert on the owner's OwnerTopic, got {len(alerts)}")
+    settles = _settles_of(settler.runs, execution)
+    if any(o.get("alerts") for _, o in settles):
+        raise BenchError(f"the settle of a claimed start made an alert due: {settles}")
     as_delivered = {
         "execution_arn": execution,
-        "order": [_event_label(r.event) for r in runs],
+        "order": [_event_label(r.event) for r in runs if r in (*forwarded, *status)],
         "forwarded": _track_summary(forwarded[0], names),
         "status": _track_summary(status[0], names),
-        "notify_calls": len([c for r in notifier.runs for c in r.calls]),
+        "settles": [_settle_summary(r, o, names) for r, o in settles],
+        "notify_calls": notify_calls,
+        "alert_attribution": alerts[0]["message"].get("attribution", {}).get("source"),
     }
     with probing(stack, owner, TRACK, capture_only=True) as capture:
         execution = start_execution(stack, consumer, pipeline, "calls-forwarded-first")
         stack.deliver()
     captured = list(zip(capture.captured_triggers, capture.captured, strict=True))
     records = [(t, e) for t, e in captured if _is_start_record(e) and t.endswith("Forwarded")]
-    statuses = [(t, e) for t, e in captured if _is_status_event(e, execution)]
+    statuses = [(t, e) for t, e in captured if _is_start_status(e, execution)]
     if len(records) != 1 or len(statuses) != 1:
         raise BenchError(f"expected one status event and one forwarded record, got {[t for t, _ in captured]}")
     with probing(stack, owner, TRACK) as tracker, probing(stack, owner, NOTIFY_OWNER) as notifier:
@@ -626,6 +763,8 @@ def measure_forwarded_start_calls(
     first, then = tracker.runs
     if not _alerting(first) or _result_of(first).get("source") != "forwarded":
         raise BenchError(f"the forwarded record, first, did not make a forwarded start alert due: {first.invocation}")
+    if _alerting(then) or _result_of(then).get("settling"):
+        raise BenchError(f"the status event, after the forwarded record, alerted or sent a settle: {_result_of(then)}")
     alerts = owner_alerts(stack, owner, execution)
     if len(alerts) != 1:
         raise BenchError(f"expected one start alert on the owner's OwnerTopic, got {len(alerts)}")
@@ -642,9 +781,11 @@ def measure_forwarded_start_calls(
 
 
 def measure_start_to_alert(stack: LocalStack, owner: str, consumer: str, pipeline: str, runs: int) -> dict[str, Any]:
-    """Wall time from just before the consumer's StartPipelineExecution call to the moment the alert is readable
-    from the owner's topic: deliver (rules -> TrackExecutionsFunction -> table stream -> NotifyOwnerFunction ->
-    SNS -> tap queue), read, repeat until the alert is there. The real functions run (no probes)."""
+    """The real-time path: a consumer WITH the forwarder; the alert is due on the forwarded record. Wall time from
+    just before the consumer's StartPipelineExecution call to the moment the alert is readable from the owner's
+    topic: deliver (rules -> TrackExecutionsFunction on the status event and on the forwarded record -> table stream
+    -> NotifyOwnerFunction -> SNS -> tap queue), read, repeat until the alert is there. The real functions run (no
+    probes); no scenario time passes but what the wall clock ticks."""
     samples = []
     for index in range(runs):
         before = len(stack.calls(owner, functions_only=True))
@@ -666,6 +807,9 @@ def measure_start_to_alert(stack: LocalStack, owner: str, consumer: str, pipelin
             if time.perf_counter() - started > LATENCY_TIMEOUT_S:
                 raise BenchError(f"run {index}: no alert readable {LATENCY_TIMEOUT_S:g} s after the start call")
         elapsed = time.perf_counter() - started
+        attribution = alerts[0]["message"].get("attribution", {}).get("source")
+        if attribution != "forwarded":
+            raise BenchError(f"run {index}: the alert was not made due by the forwarded record: {attribution}")
         calls = stack.calls(owner, functions_only=True)[before:]
         samples.append(
             {
@@ -675,11 +819,12 @@ def measure_start_to_alert(stack: LocalStack, owner: str, consumer: str, pipelin
                 "read_s": reading,
                 "deliver_rounds": rounds,
                 "owner_function_calls": [op for _, _, op in calls],
-                "attribution": alerts[0]["message"].get("attribution", {}).get("source"),
+                "attribution": attribution,
             }
         )
     totals = [s["seconds"] for s in samples]
     return {
+        "path": "forwarded",
         "runs": runs,
         "median_s": statistics.median(totals),
         "min_s": min(totals),
@@ -691,15 +836,113 @@ def measure_start_to_alert(stack: LocalStack, owner: str, consumer: str, pipelin
     }
 
 
+def measure_inferred_start_to_alert(
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, settle: timedelta, runs: int
+) -> dict[str, Any]:
+    """The inferred path: a consumer without the forwarder; the alert waits for the settle period, scenario time on
+    the stack's clock (no real waiting). Per run: the start call and stack.deliver() (the tracker records the start
+    and sends the settle request; wall time reported); stack.advance(settle period - SETTLE_LEAD), not timed
+    (whatever else falls due on the way); then stack.advance(SETTLE_LEAD) over the settle request's due time
+    (SettleAttributionFunction -> table stream -> NotifyOwnerFunction -> SNS -> tap queue) and read_notifications,
+    until the alert is readable. Reported: the scenario delay, start call to the settle invocation (the stack's
+    clock); the wall time from the settle invocation's start to the alert readable (the settle function is probed
+    only to time its invocation: it runs as delivered); the wall time of the whole window, which also carries
+    whatever else fell due in those last seconds (scheduled sweeps, the inventory)."""
+    samples = []
+    for index in range(runs):
+        clock_start = stack.clock.now()
+        started = time.perf_counter()
+        execution = start_execution(stack, consumer, pipeline, f"latency-inferred-{index}")
+        stack.deliver()
+        tracked = time.perf_counter() - started
+        stack.advance(settle - SETTLE_LEAD)
+        if owner_alerts(stack, owner, execution):
+            raise BenchError(f"run {index}: the alert was readable before the timed window (settle period not kept)")
+        with probing(stack, owner, SETTLE) as settler:
+            window = time.perf_counter()
+            invocations = stack.advance(SETTLE_LEAD)
+            alerts = owner_alerts(stack, owner, execution)
+            overrun = timedelta(0)
+            while not alerts:
+                if overrun >= SETTLE_OVERRUN:
+                    raise BenchError(f"run {index}: no alert readable {settle + overrun} of scenario time after start")
+                invocations += stack.advance(timedelta(seconds=1))
+                overrun += timedelta(seconds=1)
+                alerts = owner_alerts(stack, owner, execution)
+            readable = time.perf_counter()
+        attribution = alerts[0]["message"].get("attribution", {}).get("source")
+        if attribution != "inferred":
+            raise BenchError(f"run {index}: the alert was not inferred: {attribution}")
+        settled = [r for r, o in _settles_of(settler.runs, execution) if "start" in (o.get("alerts") or [])]
+        if len(settled) != 1:
+            raise BenchError(f"run {index}: expected one {SETTLE} invocation making the alert due, got {len(settled)}")
+        settled_at = datetime.fromisoformat(settled[0].invocation.at)
+        samples.append(
+            {
+                "seconds": readable - settled[0].started,
+                "settle_invocation_s": settled[0].seconds,
+                "window_s": readable - window,
+                "track_s": tracked,
+                "settle_at_scenario_s": (settled_at - clock_start).total_seconds(),
+                "alert_readable_scenario_s": (stack.clock.now() - clock_start).total_seconds(),
+                "overrun_s": overrun.total_seconds(),
+                "window_invocations": [i.function for i in invocations],
+                "attribution": attribution,
+            }
+        )
+    totals = [s["seconds"] for s in samples]
+    return {
+        "path": "inferred",
+        "runs": runs,
+        "settle_minutes": settle.total_seconds() / 60,
+        "median_s": statistics.median(totals),
+        "min_s": min(totals),
+        "max_s": max(totals),
+        "settle_invocation_median_s": statistics.median(s["settle_invocation_s"] for s in samples),
+        "window_median_s": statistics.median(s["window_s"] for s in samples),
+        "track_median_s": statistics.median(s["track_s"] for s in samples),
+        "settle_at_scenario_median_s": statistics.median(s["settle_at_scenario_s"] for s in samples),
+        "samples": samples,
+    }
+
+
 def rss_track_event(stack: LocalStack, owner: str, consumer: str, pipeline: str) -> dict[str, Any]:
     """A real status event of a new consumer-started execution, captured on its way to the tracker."""
     with probing(stack, owner, TRACK, capture_only=True) as tracker:
         execution = start_execution(stack, consumer, pipeline, "rss")
         stack.deliver()
-    events = [e for e in tracker.captured if _is_status_event(e, execution)]
+    events = [e for e in tracker.captured if _is_start_status(e, execution)]
     if len(events) != 1:
         raise BenchError(f"expected one status event for the RSS run, got {len(events)}")
     return events[0]
+
+
+def _settle_targets(batch: dict[str, Any]) -> list[str]:
+    targets = []
+    for record in batch.get("Records", []):
+        try:
+            targets.append(str(json.loads(record.get("body", "")).get("execution_arn", "")).lower())
+        except (ValueError, AttributeError):
+            targets.append("")
+    return targets
+
+
+def rss_settle_event(stack: LocalStack, owner: str, execution: str, settle: timedelta) -> dict[str, Any]:
+    """The SQS batch that carries the settle request of `execution` (sent by the tracker's RSS invocation), captured
+    once the settle period has passed on the scenario clock (the mapping deletes the captured messages)."""
+    with probing(stack, owner, SETTLE, capture_only=True) as settler:
+        stack.advance(settle)
+    batches = [b for b in settler.captured if execution.lower() in _settle_targets(b)]
+    if len(batches) != 1 or _settle_targets(batches[0]) != [execution.lower()]:
+        raise BenchError(f"expected one settle batch of one record for the RSS run, got {len(batches)}")
+    return batches[0]
+
+
+def execution_record(stack: LocalStack, owner: str, execution: str) -> dict[str, Any]:
+    """The execution's STATE item in the owner table."""
+    pk = f"EXECUTION#{execution.lower()}"
+    items = stack.table_items(owner, "OwnerTable")
+    return next((i for i in items if i.get("pk") == pk and i.get("sk") == "STATE"), {})
 
 
 def rss_inventory_event(stack: LocalStack, owner: str) -> dict[str, Any]:
@@ -1195,16 +1438,27 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
 
 
 def _owner_rows(table: Table, results: dict[str, Any]) -> None:
-    track = results.get("track_calls")
-    if track:
+    inferred = results.get("inferred_start_calls")
+    if inferred:
+        track, settle, notify = inferred["track"], inferred["settle"], inferred["notify"]
+        minutes = f"{inferred['settle_minutes']:g} min"
         table.add(
-            "AWS calls per consumer-start alert (start seen by the status event only)",
+            "AWS calls per consumer start seen by the status event only: tracking (records it unclaimed, sends the "
+            "settle request; no alert due)",
             TRACK,
             str(track["calls"]),
             f"<= {TRACK_CALLS_TARGET}",
             _yes(track["calls"] <= TRACK_CALLS_TARGET),
         )
-        notify = track["notify"]
+        trail = "trail check included: a fresh container" if settle["trail_checked"] else "trail check cached"
+        table.add(
+            f"AWS calls per settle making the inferred start alert due (SQS batch of 1, after {minutes} of scenario "
+            f"time; {trail})",
+            SETTLE,
+            str(settle["calls"]),
+            f"<= {SETTLE_CALLS_TARGET} ({TRAIL_CACHE_NOTE}: then {SETTLE_CALLS_TARGET - len(TRAIL_CALLS)})",
+            _yes(settle["calls"] <= SETTLE_CALLS_TARGET),
+        )
         per = notify["calls_per_notification"]
         only_publish = set(notify["by_operation"]) == {"sns:Publish"}
         table.add(
@@ -1214,38 +1468,70 @@ def _owner_rows(table: Table, results: dict[str, Any]) -> None:
             f"{OWNER_NOTIFY_CALLS_TARGET} (sns:Publish)",
             _yes(per == OWNER_NOTIFY_CALLS_TARGET and only_publish),
         )
-        total = track["calls"] + per
+        total = track["calls"] + settle["calls"] + per
+        target = TRACK_CALLS_TARGET + SETTLE_CALLS_TARGET + OWNER_NOTIFY_CALLS_TARGET
         table.add(
-            "AWS calls per consumer-start alert, tracker + publish",
-            f"{TRACK} + {NOTIFY_OWNER}",
+            "AWS calls per inferred consumer-start alert, tracking + settle + publish",
+            f"{TRACK} + {SETTLE} + {NOTIFY_OWNER}",
             f"{total:g}",
-            f"<= {TRACK_CALLS_TARGET + OWNER_NOTIFY_CALLS_TARGET}",
-            _yes(total <= TRACK_CALLS_TARGET + OWNER_NOTIFY_CALLS_TARGET),
+            f"<= {target}",
+            _yes(total <= target),
         )
     forwarded = results.get("forwarded_calls")
     if forwarded:
+        delivered, first = forwarded["as_delivered"], forwarded["forwarded_first"]
+        settled = delivered["settles"]
         table.add(
-            "AWS calls per forwarded start record, after the status event (local order)",
+            "AWS calls per forwarded start record, after the status event (local order; the record alerts, the "
+            "status event sent a settle request)",
             TRACK,
-            str(forwarded["as_delivered"]["forwarded"]["calls"]),
+            f"{delivered['forwarded']['calls']} (status event {delivered['status']['calls']})",
             "-",
             "info",
         )
         table.add(
-            "AWS calls per forwarded start record, before the status event (it alerts)",
+            "AWS calls per forwarded start record, before the status event (the record alerts; the status event "
+            "sends no settle request)",
             TRACK,
-            str(forwarded["forwarded_first"]["forwarded"]["calls"]),
+            f"{first['forwarded']['calls']} (status event {first['status']['calls']})",
             "-",
             "info",
         )
+        if settled:
+            table.add(
+                "AWS calls per settle of a start claimed within the settle period (no alert)",
+                SETTLE,
+                ", ".join(str(s["calls"]) for s in settled),
+                "-",
+                "info",
+            )
     latency = results.get("start_to_alert")
     if latency:
         table.add(
-            f"consumer StartPipelineExecution -> owner alert readable (SNS), median of {latency['runs']}",
+            f"consumer with the forwarder: StartPipelineExecution -> owner alert readable (SNS), wall, median of "
+            f"{latency['runs']}",
             f"{TRACK} -> {NOTIFY_OWNER}",
             f"{latency['median_s']:.2f} s (min {latency['min_s']:.2f}, max {latency['max_s']:.2f})",
             f"<= {LATENCY_TARGET_S:g} s",
             _info(latency["median_s"] <= LATENCY_TARGET_S),
+        )
+    late = results.get("inferred_start_to_alert")
+    if late:
+        table.add(
+            "consumer without the forwarder: start -> inferred alert, scenario time (the settle period; measured "
+            "start call -> settle invocation, median)",
+            f"{TRACK} -> SettleQueue -> {SETTLE}",
+            f"{late['settle_minutes']:g} min ({late['settle_at_scenario_median_s']:.1f} s)",
+            "InferenceSettleMinutes (default)",
+            "info",
+        )
+        table.add(
+            f"consumer without the forwarder: settle invocation start (settle due) -> alert readable (SNS), wall, "
+            f"median of {late['runs']}",
+            f"{SETTLE} -> {NOTIFY_OWNER}",
+            f"{late['median_s']:.2f} s (min {late['min_s']:.2f}, max {late['max_s']:.2f})",
+            "-",
+            "info",
         )
 
 
@@ -1312,41 +1598,68 @@ def _cost_rows(table: Table, results: dict[str, Any]) -> None:
 
 def _owner_details(results: dict[str, Any]) -> list[str]:
     lines = []
-    track = results.get("track_calls")
-    if track:
-        lines.append(
+    inferred = results.get("inferred_start_calls")
+    if inferred:
+        track, settle, notify = inferred["track"], inferred["settle"], inferred["notify"]
+        outcome = settle["outcome"]
+        lines += [
             f"- {TRACK}, consumer start seen by the status event only: {' -> '.join(track['sequence'])} "
-            f"(attributed {track['result'].get('source')}, alert {', '.join(track['result'].get('alerts') or [])})"
-        )
-        notify = track["notify"]
-        lines.append(
+            f"({track['result'].get('source')}, settling {', '.join(track['result'].get('settling') or [])}, "
+            "no alert)",
+            f"- {SETTLE}, {inferred['settle_minutes']:g} min later (SQS batch of {settle['records']}): "
+            f"{' -> '.join(settle['sequence'])} ({outcome.get('source')} {outcome.get('initiator_account')}, alert "
+            f"{', '.join(outcome.get('alerts') or [])}; trail check {'made' if settle['trail_checked'] else 'cached'}; "
+            f"{settle['wall_ms']:.0f} ms wall)",
             f"- {NOTIFY_OWNER}: {_ops(notify['by_operation'])} for {notify['notifications']} alert "
-            f"({notify['records']} stream records, {notify['invocations']} invocations)"
-        )
+            f"({notify['records']} stream records, {notify['invocations']} invocations; alert attribution "
+            f"{inferred['alert_attribution']})",
+        ]
     forwarded = results.get("forwarded_calls")
     if forwarded:
         delivered, first = forwarded["as_delivered"], forwarded["forwarded_first"]
+
+        def told(summary: dict[str, Any]) -> str:
+            result = summary["result"]
+            alerts = ", ".join(result.get("alerts") or []) or "no alert"
+            settling = f", settle request for {', '.join(result['settling'])}" if result.get("settling") else ""
+            return f"{' -> '.join(summary['sequence']) or 'no call'} ({result.get('source')}, {alerts}{settling})"
+
         lines += [
             f"- {TRACK}, consumer with the forwarder, local delivery order {' then '.join(delivered['order'])}: "
-            f"status event {' -> '.join(delivered['status']['sequence'])} (alert, "
-            f"{delivered['status']['result'].get('source')}); forwarded record "
-            f"{' -> '.join(delivered['forwarded']['sequence'])} ({delivered['forwarded']['result'].get('status')}, "
-            f"upgraded to {delivered['forwarded']['result'].get('source')}, no alert)",
-            f"- {TRACK}, forwarded record delivered first: {' -> '.join(first['forwarded']['sequence'])} (alert, "
-            f"{first['forwarded']['result'].get('source')}); then the status event "
-            f"{' -> '.join(first['status']['sequence']) or 'no call'} ({first['status']['result'].get('status')})",
+            f"status event {told(delivered['status'])}; forwarded record {told(delivered['forwarded'])}; "
+            f"alert attribution {delivered['alert_attribution']}",
+            f"- {TRACK}, forwarded record delivered first: {told(first['forwarded'])}; then the status event "
+            f"{told(first['status'])}; alert attribution {first['alert_attribution']}",
+        ]
+        lines += [
+            f"- {SETTLE}, settle request of the start claimed by the forwarded record: {' -> '.join(s['sequence'])} "
+            f"({s['outcome'].get('status')}, no alert)"
+            for s in delivered["settles"]
         ]
     latency = results.get("start_to_alert")
     if latency:
         per_run = Counter(len(s["owner_function_calls"]) for s in latency["samples"])
         lines += [
-            f"- start -> alert, medians: StartPipelineExecution call {latency['start_call_median_s'] * 1000:.0f} ms, "
-            f"stack.deliver() {latency['deliver_median_s'] * 1000:.0f} ms, read_notifications "
-            f"{latency['read_median_s'] * 1000:.0f} ms; runs (s): "
+            f"- forwarded start -> alert, medians: StartPipelineExecution call "
+            f"{latency['start_call_median_s'] * 1000:.0f} ms, stack.deliver() {latency['deliver_median_s'] * 1000:.0f}"
+            f" ms, read_notifications {latency['read_median_s'] * 1000:.0f} ms; runs (s): "
             + ", ".join(f"{s['seconds']:.2f}" for s in latency["samples"]),
-            "- start -> alert, owner function calls per run: "
+            "- forwarded start -> alert, owner function calls per run: "
             + ", ".join(f"{calls} calls x{n}" for calls, n in sorted(per_run.items()))
             + f" ({' -> '.join(latency['samples'][0]['owner_function_calls'])})",
+        ]
+    late = results.get("inferred_start_to_alert")
+    if late:
+        windows = Counter(" + ".join(sorted(s["window_invocations"])) for s in late["samples"])
+        lines += [
+            f"- inferred start -> alert: start call + deliver (tracking) median {late['track_median_s'] * 1000:.0f} "
+            f"ms wall; settle invocation {late['settle_at_scenario_median_s']:.1f} s of scenario time after the "
+            f"start call (median); settle invocation {late['settle_invocation_median_s'] * 1000:.0f} ms wall "
+            f"(median); settle start -> alert readable, runs (s): "
+            + ", ".join(f"{s['seconds']:.2f}" for s in late["samples"]),
+            f"- inferred start -> alert, the last {SETTLE_LEAD.total_seconds():g} s of scenario time to the alert "
+            f"readable (wall, with whatever else fell due): median {late['window_median_s']:.2f} s; invocations: "
+            + "; ".join(f"{names} x{n}" for names, n in windows.items()),
         ]
     return lines
 
@@ -1504,41 +1817,66 @@ class Bench:
         self, stack: LocalStack, functions: dict[str, LocalFunction], environments: dict[str, dict[str, str]]
     ) -> None:
         owners = Owners(stack)
-        pipeline = ""
+        pipeline = forwarding = ""
+        settle = timedelta(0)
         with self.step("owner side: deploy an owner and a consumer without the forwarder"):
             pipeline = deploy_owner_pair(stack, owners, TRACKED_OWNER, STARTER, forward=False)
-        if not pipeline:
+            define_steps(stack, TRACKED_OWNER, pipeline, TRACKING_STEPS)
+            settle = settle_period(stack, TRACKED_OWNER)
+        if not pipeline or not settle:
             return
         owner = stack.deployments[TRACKED_OWNER]
         for handler in OWNER_HANDLERS:
             functions[handler] = owner.functions[handler]
             environments[handler] = lambda_environment(stack, functions[handler])
-        with self.step("AWS calls per consumer-start alert (status event only)"):
-            self.results["track_calls"] = measure_inferred_start_calls(
-                stack, TRACKED_OWNER, STARTER, pipeline, self.names
+        with self.step("owner side: deploy a second owner and a consumer with the forwarder"):
+            forwarding = deploy_owner_pair(stack, owners, FORWARDING_OWNER, FORWARDER, forward=True)
+            define_steps(stack, FORWARDING_OWNER, forwarding, TRACKING_STEPS)
+        with self.step("AWS calls per consumer-start alert (status event only: track, settle, publish)"):
+            self.results["inferred_start_calls"] = measure_inferred_start_calls(
+                stack, TRACKED_OWNER, STARTER, pipeline, settle, self.names
             )
-        with self.step(f"latency, consumer start -> owner alert ({self.latency_runs} runs)"):
-            self.results["start_to_alert"] = measure_start_to_alert(
-                stack, TRACKED_OWNER, STARTER, pipeline, self.latency_runs
+        if forwarding:
+            with self.step("AWS calls per forwarded start record (consumer with the forwarder)"):
+                self.results["forwarded_calls"] = measure_forwarded_start_calls(
+                    stack, FORWARDING_OWNER, FORWARDER, forwarding, settle, self.names
+                )
+        with self.step(f"latency, inferred start: settle period + processing ({self.latency_runs} runs)"):
+            self.results["inferred_start_to_alert"] = measure_inferred_start_to_alert(
+                stack, TRACKED_OWNER, STARTER, pipeline, settle, self.latency_runs
             )
+        if forwarding:
+            with self.step(f"latency, forwarded start -> owner alert ({self.latency_runs} runs)"):
+                self.results["start_to_alert"] = measure_start_to_alert(
+                    stack, FORWARDING_OWNER, FORWARDER, forwarding, self.latency_runs
+                )
         peak: dict[str, Any] = self.results.setdefault("peak_rss", {})
+        rss_execution = ""
         with self.step(f"peak RSS ({TRACK})"):
             event = rss_track_event(stack, TRACKED_OWNER, STARTER, pipeline)
             peak[TRACK] = measure_peak_rss(stack, functions[TRACK], event, self.names)
             result = peak[TRACK]["result"] or {}
-            if (result.get("status"), result.get("alerts")) != ("recorded", ["start"]):
-                raise BenchError(f"the RSS invocation did not record the start and its alert: {result}")
+            outcome = tuple(result.get(k) for k in ("status", "source", "alerts", "settling"))
+            if outcome != ("recorded", "unknown", [], ["start"]):
+                raise BenchError(f"the RSS invocation did not record the start unclaimed and schedule it: {result}")
+            rss_execution = str(result.get("execution_arn") or "")
+        if rss_execution:
+            with self.step(f"peak RSS ({SETTLE})"):
+                event = rss_settle_event(stack, TRACKED_OWNER, rss_execution, settle)
+                peak[SETTLE] = measure_peak_rss(stack, functions[SETTLE], event, self.names)
+                result = peak[SETTLE]["result"] or {}
+                record = execution_record(stack, TRACKED_OWNER, rss_execution)
+                stack.deliver()  # publish what the settle made due
+                if result.get("batchItemFailures") != [] or record.get("attribution_source") != "inferred":
+                    raise BenchError(f"the settle RSS invocation did not infer the start: {result}, {record}")
+                if len(owner_alerts(stack, TRACKED_OWNER, rss_execution)) != 1:
+                    raise BenchError("the settle RSS invocation's start alert was not published once")
         with self.step(f"peak RSS ({INVENTORY})"):
             event = rss_inventory_event(stack, TRACKED_OWNER)
             peak[INVENTORY] = measure_peak_rss(stack, functions[INVENTORY], event, self.names)
             if (peak[INVENTORY]["result"] or {}).get("status") != "ok":
                 raise BenchError(f"the inventory RSS invocation did not reconcile: {peak[INVENTORY]['result']}")
         stack.deliver()  # publish what the RSS invocations caused (not measured)
-        with self.step("AWS calls per forwarded start record (consumer with the forwarder)"):
-            forwarding = deploy_owner_pair(stack, owners, FORWARDING_OWNER, FORWARDER, forward=True)
-            self.results["forwarded_calls"] = measure_forwarded_start_calls(
-                stack, FORWARDING_OWNER, FORWARDER, forwarding, self.names
-            )
         self.owner_costs(stack, pipeline)
 
     def owner_costs(self, stack: LocalStack, pipeline: str) -> None:
@@ -1563,7 +1901,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeshare_local.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed cold-init runs per variant (>= 7; default 7)")
     parser.add_argument(
-        "--latency-runs", type=int, default=7, help="consumer start -> owner alert runs (>= 5; default 7)"
+        "--latency-runs",
+        type=int,
+        default=7,
+        help="consumer start -> owner alert runs, per path (forwarded, inferred; >= 5; default 7)",
     )
     parser.add_argument(
         "--deliver-step-ends",
@@ -1590,11 +1931,12 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {
             "calls_per_accepted_invitation": CALLS_TARGET,
             "calls_per_notification": NOTIFY_CALLS_TARGET,
-            "tracker_calls_per_consumer_start_alert": TRACK_CALLS_TARGET,
+            "tracker_calls_per_unclaimed_start_status_event": TRACK_CALLS_TARGET,
+            "settler_calls_per_inferred_start_alert": SETTLE_CALLS_TARGET,
             "estimator_calls_per_finalised_estimate": ESTIMATE_CALLS_TARGET,
             "estimator_calls_per_step_end_update_expected": STEP_END_CALLS_EXPECTED,
             "calls_per_owner_alert_publish": OWNER_NOTIFY_CALLS_TARGET,
-            "consumer_start_to_owner_alert_seconds": LATENCY_TARGET_S,
+            "forwarded_consumer_start_to_owner_alert_seconds": LATENCY_TARGET_S,
             "cold_init_ratio": INIT_RATIO_TARGET,
             "peak_rss_mb": RSS_TARGET_MB,
         },

@@ -5,8 +5,8 @@
     bench_child.py handler RESULT CODE_DIR MODULE ADAPTER[,...]
                                         time importing CODE_DIR/MODULE.py as module MODULE (as Lambda does, the
                                         task root first on sys.path) + building its adapters' boto3 clients
-                                        (ADAPTER: a name of ADAPTERS below, e.g. executions,grants,execution_gateway or
-                                        costs,cost_gateway)
+                                        (ADAPTER: a name of ADAPTERS below, e.g. executions,grants,execution_gateway,
+                                        executions,grants,trail,costs or costs,cost_gateway)
     bench_child.py invoke RESULT CODE_DIR HANDLER ARN EVENT
                                         import HANDLER (module.function), run ONE real invocation with the event in
                                         the JSON file EVENT and a context for the function ARN; report the peak RSS
@@ -31,6 +31,8 @@ ADAPTERS = {
     "executions": lambda deps: deps.get_execution_repository(os.environ["OWNER_TABLE_NAME"]),
     "grants": lambda deps: deps.get_grant_repository(os.environ["OWNER_TABLE_NAME"]),
     "execution_gateway": lambda deps: deps.get_execution_gateway(),
+    "settle_scheduler": lambda deps: deps.get_settle_scheduler(os.environ["SETTLE_QUEUE_URL"]),
+    "trail": lambda deps: deps.get_trail_status(int(os.environ["TRAIL_CACHE_SECONDS"])),
     "owner_ram": lambda deps: deps.get_owner_gateway(),
     "costs": lambda deps: deps.get_cost_repository(os.environ["OWNER_TABLE_NAME"]),
     "cost_gateway": lambda deps: deps.get_cost_gateway(),

@@ -119,6 +119,7 @@ class QueueMapping:
     queue_arn: str
     batch_size: int
     report_failures: bool
+    queue_url: str = ""  # looked up once
 
 
 @dataclass
@@ -365,8 +366,14 @@ class LocalStack:
         return self._clients[key]
 
     def _new_client(self, account: str, service: str) -> Any:
-        creds = self.credentials(account, "tooling")
-        return self._tool_session.client(
+        return self._client_with(self.credentials(account, "tooling"), service, self._tool_session)
+
+    def function_client(self, account: str, function: str, service: str) -> Any:
+        """A client signing as a function (its role's credentials), as the function's own code would (not cached)."""
+        return self._client_with(self.function_credentials(account, function), service, boto3.session.Session())
+
+    def _client_with(self, creds: dict[str, str], service: str, session: boto3.Session) -> Any:
+        return session.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
             region_name=self.region,
@@ -960,7 +967,9 @@ class LocalStack:
 
     def _pump_queue(self, d: Deployment, mapping: QueueMapping) -> list[Invocation]:
         sqs = self.client(d.account, "sqs")
-        url = sqs.get_queue_url(QueueName=mapping.queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        if not mapping.queue_url:
+            mapping.queue_url = sqs.get_queue_url(QueueName=mapping.queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        url = mapping.queue_url
         invocations: list[Invocation] = []
         while True:
             messages = sqs.receive_message(

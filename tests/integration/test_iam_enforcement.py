@@ -12,9 +12,7 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeshare_local.scenario import PERMISSIONS
@@ -40,16 +38,7 @@ OWNER_BUS_ARN = f"arn:aws:events:us-east-1:{OWNER}:event-bus/pipeshare-owner"
 
 def function_client(stack: LocalStack, account: str, function: str, service: str) -> Any:
     """A client signing as the function (its role's credentials), as the function's own code would."""
-    creds = stack.function_credentials(account, function)
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=stack.endpoint,
-        region_name=stack.region,
-        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=creds["AWS_SESSION_TOKEN"],
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+    return stack.function_client(account, function, service)
 
 
 def edited(edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

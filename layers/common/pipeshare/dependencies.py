@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pipeshare.config import AcceptInvitationsSettings, load_settings
 
 if TYPE_CHECKING:
+    from pipeshare.adapters.cloudtrail_status import CloudTrailStatusGateway
     from pipeshare.adapters.dynamodb_budgets import DynamoDbBudgetLedger
     from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository
     from pipeshare.adapters.dynamodb_executions import DynamoDbExecutionRepository
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.ram_owner import RamOwnerGateway
     from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
-    from pipeshare.adapters.settle_queue import CloudTrailStatusGateway, SqsSettleScheduler
+    from pipeshare.adapters.settle_queue import SqsSettleScheduler
     from pipeshare.adapters.sns_notifier import SnsNotifier
     from pipeshare.logic.estimate import PriceTable
 
@@ -86,7 +87,7 @@ def get_settle_scheduler(queue_url: str) -> SqsSettleScheduler:
 
 @lru_cache(maxsize=2)
 def get_trail_status(max_age: int) -> CloudTrailStatusGateway:
-    from pipeshare.adapters.settle_queue import CloudTrailStatusGateway
+    from pipeshare.adapters.cloudtrail_status import CloudTrailStatusGateway
 
     return CloudTrailStatusGateway(max_age=max_age)
 

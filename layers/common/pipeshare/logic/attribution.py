@@ -90,6 +90,7 @@ RETRY_CLAIM_SKEW_SECONDS = 120
 def _progress(status: str) -> int:
     return 2 if status in TERMINAL_STATUSES else _PROGRESS.get(status, 0)
 
+
 _Principal = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 # A candidate is an account ID, or the ARN of a group principal (organization / OU: any account in it may have acted).
 Candidate = Annotated[str, StringConstraints(pattern=r"^([0-9]{12}|arn:aws[a-z-]*:.+)$", max_length=2048)]
@@ -285,10 +286,9 @@ class ExecutionRecord(BaseModel):
                 if (attempt.since is None or claim.at > attempt.since) and claim.at <= attempt.at + skew:
                     claims[attempt.number].append(claim)
                     break
-        return {
-            a.number: _best([*claims[a.number], *filter(None, [self.retry_inferences.get(a.number)])])
-            for a in attempts
-        }
+        for number, inferred in self.retry_inferences.items():
+            claims.get(number, []).append(inferred)
+        return {number: _best(entries) for number, entries in claims.items()}
 
     def open_slots(self) -> set[tuple[PipelineAction, int]]:
         """(action, attempt) slots seen in the status events that nobody is known to have acted on yet."""

@@ -18,8 +18,9 @@ from pipeshare.logic.attribution import (
     merge,
     observe_status,
 )
-from pipeshare.logic.budgets import FINISH_SCHEMA, parse_budget_policy
+from pipeshare.logic.budgets import parse_budget_policy
 from pipeshare.logic.cost import MAX_ATTEMPTS, CostConflictError, consumer_of, on_execution_end, on_step_event
+from pipeshare.logic.cost_messages import FINISH_SCHEMA
 from pipeshare.logic.estimate import PriceTable, job_cost
 from pipeshare.models.owner_events import (
     OwnerEvent,

@@ -13,7 +13,8 @@ from typing import Any
 
 from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository, PriceLookup
 from pipeshare.logic.attribution import consumer_of
-from pipeshare.logic.budgets import finish_message, month_of
+from pipeshare.logic.budgets import month_of
+from pipeshare.logic.cost_messages import finish_message
 from pipeshare.logic.estimate import ENDED_STEP_STATUSES, PriceTable, job_cost, jobs_to_describe, step_costs
 from pipeshare.models.errors import ExecutionNotFoundError, PipeshareError
 from pipeshare.models.owner import CountedJob

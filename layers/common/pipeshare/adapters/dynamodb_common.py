@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -58,14 +61,43 @@ def condition_failed(exc: ClientError) -> bool:
     return False
 
 
+# cancellation reasons worth trying again at once: another transaction held an item, or the table was throttled
+TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+TRANSACT_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 1.0
+sleep: Callable[[float], None] = time.sleep  # replaced by tests and by the local stack's scenario clock
+
+
+def transient(exc: ClientError) -> bool:
+    """A transaction cancelled only for transient reasons (conflict, throttling): the same request may succeed."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    codes = {r.get("Code") for r in exc.response.get("CancellationReasons", [])} - {"None", None}
+    return bool(codes) and codes <= TRANSIENT_REASONS
+
+
+def backoff_seconds(attempt: int, rng: random.Random | None = None) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return (rng or random).uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+
+
 def transact(ddb: DynamoDBClient, items: list[dict[str, Any]]) -> bool:
-    """TransactWriteItems: True when written, False when a condition refused it; other errors are translated."""
-    try:
-        ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-    except ClientError as exc:
-        if condition_failed(exc):
-            return False
-        raise translate(exc) from exc
-    except BotoCoreError as exc:
-        raise translate(exc) from exc
-    return True
+    """TransactWriteItems: True when written, False when a condition refused it; other errors are translated.
+
+    A transaction cancelled for transient reasons only (`TransactionConflict`, throttling) is sent again after a
+    jittered backoff, up to TRANSACT_ATTEMPTS times in all, inside this invocation; then the error is raised."""
+    for attempt in range(TRANSACT_ATTEMPTS):
+        try:
+            ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            if transient(exc) and attempt < TRANSACT_ATTEMPTS - 1:
+                sleep(backoff_seconds(attempt))
+                continue
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        return True
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -67,6 +67,8 @@ class DynamoDbExecutionRepository:
             "execution_arn": record.execution_arn,
             "pipeline_arn": view["pipeline_arn"],
             "status": view["status"],
+            # sparse index `open_executions`: executions not ended (the running-estimate tick queries it)
+            "open_status": None if view["ended_at"] or view["status"] is None else view["status"],
             "started_at": view["started_at"],
             "ended_at": view["ended_at"],
             "attribution_source": view["source"],

@@ -71,6 +71,7 @@ class DynamoDbExecutionRepository:
             "open_status": None if view["ended_at"] or view["status"] is None else view["status"],
             "started_at": view["started_at"],
             "ended_at": view["ended_at"],
+            "attempt": len(record.attempts()) + 1,  # 1, then 2, 3, ... for each retry the status events show
             "attribution_source": view["source"],
             "initiator_account": view["initiator_account"],
             "initiator_principal": view["initiator_principal"],

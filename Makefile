@@ -23,6 +23,7 @@ help:
 	@echo "make test   - lint, template checks, unit + integration + infrastructure tests (offline)"
 	@echo "make bench  - AWS calls per decision and alert, start-to-alert latency, cold init ratio, peak RSS"
 	@echo "make build  - sam build (needs python3.13, found through pyenv)"
+	@echo "make prices OFFER=index.json - rebuild the shipped price table from AWS Price List offer file(s)"
 	@echo "make deploy - sam deploy --guided"
 
 $(STAMP): requirements-dev.txt pyproject.toml
@@ -39,7 +40,7 @@ demo: dev
 	$(BIN)/pipeshare local run scenarios/demo.yaml
 
 lint: dev
-	$(BIN)/ruff check layers functions local tests
+	$(BIN)/ruff check layers functions local tests tools
 
 format: dev
 	$(BIN)/ruff format layers functions local tests
@@ -74,3 +75,10 @@ deploy: build
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+
+# The shipped price table from AWS Price List bulk offer files (AmazonSageMaker index.json, whole-service or per
+# region; several: OFFER="a.json b.json"). README, Prices.
+.PHONY: prices
+prices: dev
+	@test -n "$(OFFER)" || { echo "usage: make prices OFFER=index.json [OFFER=\"a.json b.json\"]"; exit 2; }
+	$(BIN)/python tools/build_price_table.py $(OFFER) -o layers/common/pipeshare/data/prices.json

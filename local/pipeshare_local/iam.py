@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 from pipeshare_local import wire
+from pipeshare_local.ram import resource_type_of
 from pipeshare_local.template import Resolver, UnresolvedError
 
 logger = logging.getLogger(__name__)
@@ -236,6 +237,8 @@ class Need:
     action: str
     targets: tuple[Target, ...] = ()
     context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # lower-case key -> values
+    # keys AWS leaves out of this request context (lower case; ${...} templates allowed): absent, not unknown
+    absent: frozenset[str] = frozenset()
 
 
 class Lookups(Protocol):
@@ -247,6 +250,9 @@ class Lookups(Protocol):
     def topic_key(self, topic_arn: str) -> str | None:
         """The KMS key ARN an SNS topic encrypts with (server-side encryption), if any."""
 
+    def share(self, arn: str) -> tuple[str, bool] | None:
+        """(name, allows external principals) of a RAM resource share, if it exists."""
+
 
 class NoLookups:
     def invitation(self, arn: str) -> tuple[str, str] | None:
@@ -255,16 +261,27 @@ class NoLookups:
     def topic_key(self, topic_arn: str) -> str | None:
         return None
 
+    def share(self, arn: str) -> tuple[str, bool] | None:
+        return None
+
 
 class StackLookups:
     """Lookups in the local stack's own state: the RAM emulation's invitations, moto's SNS topics and KMS keys (read
     in-process, so they are not calls at the endpoint)."""
 
-    def __init__(self, invitation: Callable[[str], tuple[str, str] | None]) -> None:
+    def __init__(
+        self,
+        invitation: Callable[[str], tuple[str, str] | None],
+        share: Callable[[str], tuple[str, bool] | None] | None = None,
+    ) -> None:
         self._invitation = invitation
+        self._share = share
 
     def invitation(self, arn: str) -> tuple[str, str] | None:
         return self._invitation(arn)
+
+    def share(self, arn: str) -> tuple[str, bool] | None:
+        return self._share(arn) if self._share is not None else None
 
     def topic_key(self, topic_arn: str) -> str | None:
         from moto.kms.models import kms_backends
@@ -423,6 +440,70 @@ def _ram_share_permission(request: Request, _: Lookups) -> list[Need]:
     return [Need(f"ram:{request.operation}", targets, {"ram:permissionarn": (permission,)})]
 
 
+def _share_context(share_arn: str | None, lookups: Lookups) -> dict[str, tuple[str, ...]]:
+    """The resource-share keys of a request naming an existing share (its name, whether it allows externals)."""
+    found = lookups.share(share_arn) if share_arn else None
+    if found is None:
+        return {}
+    return {"ram:resourcesharename": (found[0],), "ram:allowsexternalprincipals": (str(found[1]).lower(),)}
+
+
+# a request's tags are all in its context (supplied values win): any other aws:RequestTag/<key> is absent
+_TAG_KEYS = frozenset({"aws:requesttag/${tagkey}", "aws:tagkeys"})
+_RESOURCE_KEYS = frozenset({"ram:requestedresourcetype", "ram:resourcearn"}) | _TAG_KEYS
+_PRINCIPAL_KEYS = frozenset({"ram:principal"}) | _TAG_KEYS
+
+
+def _ram_share_members(request: Request, lookups: Lookups) -> list[Need]:
+    """Create/Associate/DisassociateResourceShare. RAM authorizes each principal and each resource of the request in
+    a request context of its own: a principal's has ram:Principal and no ram:RequestedResourceType / ram:ResourceArn,
+    a resource's the reverse (RAM user guide, example IAM policies). Create names no share (the action has no resource
+    type); with tags it also authorizes ram:TagResource on the share it creates (the reference's API operations
+    table), whose ARN RAM has not chosen yet: the local stack authorizes it on resource-share/*."""
+    params = request.params
+    share_arn = None if request.operation == "CreateResourceShare" else _text(params, "resourceShareArn", "RAM")
+    targets = (Target(("resource-share",), arn=share_arn),) if share_arn else ()
+    common = _ram_request_keys(request, share_arn, lookups)
+    action = f"ram:{request.operation}"
+    needs = [
+        Need(action, targets, {**common, "ram:principal": (str(p),)}, _RESOURCE_KEYS)
+        for p in _items(params, "principals")
+    ]
+    needs += [
+        Need(action, targets, {**common, **_resource_keys(a)}, _PRINCIPAL_KEYS) for a in _items(params, "resourceArns")
+    ]
+    if not needs:  # nothing to associate: the share alone
+        needs.append(Need(action, targets, common, _PRINCIPAL_KEYS | _RESOURCE_KEYS))
+    if request.operation == "CreateResourceShare" and params.get("tags"):
+        new_share = Target(("resource-share",), variables={"ResourcePath": "*"})
+        needs.append(Need("ram:TagResource", (new_share,), common, _TAG_KEYS))
+    return needs
+
+
+def _items(params: Mapping[str, Any], name: str) -> list[str]:
+    return [str(v) for v in params.get(name) or []]
+
+
+def _resource_keys(arn: str) -> dict[str, tuple[str, ...]]:
+    kind = resource_type_of(arn)
+    return {"ram:resourcearn": (arn,), **({"ram:requestedresourcetype": (kind,)} if kind else {})}
+
+
+def _ram_request_keys(request: Request, share_arn: str | None, lookups: Lookups) -> dict[str, tuple[str, ...]]:
+    """The keys every context of the request has: the share's (an existing one), the request's tags, and for Create
+    its allowExternalPrincipals."""
+    tags = [t for t in request.params.get("tags") or [] if isinstance(t, Mapping) and "key" in t]
+    keys = {**_share_context(share_arn, lookups)}
+    keys |= {f"aws:requesttag/{t['key']}".lower(): (str(t.get("value", "")),) for t in tags}
+    if tags:
+        keys["aws:tagkeys"] = tuple(str(t["key"]) for t in tags)
+    if request.operation == "CreateResourceShare":
+        keys["ram:requestedallowsexternalprincipals"] = (
+            str(request.params.get("allowExternalPrincipals", True)).lower(),
+        )
+    return keys
+
+
 _PIPELINE_EXECUTION = _one(("pipeline-execution",), "PipelineExecutionArn")
 _PIPELINE = _one(("pipeline",), "PipelineName", "PipelineName")
 
@@ -459,6 +540,8 @@ REQUEST_RESOURCES: dict[tuple[str, str], Callable[[Request, Lookups], list[Need]
             "ListPipelineExecutionSteps",
             "StopPipelineExecution",
             "RetryPipelineExecution",
+            "DescribePipelineDefinitionForExecution",
+            "ListPipelineParametersForExecution",
         )
     },
     **{("sagemaker", op): _PIPELINE for op in ("StartPipelineExecution", "DescribePipeline", "ListPipelineExecutions")},
@@ -474,6 +557,10 @@ REQUEST_RESOURCES: dict[tuple[str, str], Callable[[Request, Lookups], list[Need]
     },
     ("ram", "ListResourceSharePermissions"): _one(("resource-share",), "resourceShareArn"),
     ("ram", "AssociateResourceSharePermission"): _ram_share_permission,
+    **{
+        ("ram", op): _ram_share_members
+        for op in ("CreateResourceShare", "AssociateResourceShare", "DisassociateResourceShare")
+    },
     ("ram", "DisassociateResourceSharePermission"): _ram_share_permission,
     ("cloudtrail", "GetTrailStatus"): _one(("trail",), "Name", "TrailName"),
     ("cloudtrail", "GetEventSelectors"): _one(("trail",), "TrailName", "TrailName"),
@@ -620,11 +707,14 @@ class Context:
 
     values: Mapping[str, tuple[str, ...]]
     applicable: frozenset[str] = frozenset()
+    absent: frozenset[str] = frozenset()  # keys (database templates allowed) AWS leaves out of this context
 
     def lookup(self, key: str) -> tuple[str, ...] | None:
         lowered = key.lower()
         if lowered in self.values:
             return self.values[lowered]
+        if any(_key_matches(k, lowered) for k in self.absent):
+            return None
         if lowered.startswith("aws:") or any(_key_matches(k, lowered) for k in self.applicable):
             raise Unsupported(f"condition key {key} applies to this request but the local stack does not supply it")
         return None  # a key that does not apply to the request is absent from its context
@@ -956,6 +1046,7 @@ class LocalIam:
                 **{k.lower(): tuple(v) for k, v in need.context.items()},
             },
             self.definitions.applicable_keys(definition, types),
+            need.absent,
         )
         for arn, _ in resources:
             verdict = evaluate(policies, definition.action, arn, context)

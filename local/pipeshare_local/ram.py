@@ -40,6 +40,7 @@ __all__ = [
     "StrictParamValidator",
     "ram_event",
     "ram_service_model",
+    "resource_type_of",
     "serve",
 ]
 
@@ -92,6 +93,14 @@ _RESOURCE_TYPES: dict[tuple[str, str], str] = {
     ("license-manager", "license-configuration"): "license-manager:LicenseConfiguration",
 }
 _RESOURCE_TYPES_BY_LOWER = {t.lower(): t for t in _RESOURCE_TYPES.values()}
+
+
+def resource_type_of(arn: str) -> str | None:
+    """The RAM resource type of a shareable resource's ARN (the emulator's catalogue), else None."""
+    match = _ARN_RE.match(arn) if isinstance(arn, str) else None
+    if match is None:
+        return None
+    return _RESOURCE_TYPES.get((match["service"], re.split(r"[/:]", match["resource"], maxsplit=1)[0]))
 
 
 @dataclass(frozen=True)
@@ -361,6 +370,13 @@ class RamEmulator(wire.WireEmulator):
             if invitation is None:
                 return None
             return invitation.sender, self._shares[invitation.share_arn].name
+
+    def share_facts(self, share_arn: str) -> tuple[str, bool] | None:
+        """(name, allowExternalPrincipals) of a share: the ram:ResourceShareName and ram:AllowsExternalPrincipals of
+        requests naming it (for the local IAM, as invitation_owner)."""
+        with self._lock:
+            share = self._shares.get(share_arn)
+            return None if share is None else (share.name, share.allow_external)
 
     def inject_empty_pages(self, n: int) -> None:
         """The next n paginated list calls (any operation with nextToken) answer an empty page with a nextToken.
@@ -927,6 +943,9 @@ class RamEmulator(wire.WireEmulator):
         for principal in dict.fromkeys(params.get("principals", [])):
             association = share.principals.get(principal)
             if association is None or association.status not in (ASSOCIATING, ASSOCIATED):
+                # [unverified] what RAM answers for a principal that is not associated: settings.ram
+                if self.settings.ram.disassociate_unassociated == "no_op":
+                    continue
                 raise RamError(
                     "UnknownResourceException", f"The principal {principal} is not associated with {share.arn}."
                 )

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeshare_local.scenario import PERMISSIONS
 from pipeshare_local.stack import LocalStack
 from pipeshare_local.template import load_template
 from tests.conftest import load_event
@@ -23,8 +22,6 @@ from tests.integration.stackhelpers import (
     CONSUMER,
     OWNER,
     STRANGER,
-    create_pipeline,
-    deploy_shared_pipeline,
     invitation_arn,
     notifications,
     ram_status,
@@ -219,50 +216,6 @@ def test_without_the_key_statement_publishing_to_the_encrypted_topic_is_denied(
 
 
 # ------------------------------------------------------------------------------------------------ resources, conditions
-
-
-def _owner_with_share(stack: LocalStack) -> str:
-    pipeline = create_pipeline(stack, OWNER, "churn-train")
-    deployment = deploy_shared_pipeline(stack, pipeline)
-    return str(deployment.refs["PipelineShare"])
-
-
-def test_switching_a_share_to_read_only_needs_the_permission_as_a_resource(
-    stack: LocalStack, stack_with: Callable[[dict[str, Any]], LocalStack]
-) -> None:
-    # Given the budget watcher's role as the template writes it (the share and the read-only permission)
-    share = _owner_with_share(stack)
-    ram = function_client(stack, OWNER, "WatchBudgetsFunction", "ram")
-    # When it switches a share to read-only, then tries to attach the allow-execution permission
-    ram.associate_resource_share_permission(
-        resourceShareArn=share, permissionArn=PERMISSIONS["read-only"], replace=True
-    )
-    with pytest.raises(ClientError) as widening:
-        ram.associate_resource_share_permission(
-            resourceShareArn=share, permissionArn=PERMISSIONS["allow-execution"], replace=True
-        )
-    # Then the read-only switch is allowed and attaching any other permission is denied (RAM: 403)
-    assert widening.value.response["Error"]["Code"] == "AccessDeniedException"
-    assert widening.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    assert PERMISSIONS["allow-execution"] in widening.value.response["Error"]["Message"]
-
-    # Given the statement as it was before: the share only, no permission resource
-    def share_only(template: dict[str, Any]) -> None:
-        [statements] = [p["Statement"] for p in template["Resources"]["WatchBudgetsFunction"]["Properties"]["Policies"]]
-        [statement] = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "SwitchSharesToReadOnly"]
-        statement["Resource"] = statement["Resource"][0]
-
-    modified = stack_with(edited(share_only))
-    share = _owner_with_share(modified)
-    # When the budget watcher switches the share to read-only
-    with pytest.raises(ClientError) as refused:
-        function_client(modified, OWNER, "WatchBudgetsFunction", "ram").associate_resource_share_permission(
-            resourceShareArn=share, permissionArn=PERMISSIONS["read-only"], replace=True
-        )
-    # Then it is denied on the permission (the action's second required resource)
-    [denial] = denied(modified, "ram:AssociateResourceSharePermission")
-    assert denial.resource == PERMISSIONS["read-only"]
-    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
 def test_accept_is_denied_for_an_owner_the_condition_does_not_name(stack: LocalStack) -> None:

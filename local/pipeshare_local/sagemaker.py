@@ -1,12 +1,19 @@
 """In-process emulation of SageMaker pipeline executions, spoken to over SageMaker's real wire protocol.
 
 moto 5.2.5 has pipelines but executions that are instantly ``Succeeded``, no cross-account start, no Stop/Retry, no
-steps and no events. The local stack therefore answers ten operations here and leaves every other SageMaker call
-(CreatePipeline, DescribePipeline, ListTrainingJobs, ...) to moto:
+steps and no events. The local stack therefore answers twelve operations here and leaves every other SageMaker call
+(CreatePipeline, DescribePipeline, UpdatePipeline, ListTrainingJobs, ...) to moto:
 
     StartPipelineExecution, StopPipelineExecution, RetryPipelineExecution,
     DescribePipelineExecution, ListPipelineExecutions, ListPipelineExecutionSteps,
+    DescribePipelineDefinitionForExecution, ListPipelineParametersForExecution,
     DescribeTrainingJob, DescribeProcessingJob, DescribeTransformJob, DescribeHyperParameterTuningJob
+
+An execution keeps the pipeline definition (moto's, as DescribePipeline shows it) it started with:
+DescribePipelineDefinitionForExecution answers that one, whatever UpdatePipeline does afterwards. ``define_steps``
+also writes the pipeline's definition, generated in AWS's pipeline definition schema from the step specifications
+(``pipeline_definition``), so DescribePipeline, DescribePipelineDefinitionForExecution and what the executions run
+agree.
 
 The four Describe*Job operations answer for the jobs the emulated steps run (named by the job ARNs in the step
 metadata). The jobs live in the pipeline OWNER's account and follow their step: InProgress while it runs, then
@@ -29,6 +36,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -37,7 +45,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Unpack
 
@@ -63,8 +71,11 @@ __all__ = [
     "cloudtrail_event",
     "execution_status_event",
     "moto_assumed_role",
+    "moto_pipeline_definition",
     "moto_pipeline_exists",
     "moto_pipeline_role",
+    "moto_store_pipeline_definition",
+    "pipeline_definition",
     "sagemaker_service_model",
     "step_status_event",
 ]
@@ -84,6 +95,7 @@ DESCRIBE, LIST_EXECUTIONS, LIST_STEPS = (
     "ListPipelineExecutions",
     "ListPipelineExecutionSteps",
 )
+DESCRIBE_DEFINITION, LIST_PARAMETERS = "DescribePipelineDefinitionForExecution", "ListPipelineParametersForExecution"
 # Describe*Job operation -> (ARN resource type of the job, input member naming it)
 JOB_OPERATIONS = {
     "DescribeTrainingJob": ("training-job", "TrainingJobName"),
@@ -91,7 +103,9 @@ JOB_OPERATIONS = {
     "DescribeTransformJob": ("transform-job", "TransformJobName"),
     "DescribeHyperParameterTuningJob": ("hyper-parameter-tuning-job", "HyperParameterTuningJobName"),
 }
-OPERATIONS = frozenset({START, STOP, RETRY, DESCRIBE, LIST_EXECUTIONS, LIST_STEPS, *JOB_OPERATIONS})
+OPERATIONS = frozenset(
+    {START, STOP, RETRY, DESCRIBE, LIST_EXECUTIONS, LIST_STEPS, DESCRIBE_DEFINITION, LIST_PARAMETERS, *JOB_OPERATIONS}
+)
 MUTATING = frozenset({START, STOP, RETRY})
 
 # Execution statuses (PipelineExecutionStatus) and step statuses (StepStatus).
@@ -116,6 +130,10 @@ _EXECUTION_ARN_RE = re.compile(
 )
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 _TRAINING_TYPES = frozenset({"Training", "Tuning"})
+# step types whose job request takes StoppingCondition.MaxRuntimeInSeconds (CreateTransformJob has none)
+_RUNTIME_TYPES = frozenset({"Training", "Tuning", "Processing", "QualityCheck", "ClarifyCheck"})
+_PROCESSING_MAX_RUNTIME = 777600  # botocore ProcessingStoppingCondition.MaxRuntimeInSeconds max
+DEFINITION_VERSION = "2020-12-01"  # the pipeline definition schema's only Version (aws-facts §4.6)
 # [unverified] what a job of a step without an instance type reports (the describe outputs require one).
 DEFAULT_JOB_INSTANCE_TYPE = "ml.m5.xlarge"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -147,6 +165,10 @@ class StepSpec:
         (snapshot() then reports instanceType None, the total instanceCount and instanceGroups).
       volume_gb: ML storage volume per instance (training / processing / tuning jobs).
       cache_hit: the step is served from cache: it succeeds at once and runs no job (CacheHitResult).
+    max_runtime_seconds (Training, Tuning, Processing, QualityCheck, ClarifyCheck): the job's StoppingCondition.
+      MaxRuntimeInSeconds, in the definition and in Describe*Job; at least duration_seconds (the emulation does not
+      stop a job at its limit). None: a training job reports the default AWS documents (1 day, or duration_seconds
+      when longer); a processing job reports no StoppingCondition (AWS documents no default).
     A Tuning step's tuning job runs duration_seconds on instance_type * instance_count (one training job).
     """
 
@@ -161,6 +183,7 @@ class StepSpec:
     instance_groups: tuple[tuple[str, int], ...] = ()
     volume_gb: int = 30
     cache_hit: bool = False
+    max_runtime_seconds: int | None = None
 
     def __post_init__(self) -> None:
         if not _STEP_NAME_RE.match(self.name):
@@ -186,6 +209,20 @@ class StepSpec:
             raise ValueError("volume_gb must be >= 1")
         if self.cache_hit and self.fails:
             raise ValueError("a step served from cache succeeds: cache_hit needs outcome Succeeded (and no Fail step)")
+        self._check_runtime()
+
+    def _check_runtime(self) -> None:
+        limit = self.max_runtime_seconds
+        if limit is None:
+            return
+        if self.type not in _RUNTIME_TYPES:
+            raise ValueError(f"max_runtime_seconds applies to {', '.join(sorted(_RUNTIME_TYPES))} steps only")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError("max_runtime_seconds must be a whole number >= 1")
+        if self.type not in _TRAINING_TYPES and limit > _PROCESSING_MAX_RUNTIME:
+            raise ValueError(f"a processing job's MaxRuntimeInSeconds is at most {_PROCESSING_MAX_RUNTIME}")
+        if limit < self.duration_seconds:
+            raise ValueError("max_runtime_seconds must be >= duration_seconds (the job would be stopped at its limit)")
 
     @property
     def fails(self) -> bool:
@@ -444,6 +481,33 @@ def moto_pipeline_role(account: str, region: str, name: str) -> str | None:
     return role if isinstance(role, str) and role else None
 
 
+def _moto_pipeline(account: str, region: str, name: str) -> Any:
+    from moto.sagemaker.models import sagemaker_backends
+
+    try:
+        return sagemaker_backends[account][region].pipelines.get(name)
+    except KeyError:
+        return None
+
+
+def moto_pipeline_definition(account: str, region: str, name: str) -> tuple[str, datetime] | None:
+    """(PipelineDefinition, CreationTime) of moto's pipeline `name` in account/region (in this process), else None."""
+    pipeline = _moto_pipeline(account, region, name)
+    if pipeline is None:
+        return None
+    created = pipeline.creation_time
+    return str(pipeline.pipeline_definition), created if created.tzinfo else created.replace(tzinfo=UTC)
+
+
+def moto_store_pipeline_definition(account: str, region: str, name: str, definition: str) -> bool:
+    """Set moto's pipeline `name` definition, as UpdatePipeline would; False when there is no such pipeline."""
+    pipeline = _moto_pipeline(account, region, name)
+    if pipeline is None:
+        return False
+    pipeline.pipeline_definition = definition
+    return True
+
+
 def moto_assumed_role(access_key_id: str) -> tuple[str, str] | None:
     """(role ARN, session name) of credentials issued by moto STS AssumeRole (in this process), else None."""
     try:
@@ -598,6 +662,8 @@ class _Execution:
     version_id: int = 1
     announced: bool = False  # the first status event has no previous status (settings.sagemaker.first_previous_status)
     role_arn: str = ""  # the pipeline's role: the role its jobs run with
+    definition: str = ""  # the pipeline definition as it was when the execution started
+    pipeline_created: datetime | None = None  # the pipeline's CreationTime (DescribePipelineDefinitionForExecution)
 
 
 @dataclass
@@ -627,6 +693,7 @@ class _Resolution:
     execution_arn: str | None = None
     permission: str | None = None  # RAM permission of a cross-account caller
     role_arn: str | None = None  # StartPipelineExecution: the pipeline's role
+    definition: tuple[str, datetime | None] | None = None  # StartPipelineExecution: the pipeline's definition now
 
 
 @dataclass
@@ -671,8 +738,10 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         resource not found." (aws/aws-sdk#165), which can be chosen instead.
       access_denied_cloudtrail_code: CloudTrail's errorCode for an IAM denial (the API answers AccessDeniedException).
     ``response_observer`` (optional) is called with (operation name, response dict) before serialisation.
-    pipeline_role looks up the pipeline's RoleArn (owner, region, name) at start; the jobs report it. The other
-    keyword arguments are wire.Wiring's (account_for_access_key, clock, emit, page_size).
+    pipeline_role looks up the pipeline's RoleArn (owner, region, name) at start; the jobs report it.
+    pipeline_definition looks up the pipeline's (definition, creation time) at start, and store_definition writes a
+    pipeline's definition (define_steps); None: the definition is generated from the step specifications and kept
+    here only. The other keyword arguments are wire.Wiring's (account_for_access_key, clock, emit, page_size).
     """
 
     error = SageMakerError
@@ -686,6 +755,8 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         settings: EmulationSettings | None = None,
         role_for_access_key: Callable[[str], tuple[str, str] | None] | None = moto_assumed_role,
         pipeline_role: Callable[[str, str, str], str | None] | None = moto_pipeline_role,
+        pipeline_definition: Callable[[str, str, str], tuple[str, datetime] | None] | None = moto_pipeline_definition,
+        store_definition: Callable[[str, str, str, str], bool] | None = moto_store_pipeline_definition,
         **wiring: Unpack[wire.Wiring],
     ) -> None:
         super().__init__(sagemaker_service_model(), **wiring)
@@ -693,6 +764,8 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         self._pipeline_exists = pipeline_exists
         self._role_for_access_key = role_for_access_key
         self._pipeline_role = pipeline_role
+        self._pipeline_definition = pipeline_definition
+        self._store_definition = store_definition
         self.settings = settings if settings is not None else EmulationSettings()
         self._initial_settings = self.settings.model_copy(deep=True)
         self._emit_lock = threading.RLock()  # state change + emission, so events leave in the order they happen
@@ -722,14 +795,20 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
             times = [t for t in map(_next_change, self._executions.values()) if t is not None]
         return min(times, default=None)
 
-    def define_steps(self, account: str, region: str, pipeline_name: str, steps: list[StepSpec]) -> None:
-        """Steps of executions started from now on for the pipeline (owner account, region, name)."""
+    def define_steps(self, account: str, region: str, pipeline_name: str, steps: list[StepSpec]) -> dict[str, Any]:
+        """Steps of executions started from now on for the pipeline (owner account, region, name). The pipeline's
+        definition becomes the one generated from them (returned; written to moto's pipeline when it exists)."""
         specs = tuple(steps)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"step names must be unique: {names}")
+        role = self._lookup_role(account, region, pipeline_name)
+        definition = pipeline_definition(specs, owner=account, region=region, pipeline_name=pipeline_name, role=role)
+        if self._store_definition is not None:
+            self._store_definition(account, region, pipeline_name, json.dumps(definition))
         with self._lock:
             self._steps[(account, region, pipeline_name.lower())] = specs
+        return definition
 
     def tick(self) -> None:
         """Move every execution forward to clock(), emitting step and status events in time order."""
@@ -879,6 +958,8 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
             raise _pipeline_not_found(pipeline_arn)
         if op == START:
             target.role_arn = self._lookup_role(owner, region, pipeline_name)
+            found = self._pipeline_definition(owner, region, pipeline_name) if self._pipeline_definition else None
+            target.definition = found
 
     def _lookup_role(self, owner: str, region: str, pipeline_name: str) -> str:
         role = None
@@ -1156,6 +1237,8 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
         if params.get("PipelineVersionAlias"):
             raise SageMakerError("ResourceNotFound", f"No version of pipeline '{pipeline_arn}' has the alias given.")
         specs = self._steps.get((owner, region, (target.pipeline_name or "").lower()), DEFAULT_STEPS)
+        # the definition as it is now: a later UpdatePipeline does not change what this execution runs
+        definition, created = target.definition or (self._generated(specs, target), None)
         selective = params.get("SelectiveExecutionConfig")
         if selective:
             wanted = [s["StepName"] for s in selective["SelectedSteps"]]
@@ -1184,6 +1267,8 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
             selective=selective,
             version_id=params.get("PipelineVersionId", 1),
             role_arn=target.role_arn or f"arn:aws:iam::{owner}:role/{FALLBACK_PIPELINE_ROLE}",
+            definition=definition,
+            pipeline_created=created,
         )
         self._executions[arn.lower()] = execution
         self._tokens[token_key] = arn
@@ -1269,6 +1354,25 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
             view["SelectiveExecutionConfig"] = copy.deepcopy(execution.selective)
         return view
 
+    def _op_DescribePipelineDefinitionForExecution(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(call)
+        view: dict[str, Any] = {"PipelineDefinition": execution.definition}
+        if execution.pipeline_created is not None:
+            view["CreationTime"] = execution.pipeline_created  # "The time when the pipeline was created."
+        return view
+
+    def _op_ListPipelineParametersForExecution(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
+        execution = self._execution(call)
+        # [unverified] whether declared parameters not given at start are listed (execution_parameters setting)
+        items = _execution_parameters(execution, with_defaults=self.settings.sagemaker.execution_parameters != "given")
+        return self._paginate(call, params, items, "PipelineParameters")
+
+    def _generated(self, specs: tuple[StepSpec, ...], target: _Resolution) -> str:
+        """The definition generated from the step specifications (no definition lookup configured)."""
+        owner, region, name = target.owner or "", target.region or "", target.pipeline_name or ""
+        role = target.role_arn or f"arn:aws:iam::{owner}:role/{FALLBACK_PIPELINE_ROLE}"
+        return json.dumps(pipeline_definition(specs, owner=owner, region=region, pipeline_name=name, role=role))
+
     def _op_ListPipelineExecutions(self, call: _Call, params: dict[str, Any]) -> dict[str, Any]:
         pipeline_arn = (call.target.pipeline_arn or "").lower()
         after, before = params.get("CreatedAfter"), params.get("CreatedBefore")
@@ -1352,6 +1456,7 @@ class SageMakerPipelineEmulator(wire.WireEmulator):
                     "instanceCount": sum(c for _, c in s.spec.instance_groups) or s.spec.instance_count,
                     "instanceGroups": [list(group) for group in s.spec.instance_groups],
                     "volumeSizeInGB": s.spec.volume_gb,
+                    "maxRuntimeSeconds": s.spec.max_runtime_seconds,
                     "spot": s.spec.spot,
                     "cacheHitSource": s.cache_source,
                     "metadata": copy.deepcopy(s.metadata),
@@ -1465,6 +1570,149 @@ def _step_metadata(execution: _Execution, spec: StepSpec) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Pipeline definitions (the schema of aws-facts §4.6)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def pipeline_definition(
+    specs: Iterable[StepSpec], *, owner: str, region: str, pipeline_name: str, role: str
+) -> dict[str, Any]:
+    """The pipeline definition JSON of these steps, in AWS's schema (Version 2020-12-01): each step's Arguments are
+    the request of the job it runs (CreateTrainingJob, CreateProcessingJob, ...) as the SageMaker Python SDK writes
+    them, with the instance types, counts, volumes and runtime limits the emulated jobs report; the steps run one
+    after the other (DependsOn). Output paths join the execution id at run time (Std:Join, Execution variable).
+    [unverified] images, paths and the values of arguments pipeshare does not read."""
+    steps: list[dict[str, Any]] = []
+    context = {"owner": owner, "region": region, "pipeline": pipeline_name, "role": role}
+    for spec in specs:
+        step: dict[str, Any] = {"Name": spec.name, "Type": spec.type}
+        if steps:
+            step["DependsOn"] = [steps[-1]["Name"]]
+        step.update(_definition_extras(spec, context, steps))
+        if spec.cache_hit:
+            step["CacheConfig"] = {"Enabled": True, "ExpireAfter": "P30D"}
+        steps.append(step)
+    return {"Version": DEFINITION_VERSION, "Metadata": {}, "Parameters": [], "Steps": steps}
+
+
+def _output(context: dict[str, str], step: str) -> dict[str, Any]:
+    bucket = f"sagemaker-{context['region']}-{context['owner']}"
+    parts = ["s3:/", bucket, context["pipeline"], {"Get": "Execution.PipelineExecutionId"}, step]
+    return {"Std:Join": {"On": "/", "Values": parts}}
+
+
+def _training_request(spec: StepSpec, context: dict[str, str]) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "AlgorithmSpecification": {
+            "TrainingImage": _image_for(spec.type, context["region"]),
+            "TrainingInputMode": "File",
+        },
+        "OutputDataConfig": {"S3OutputPath": _output(context, spec.name)},
+        "ResourceConfig": _resource_config(spec),
+        "RoleArn": context["role"],
+    }
+    if spec.max_runtime_seconds is not None:
+        request["StoppingCondition"] = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
+    if spec.spot:
+        request["EnableManagedSpotTraining"] = True
+        runtime = spec.max_runtime_seconds or max(_MAX_RUNTIME, spec.duration_seconds)
+        request.setdefault("StoppingCondition", {})["MaxWaitTimeInSeconds"] = 2 * runtime
+    return request
+
+
+def _processing_request(spec: StepSpec, context: dict[str, str]) -> dict[str, Any]:
+    cluster = {"InstanceCount": spec.instance_count, "InstanceType": spec.job_instance_type}
+    request: dict[str, Any] = {
+        "ProcessingResources": {"ClusterConfig": {**cluster, "VolumeSizeInGB": spec.volume_gb}},
+        "AppSpecification": {"ImageUri": _image_for(spec.type, context["region"])},
+        "RoleArn": context["role"],
+    }
+    if spec.max_runtime_seconds is not None:
+        request["StoppingCondition"] = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
+    return request
+
+
+def _definition_extras(spec: StepSpec, context: dict[str, str], before: list[dict[str, Any]]) -> dict[str, Any]:
+    """The step's Arguments (and its other type-specific keys)."""
+    if spec.type == "Training":
+        return {"Arguments": _training_request(spec, context)}
+    if spec.type == "Processing":
+        return {"Arguments": _processing_request(spec, context)}
+    if spec.type in ("QualityCheck", "ClarifyCheck"):
+        check = "DATA_QUALITY" if spec.type == "QualityCheck" else "DATA_BIAS"
+        return {"CheckType": check, "Arguments": _processing_request(spec, context)}
+    if spec.type == "Tuning":
+        definition = _training_request(spec, context)
+        definition["StoppingCondition"] = _stopping_condition(spec)  # required in a tuning job's training definition
+        config = {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "validation:rmse"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1},
+            "TrainingJobEarlyStoppingType": "Off",
+        }
+        return {"Arguments": {"HyperParameterTuningJobConfig": config, "TrainingJobDefinition": definition}}
+    if spec.type == "Transform":
+        models = [step["Name"] for step in before if step["Type"] == "Model"]
+        model = {"Get": f"Steps.{models[-1]}.ModelName"} if models else f"{context['pipeline']}-model"
+        source = {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": _output(context, f"{spec.name}-input")}}
+        resources = {"InstanceType": spec.job_instance_type, "InstanceCount": spec.instance_count}
+        arguments = {
+            "ModelName": model,
+            "TransformInput": {"DataSource": source, "ContentType": "text/csv", "SplitType": "Line"},
+            "TransformOutput": {"S3OutputPath": _output(context, spec.name)},
+            "TransformResources": resources,
+        }
+        return {"Arguments": arguments}
+    return _other_extras(spec, context)
+
+
+def _other_extras(spec: StepSpec, context: dict[str, str]) -> dict[str, Any]:
+    region, owner = context["region"], context["owner"]
+    slug = re.sub(r"[^a-z0-9-]", "", spec.name.lower())[:28] or "step"
+    if spec.type == "Condition":
+        return {"Arguments": {"Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": []}}
+    if spec.type == "Fail":
+        return {"Arguments": {"ErrorMessage": f"Fail step {spec.name} was reached."}}
+    if spec.type == "RegisterModel":
+        group = re.sub(r"[^a-z0-9-]", "", context["pipeline"].lower()) or "models"
+        return {"Arguments": {"ModelPackageGroupName": group, "ModelApprovalStatus": "PendingManualApproval"}}
+    if spec.type == "Model":
+        container = {"Image": _image_for("Training", region)}
+        return {"Arguments": {"ExecutionRoleArn": context["role"], "PrimaryContainer": container}}
+    if spec.type == "Lambda":
+        return {"FunctionArn": f"arn:aws:lambda:{region}:{owner}:function:{slug}", "Arguments": {}}
+    if spec.type == "Callback":
+        return {"SqsQueueUrl": f"https://sqs.{region}.amazonaws.com/{owner}/{slug}", "Arguments": {}}
+    if spec.type == "EMR":
+        step_config = {"HadoopJarStep": {"Jar": "command-runner.jar"}}
+        return {"Arguments": {"ClusterId": f"j-{slug.upper()[:13]}", "StepConfig": step_config}}
+    return {"Arguments": {}}
+
+
+def _execution_parameters(execution: _Execution, *, with_defaults: bool) -> list[dict[str, str]]:
+    """ListPipelineParametersForExecution's items: the values given at start; with_defaults: every parameter the
+    execution's definition declares too, with its default when none was given (as text: [unverified] how AWS renders
+    a non-string default)."""
+    given = {p["Name"]: p["Value"] for p in execution.parameters}
+    if not with_defaults:
+        return [{"Name": name, "Value": value} for name, value in given.items()]
+    try:
+        declared = json.loads(execution.definition).get("Parameters") or []
+    except (ValueError, AttributeError):
+        declared = []
+    items: dict[str, str] = {}
+    for parameter in declared if isinstance(declared, list) else []:
+        if not isinstance(parameter, dict):
+            continue
+        name, default = parameter.get("Name"), parameter.get("DefaultValue")
+        if isinstance(name, str) and (name in given or default is not None):
+            text = json.dumps(default) if isinstance(default, bool) else str(default)
+            items[name] = given.get(name, text)
+    items.update(given)
+    return [{"Name": name, "Value": value} for name, value in items.items()]
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Jobs (Describe*Job)
 # --------------------------------------------------------------------------------------------------------------
 
@@ -1493,7 +1741,8 @@ _IMAGES = {
     "QualityCheck": "156813124566.dkr.ecr.{region}.amazonaws.com/sagemaker-model-monitor-analyzer",
     "ClarifyCheck": "205585389593.dkr.ecr.{region}.amazonaws.com/sagemaker-clarify-processing:1.0",
 }
-_MAX_RUNTIME = 86400  # SageMaker Python SDK default for training jobs
+# botocore StoppingCondition.MaxRuntimeInSeconds: "The default value is 1 day." (aws-facts §4.6)
+_MAX_RUNTIME = 86400
 
 
 def _job_arn(metadata: dict[str, Any]) -> str | None:
@@ -1519,8 +1768,12 @@ def _follow_step(job: _Job, step_status: str, at: datetime) -> None:
 
 
 def _image(job: _Job) -> str:
-    kind = "Training" if job.spec.type in _TRAINING_TYPES else job.spec.type
-    return _IMAGES.get(kind, _IMAGES["Processing"]).format(region=job.region)
+    return _image_for(job.spec.type, job.region)
+
+
+def _image_for(step_type: str, region: str) -> str:
+    kind = "Training" if step_type in _TRAINING_TYPES else step_type
+    return _IMAGES.get(kind, _IMAGES["Processing"]).format(region=region)
 
 
 def _resource_config(spec: StepSpec) -> dict[str, Any]:
@@ -1539,7 +1792,9 @@ def _resource_config(spec: StepSpec) -> dict[str, Any]:
 
 
 def _stopping_condition(spec: StepSpec) -> dict[str, Any]:
-    runtime = max(_MAX_RUNTIME, spec.duration_seconds)
+    """A training job's: the step's max_runtime_seconds, else the documented default (the step's duration when
+    longer: the emulation does not stop a job at its limit)."""
+    runtime = spec.max_runtime_seconds or max(_MAX_RUNTIME, spec.duration_seconds)
     condition: dict[str, Any] = {"MaxRuntimeInSeconds": runtime}
     if spec.spot:
         condition["MaxWaitTimeInSeconds"] = 2 * runtime  # spot needs a wait time >= the runtime
@@ -1608,6 +1863,8 @@ def _processing_view(job: _Job) -> dict[str, Any]:
         "ProcessingJobArn": job.arn,
         "ProcessingJobStatus": job.status,
     }
+    if spec.max_runtime_seconds is not None:
+        view["StoppingCondition"] = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
     if job.failure is not None:
         view["FailureReason"] = job.failure
     if job.end is not None:

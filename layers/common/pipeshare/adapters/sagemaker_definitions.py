@@ -1,0 +1,62 @@
+"""What a pipeline execution runs, through boto3: its definition and its parameter values (owner account).
+
+The client is created on first use (a tracker invocation that projects nothing builds none) and retries once, with
+short timeouts: the start projection must not hold up the start alert (a failure is reported in the alert instead).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeshare.adapters.aws_errors import translate
+from pipeshare.models.errors import ExecutionNotFoundError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+# standard retry mode: max_attempts counts the first call, so 2 = one retry
+CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+PAGE_SIZE = 100  # ListPipelineParametersForExecution MaxResults (1-100)
+
+
+class SageMakerDefinitionGateway:
+    """Implements ports.PipelineDefinitionGateway."""
+
+    def __init__(self, client: SageMakerClient | None = None) -> None:
+        self._client = client
+
+    @property
+    def _sagemaker(self) -> SageMakerClient:
+        if self._client is None:
+            self._client = boto3.client("sagemaker", config=CLIENT_CONFIG)
+        return self._client
+
+    def definition_for_execution(self, execution_arn: str) -> str:
+        try:
+            response = self._sagemaker.describe_pipeline_definition_for_execution(PipelineExecutionArn=execution_arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, execution_arn) from exc
+        return str(response.get("PipelineDefinition", ""))
+
+    def parameters_for_execution(self, execution_arn: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        kwargs: dict[str, Any] = {"PipelineExecutionArn": execution_arn, "MaxResults": PAGE_SIZE}
+        try:
+            while True:
+                page = self._sagemaker.list_pipeline_parameters_for_execution(**kwargs)
+                found.update({p["Name"]: p["Value"] for p in page.get("PipelineParameters", [])})
+                if not page.get("NextToken"):
+                    return found
+                kwargs["NextToken"] = page["NextToken"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _error(exc, execution_arn) from exc
+
+
+def _error(exc: ClientError | BotoCoreError, execution_arn: str) -> Exception:
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ResourceNotFound":
+        return ExecutionNotFoundError(f"{execution_arn}: {exc.response['Error'].get('Message', 'not found')}")
+    return translate(exc)

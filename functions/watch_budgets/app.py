@@ -1,10 +1,12 @@
-"""Owner side: budgets per consumer - threshold alerts once a month, enforcement (or dry run) at 100 %."""
+"""Owner side: budgets that bind. Owner-table stream (spend totals, running executions, unpriced estimates): alert
+what is due, enforce on the offender; the budget policy's SSM change and a daily schedule: the whole month again."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -12,8 +14,26 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.config import WatchBudgetsSettings, load_settings
 from pipeshare.dependencies import get_budget_ledger, get_budget_source, get_enforcer, get_grant_repository
-from pipeshare.logic.budget_watch import on_spend_change
-from pipeshare.models.events import SpendChange
+from pipeshare.logic.budget_watch import (
+    BudgetOutcome,
+    BudgetPorts,
+    EnforcementIncompleteError,
+    evaluate_month,
+    on_execution_state,
+    on_line_change,
+    on_spend_change,
+    on_unpriced_estimate,
+)
+from pipeshare.logic.budgets import RunView, month_of
+from pipeshare.models.budget_events import (
+    BudgetTrigger,
+    ConsumerTotalImage,
+    ExecutionStateImage,
+    ParameterStoreChangeEvent,
+    StreamImage,
+    UnattributedTotalImage,
+    image_model,
+)
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_budget
 from pipeshare.validation import parse_or_reject
@@ -21,32 +41,79 @@ from pipeshare.validation import parse_or_reject
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
-def record_handler(record: DynamoDBRecord) -> None:
-    image = record.dynamodb.new_image if record.dynamodb else None
-    old = (record.dynamodb.old_image if record.dynamodb else None) or {}
-    change = parse_or_reject({**(image or {}), "before": old.get("total", 0)}, SpendChange)
-    if change is None:
-        return  # logged and counted; a retry cannot fix it
-    settings = load_settings(WatchBudgetsSettings)
+def _ports(settings: WatchBudgetsSettings) -> BudgetPorts:
     ledger = get_budget_ledger(settings.owner_table_name)
-    outcome = on_spend_change(
-        change.consumer_account,
-        change.month,
-        change.before,
-        change.total,
+    return BudgetPorts(
         budgets=get_budget_source(settings.budget_policy_parameter, settings.parameter_cache_seconds),
         ledger=ledger,
-        running=ledger,
+        spend=ledger,
+        runs=ledger,
         grants=get_grant_repository(settings.owner_table_name),
         enforcer=get_enforcer(),
-        now=datetime.now(UTC),
     )
+
+
+def _previous(old: dict[str, Any] | None) -> RunView | None:
+    """The execution as it was before this change (None when new, or not readable as one)."""
+    try:
+        return ExecutionStateImage.model_validate(old).run() if old else None
+    except ValueError:
+        return None
+
+
+def _dispatch(image: StreamImage, old: dict[str, Any] | None, ports: BudgetPorts) -> BudgetOutcome:
+    now = datetime.now(UTC)
+    if isinstance(image, ConsumerTotalImage):
+        return on_spend_change(image.spend(), ports=ports, now=now)
+    if isinstance(image, UnattributedTotalImage):
+        return on_line_change(image.line(), ports=ports, now=now)
+    if isinstance(image, ExecutionStateImage):
+        return on_execution_state(image.run(), _previous(old), ports=ports, now=now)
+    if not image.unpriced:
+        return BudgetOutcome("ignored", image.execution_key, month_of(now))  # incomplete for another reason
+    return on_unpriced_estimate(image.execution_key, image.unpriced, ports=ports, now=now)
+
+
+def record_handler(record: DynamoDBRecord) -> None:
+    image = (record.dynamodb.new_image if record.dynamodb else None) or {}
+    model = image_model(image)
+    parsed = parse_or_reject(image, model) if model is not None else None
+    if parsed is None:
+        return  # not a watcher's item, or invalid (logged and counted): a retry cannot change it
+    old = record.dynamodb.old_image if record.dynamodb else None
+    try:
+        outcome = _dispatch(parsed, old, _ports(load_settings(WatchBudgetsSettings)))
+    except EnforcementIncompleteError as exc:
+        report_budget(exc.outcome)
+        raise  # this record is retried: what failed is tried again, what was done is not repeated
     report_budget(outcome)
 
 
-@logger.inject_lambda_context
+def _evaluate_month(event: Any) -> dict[str, Any]:
+    settings = load_settings(WatchBudgetsSettings)
+    trigger = parse_or_reject(event, BudgetTrigger, wrap="event")
+    if trigger is None:
+        return {"status": "invalid"}
+    changed = isinstance(trigger.event, ParameterStoreChangeEvent)
+    if changed and trigger.event.detail.name != settings.budget_policy_parameter:
+        return {"status": "ignored", "reason": "not the budget policy parameter"}
+    now = datetime.now(UTC)
+    try:
+        outcome = evaluate_month(month_of(now), ports=_ports(settings), now=now, fresh=changed)
+    except EnforcementIncompleteError as exc:
+        report_budget(exc.outcome)
+        raise  # Lambda retries the invocation (then its on-failure destination)
+    report_budget(outcome)
+    return {"status": outcome.status, "evaluated": outcome.evaluated, "thresholds": outcome.thresholds}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(name="SpendChangesReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):  # the owner table's stream
+        metrics.add_metric(name="SpendChangesReceived", unit=MetricUnit.Count, value=len(event["Records"]))
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    return _evaluate_month(event)  # the budget policy changed (SSM), or the daily schedule

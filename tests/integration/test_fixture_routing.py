@@ -2,7 +2,8 @@
 
 events/sources.json gives, per fixture, the template rules it must match (`routes_to`) and what the handlers must make
 of it (`expect`). Deployment, as the index's `about` says: every account runs pipeshare with Mode=both, the owner
-(111111111111) admits the consumer (222222222222) on its bus and the consumer forwards its own pipeline calls there.
+(111111111111) admits the consumer (222222222222) on its bus and names its budget policy parameter, and the consumer
+forwards its own pipeline calls there.
 A fixture is put on the default bus of its own `account` (documentation examples keep theirs, e.g. 123456789012).
 
 - parsed: the event matches exactly `routes_to` (a Schedule route is handed to its target by the schedule: it never
@@ -45,6 +46,7 @@ def _parameters(account: str) -> dict[str, str]:
     parameters = {"Mode": "both", "TrustedOwnerAccountIds": OWNER}
     if account == OWNER:
         parameters["ForwarderAccountIds"] = CONSUMER
+        parameters["BudgetPolicyParameterName"] = "/pipeshare/budgets"
     if account == CONSUMER:
         parameters["OwnerEventBusArn"] = OWNER_BUS_ARN
     return parameters

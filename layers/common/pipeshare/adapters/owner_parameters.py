@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
 from pipeshare.logic.budgets import BudgetPolicy, parse_budget_policy
-from pipeshare.logic.estimate import PriceTable, load_shipped_prices
+from pipeshare.logic.estimate import PriceTable, PriceTableError, load_shipped_prices
 from pipeshare.models.errors import TransientError
+from pipeshare.observability import logger, metrics
 
 
-def _read(name: str, max_age: int) -> str | None:
+def _read(name: str, max_age: int, *, fresh: bool = False) -> str | None:
     try:
-        return str(parameters.get_parameter(name, max_age=max_age))
+        return str(parameters.get_parameter(name, max_age=max_age, force_fetch=fresh))
     except GetParameterError as exc:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ParameterNotFound":
@@ -34,17 +37,41 @@ class SsmBudgetSource:
         self._name = parameter_name
         self._max_age = max_age
 
-    def load(self) -> BudgetPolicy | None:
+    def load(self, *, fresh: bool = False) -> BudgetPolicy | None:
+        """`fresh`: read SSM now, not the warm container's cached value (the policy just changed)."""
         if not self._name:
             return None
-        text = _read(self._name, self._max_age)
+        text = _read(self._name, self._max_age, fresh=fresh)
         return None if text is None else parse_budget_policy(text, source=f"ssm:{self._name}")
 
 
 def prices_with_override(parameter_name: str, *, max_age: int) -> PriceTable:
-    """The shipped price table, with the SSM override document (same shape) merged over it when one is set."""
+    """The shipped price table, with the SSM override document (same shape) merged over it when one is set.
+
+    An invalid override (not JSON, or failing the price table model) breaks nothing: the shipped table is used, a
+    structured error is logged and `PriceOverrideInvalid` is counted (an alarm watches it). A failed read (throttling,
+    access denied) still raises: the invocation is retried rather than priced without the owner's override."""
     shipped = load_shipped_prices()
     if not parameter_name:
         return shipped
     text = _read(parameter_name, max_age)
-    return shipped if text is None else shipped.merge(json.loads(text, parse_float=Decimal))
+    if text is None:
+        return shipped
+    try:
+        return shipped.merge(json.loads(text, parse_float=Decimal))
+    except ValueError as exc:  # json.JSONDecodeError and PriceTableError are ValueErrors
+        _report_invalid_override(parameter_name, text, exc)
+        return shipped
+
+
+def _report_invalid_override(parameter_name: str, text: str, exc: ValueError) -> None:
+    errors = exc.errors if isinstance(exc, PriceTableError) else [f"<root>: not valid JSON ({exc})"]
+    metrics.add_metric(name="PriceOverrideInvalid", unit=MetricUnit.Count, value=1)
+    logger.error(
+        "price override invalid: the shipped prices (and the Price List) are used",
+        extra={
+            "parameter": parameter_name,
+            "errors": errors[:20],
+            "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16],
+        },
+    )

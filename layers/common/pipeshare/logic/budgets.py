@@ -1,25 +1,26 @@
-"""Per-consumer monthly budgets on estimated spend: the policy, threshold crossings, enforcement plans, messages.
+"""Per-consumer monthly budgets on estimated spend: the policy, what is due, what enforcement does. Pure, no I/O.
 
-Pure, no I/O. Consumer-started executions run in, and are billed to, the owner account. pipeshare estimates each
-execution's cost and keeps a month-to-date estimated spend per consumer account (UTC calendar months, `month_of`).
+Consumer-started executions run in, and are billed to, the owner account. pipeshare estimates each execution's cost
+and keeps a month-to-date estimated spend per consumer account (UTC calendar months, `month_of`), split into what is
+attributed by evidence (`confirmed_total`: forwarded / CloudTrail owner copy) and in all (`total`: inferred too).
 
 - The budget policy is a JSON document (SSM, changeable at runtime). `parse_budget_policy` validates it and fails
   closed: an invalid document raises `BudgetPolicyInvalidError` listing every problem found.
-- `thresholds_crossed(before, after, budget)`: the thresholds whose amount lies in (before, after]. Over any sequence
-  of increasing spends each threshold is crossed by exactly one update; exactly-once delivery is the conditional
-  write's job (elsewhere), keyed by (month, consumer, threshold).
-- `enforcement_plan`: what to do when a threshold >= 100% is crossed (stop the consumer's running executions, switch
-  the shares through which it holds allow-execution to read-only), each action flagged `dry_run` from the budget.
-- Messages (`threshold_message`, `enforcement_message`; the finish message: `logic/cost_messages.py`): an
-  `OwnerAlert` (readable ASCII subject of
-  at most 100 characters, a JSON-ready body with a `schema`, filter attributes). Amounts and percentages are
-  strings in the body (exact decimals; DynamoDB refuses floats).
+- Thresholds are level-triggered: `thresholds_reached(spend, ...)` lists every threshold whose amount the spend has
+  reached; the ledger (elsewhere) keeps one item per (month, consumer, threshold), so each is alerted once whenever
+  it is first seen reached (a limit lowered, a budget added, a lost stream record, a policy invalid for a while).
+- Enforcement holds for the month: while `over_limit`, every run the consumer has going is stopped (`StopOrder`), and
+  with `remove_from_share` the consumer is taken off its allow-execution shares (`share_removals`). Only runs
+  attributed by evidence (`ENFORCEABLE_SOURCES`) and only the confirmed spend count, unless `count_inferred`.
+- Messages: logic/budget_messages.py. The shared message helpers (`_fit`, `_cents`, `_budget_block`, ...) live here
+  because the finish message (logic/cost_messages.py) uses them too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
@@ -31,40 +32,43 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationError,
-    computed_field,
     field_validator,
     model_validator,
 )
 
-from pipeshare.logic.attribution import GrantView, OwnerAlert, candidate_of
+from pipeshare.logic.attribution import GrantView, candidate_of
 from pipeshare.logic.policy import fingerprint
 from pipeshare.models.domain import AccountId
 from pipeshare.models.errors import PipeshareError
 
-THRESHOLD_SCHEMA = "pipeshare.owner.budget-threshold/1"
-ENFORCEMENT_SCHEMA = "pipeshare.owner.budget-enforcement/1"
 SUBJECT_MAX = 100  # SNS limit
 DEFAULT_THRESHOLDS = (50, 80, 100)
-ENFORCE_AT = 100  # enforcement applies when a threshold at or above 100% of the limit is crossed
-TOP_PIPELINES = 5
+MAX_THRESHOLDS = 20  # per budget line; all of them fit one DynamoDB transaction (100 items) with the message
+ENFORCE_AT = 100  # enforcement applies from the budget's lowest threshold at or above 100 % of the limit
 HOLDING_STATUSES = frozenset({"ASSOCIATED", "ASSOCIATING"})  # a grant in these states gives (or will give) access
-
-STOP_EXECUTION = "stop_execution"
-SWITCH_SHARE = "switch_share_to_read_only"
-OUTCOMES = frozenset({"done", "failed", "skipped", "not-run"})
+# attribution sources enforcement acts on: evidence of who started the run (inferred only with count_inferred;
+# ambiguous and unknown never)
+ENFORCEABLE_SOURCES = frozenset({"forwarded", "cloudtrail-owner-copy", "owner"})
+INFERRED = "inferred"
 
 Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
 Threshold = Annotated[int, Strict(), Field(ge=1, le=1000)]
 Money = Annotated[Decimal, Field(allow_inf_nan=False)]
+Flag = Annotated[bool, Strict()]
+Limit = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+
+PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")  # SageMaker's PipelineName pattern
+PIPELINE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:pipeline/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 
 ESTIMATE_STATEMENT = (
     "This is pipeshare's estimate of the cost, computed from the execution's steps and list prices: it is not the "
     "AWS bill. The owner account pays: a consumer's executions run in, and are billed to, the account that owns "
     "the pipeline."
 )
-SWITCH_NOTE = (
-    "Switching a share to read-only replaces its allow-execution permission for every principal the share is "
-    "associated with (other consumers too) and every pipeline in it, not only for this consumer."
+ALIAS_NOTE = (
+    "`switch_to_read_only` is deprecated: it is read as remove_from_share + downgrade_to_read_only, which takes only "
+    "this consumer off its allow-execution shares and gives it the same pipelines read-only (the whole share, every "
+    "principal on it, used to be switched)."
 )
 
 
@@ -86,23 +90,50 @@ class _Frozen(BaseModel):
 
 
 class Enforcement(_Frozen):
-    """What to do when a threshold >= 100% is crossed. Both off: alert only."""
+    """What to do about a consumer over its budget. All off: alert only.
 
-    stop_executions: bool = False
-    switch_to_read_only: bool = False
+    `switch_to_read_only: true` is the deprecated spelling of remove_from_share + downgrade_to_read_only."""
+
+    stop_executions: Flag = False
+    remove_from_share: Flag = False
+    downgrade_to_read_only: Flag = False
+    stop_when_worst_case_exceeds_remaining: Flag = False
+    switch_to_read_only: Flag = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("switch_to_read_only") is not True:
+            return data
+        conflicts = [k for k in ("remove_from_share", "downgrade_to_read_only") if data.get(k) is False]
+        if conflicts:
+            raise ValueError(
+                "switch_to_read_only (deprecated) means remove_from_share + downgrade_to_read_only; it conflicts "
+                f"with {', '.join(conflicts)}: false"
+            )
+        return {**data, "remove_from_share": True, "downgrade_to_read_only": True}
+
+    @model_validator(mode="after")
+    def _downgrade_needs_removal(self) -> Enforcement:
+        if self.downgrade_to_read_only and not self.remove_from_share:
+            raise ValueError("downgrade_to_read_only requires remove_from_share (it replaces what was removed)")
+        return self
+
+    @property
+    def at_limit(self) -> bool:
+        """Something applies while the consumer is over its budget."""
+        return self.stop_executions or self.remove_from_share
 
     @property
     def any(self) -> bool:
-        return self.stop_executions or self.switch_to_read_only
+        return self.at_limit or self.stop_when_worst_case_exceeds_remaining
 
 
-class Budget(_Frozen):
-    """One consumer's monthly budget on estimated spend (in the policy's currency)."""
+class _Line(_Frozen):
+    """A monthly limit with thresholds (percentages of it)."""
 
-    monthly_limit: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-    thresholds: tuple[Threshold, ...] = Field(default=DEFAULT_THRESHOLDS, min_length=1)
-    enforce: Enforcement = Field(default_factory=Enforcement)
-    dry_run: bool = False
+    monthly_limit: Limit
+    thresholds: tuple[Threshold, ...] = Field(default=DEFAULT_THRESHOLDS, min_length=1, max_length=MAX_THRESHOLDS)
 
     @field_validator("thresholds")
     @classmethod
@@ -111,14 +142,6 @@ class Budget(_Frozen):
         if duplicates:
             raise ValueError(f"thresholds must be unique; repeated: {', '.join(map(str, duplicates))}")
         return tuple(sorted(value))
-
-    @model_validator(mode="after")
-    def _enforcement_reachable(self) -> Budget:
-        if self.enforce.any and max(self.thresholds) < ENFORCE_AT:
-            raise ValueError(
-                f"enforce is set but no threshold is >= {ENFORCE_AT}, so it would never apply; add {ENFORCE_AT}"
-            )
-        return self
 
     def amount(self, threshold: int) -> Decimal:
         """The spend at which `threshold` (a percentage of the limit) is reached."""
@@ -129,6 +152,66 @@ class Budget(_Frozen):
         return (_money(spend) * 100 / self.monthly_limit).quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
 
 
+class Budget(_Line):
+    """One consumer's monthly budget on estimated spend (in the policy's currency)."""
+
+    enforce: Enforcement = Field(default_factory=Enforcement)
+    dry_run: Flag = False
+    count_inferred: Flag = False
+    unpriced: Literal["alert", "stop"] = "alert"
+
+    @model_validator(mode="after")
+    def _enforcement_reachable(self) -> Budget:
+        if self.enforce.at_limit and self.limit_threshold is None:
+            raise ValueError(
+                f"enforce is set but no threshold is >= {ENFORCE_AT}, so it would never apply; add {ENFORCE_AT}"
+            )
+        return self
+
+    @property
+    def limit_threshold(self) -> int | None:
+        """The threshold from which enforcement applies: the lowest at or above 100 %."""
+        return min((t for t in self.thresholds if t >= ENFORCE_AT), default=None)
+
+    @property
+    def enforced_on(self) -> Literal["total", "confirmed"]:
+        return "total" if self.count_inferred else "confirmed"
+
+
+class UnattributedLine(_Line):
+    """A monthly line for one pipeline's spend that no single consumer is charged for (alerts only)."""
+
+
+class UnattributedPolicy(_Frozen):
+    """Lines for unattributed / ambiguous spend, per pipeline (by name or ARN), else the default."""
+
+    default: UnattributedLine | None = None
+    pipelines: dict[str, UnattributedLine] = Field(default_factory=dict, max_length=5000)
+
+    @field_validator("pipelines")
+    @classmethod
+    def _pipeline_keys(cls, value: dict[str, UnattributedLine]) -> dict[str, UnattributedLine]:
+        bad = sorted(k for k in value if not (PIPELINE_NAME.match(k) or PIPELINE_ARN.match(k)))
+        lowered = [k.lower() for k in value]
+        repeated = sorted({k for k in value if lowered.count(k.lower()) > 1})
+        problems = [f"not a pipeline name or pipeline ARN: {', '.join(bad)}"] if bad else []
+        if repeated:
+            problems.append(f"pipelines named twice (names and ARNs compare case-insensitively): {', '.join(repeated)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    def line_for(self, pipeline_arn: str) -> tuple[UnattributedLine | None, str]:
+        """The line for a pipeline and how it was found: its ARN, else its name, else the default."""
+        by_key = {k.lower(): line for k, line in self.pipelines.items()}
+        if pipeline_arn.lower() in by_key:
+            return by_key[pipeline_arn.lower()], "arn"
+        name = pipeline_arn.rsplit("/", 1)[-1].lower()
+        if name in by_key:
+            return by_key[name], "name"
+        return self.default, "default"
+
+
 class BudgetPolicy(_Frozen):
     """The owner's budget policy. A consumer listed in `consumers` has that budget, any other the `default` (if any)."""
 
@@ -136,12 +219,16 @@ class BudgetPolicy(_Frozen):
     currency: Literal["USD"] = "USD"
     default: Budget | None = None
     consumers: dict[AccountId, Budget] = Field(default_factory=dict, max_length=5000)
+    unattributed: UnattributedPolicy | None = None
     source: str = Field(default="", exclude=True)
     fingerprint: str = Field(default="", exclude=True)
 
     def budget_for(self, consumer: str) -> Budget | None:
         """The consumer's budget: its own entry, else the default, else None (no budget)."""
         return self.consumers.get(consumer, self.default)
+
+    def unattributed_line(self, pipeline_arn: str) -> tuple[UnattributedLine | None, str]:
+        return (None, "none") if self.unattributed is None else self.unattributed.line_for(pipeline_arn)
 
 
 def parse_budget_policy(document: Any, *, source: str) -> BudgetPolicy:
@@ -184,158 +271,226 @@ def _money(value: Decimal | int) -> Decimal:
     return value
 
 
-def thresholds_crossed(before_usd: Decimal, after_usd: Decimal, budget: Budget | None) -> list[int]:
-    """The thresholds this spend update crosses: those whose amount lies in (before, after]. Sorted.
+class ConsumerSpend(_Frozen):
+    """A consumer's month-to-date estimated spend: in all, and the part attributed by evidence."""
 
-    Consecutive updates cover disjoint intervals, so over any sequence of increasing month-to-date spends each
-    threshold is crossed exactly once (when the spend first reaches it). No budget, or no increase: none.
-    """
-    before, after = _money(before_usd), _money(after_usd)
-    if budget is None or after <= before:
+    consumer: AccountId
+    month: Month
+    total: Money = Decimal(0)
+    confirmed_total: Money = Decimal(0)  # forwarded / CloudTrail owner copy only (absent on older items: none)
+
+    def enforced(self, budget: Budget) -> Decimal:
+        """The spend enforcement counts: all of it with count_inferred, else the confirmed part only."""
+        return self.total if budget.count_inferred else min(self.confirmed_total, self.total)
+
+    @property
+    def inferred(self) -> Decimal:
+        return max(self.total - self.confirmed_total, Decimal(0))
+
+
+class LineSpend(_Frozen):
+    """A pipeline's month-to-date spend that no single consumer is charged for (unattributed / ambiguous)."""
+
+    pipeline_arn: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    month: Month
+    total: Money = Decimal(0)
+
+
+class MonthSpend(_Frozen):
+    """Every spend item of one month, as one Query of `SPEND#<month>` returns them."""
+
+    month: Month
+    consumers: tuple[ConsumerSpend, ...] = ()
+    consumer_pipelines: dict[str, dict[str, Money]] = Field(default_factory=dict)  # consumer -> pipeline ARN -> spend
+    unattributed: tuple[LineSpend, ...] = ()
+
+
+def thresholds_reached(spend: Decimal, line: _Line | None) -> list[int]:
+    """Every threshold whose amount the spend has reached (amount <= spend), sorted. Level, not edge: whatever the
+    path the spend took, the list says where it is; the ledger says which were alerted already."""
+    spend = _money(spend)
+    if line is None:
         return []
-    limit = budget.monthly_limit
-    return [t for t in budget.thresholds if before * 100 < limit * t <= after * 100]
+    return [t for t in line.thresholds if line.monthly_limit * t <= spend * 100]
+
+
+def threshold_key(threshold: int) -> str:
+    """The ledger key of one threshold of one month's line (one item each: alerted once)."""
+    return f"THRESHOLD#{threshold:04d}"
+
+
+LEGACY_THRESHOLD = re.compile(r"^ALERT#threshold-(\d{4})$")  # ledger items of the crossing-based watcher
+
+
+def over_limit(spend: ConsumerSpend, budget: Budget | None) -> bool:
+    """Enforcement applies: on, and the enforced spend at or over the enforcement threshold."""
+    if budget is None or not budget.enforce.at_limit or budget.limit_threshold is None:
+        return False
+    return spend.enforced(budget) >= budget.amount(budget.limit_threshold)
+
+
+def at_risk(spend: ConsumerSpend, budget: Budget) -> bool:
+    """The enforced spend has reached the budget's lowest threshold (`unpriced: stop` applies from there)."""
+    return spend.enforced(budget) >= budget.amount(budget.thresholds[0])
+
+
+def remaining(spend: ConsumerSpend, budget: Budget) -> Decimal:
+    """What is left of the monthly limit (never below 0), on the enforced spend."""
+    return max(budget.monthly_limit - spend.enforced(budget), Decimal(0))
 
 
 # ------------------------------------------------------------------------------------------------------ enforcement
 
 
-class EnforcementAction(_Frozen):
-    """One step of an enforcement plan. `target`: the execution ARN, or the share ARN."""
+class RunView(_Frozen):
+    """An execution as the owner table lists it (STATE item, or the by_initiator index)."""
 
-    action: Literal["stop_execution", "switch_share_to_read_only"]
-    target: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    dry_run: bool
-    share_name: str | None = None
-    pipelines: tuple[str, ...] = ()  # for a share: the pipelines the consumer holds allow-execution on through it
-    note: str | None = None
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    @computed_field  # type: ignore[prop-decorator]
+    execution_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:", max_length=2048)]
+    pipeline_arn: str = ""
+    attempt: Annotated[int, Field(ge=1)] = 1
+    attribution_source: str | None = None
+    initiator_account: str | None = None
+    open_status: str | None = None
+    worst_case_usd: Money | None = None
+    worst_case_complete: bool | None = None
+
+    @property
+    def owner_account(self) -> str:
+        return self.execution_arn.split(":")[4]
+
+    @property
+    def pipeline_name(self) -> str:
+        return (self.pipeline_arn or self.execution_arn.split("/execution/")[0]).rsplit("/", 1)[-1]
+
+    def enforceable(self, budget: Budget) -> bool:
+        """Started by a consumer (not the owner account) on evidence; inferred too with count_inferred."""
+        if self.initiator_account is None or self.initiator_account == self.owner_account:
+            return False
+        sources = ENFORCEABLE_SOURCES | ({INFERRED} if budget.count_inferred else set())
+        return self.attribution_source in sources
+
+
+StopReason = Literal["over-budget", "worst-case", "unpriced"]
+
+
+def _dry(dry_run: bool) -> str:
+    return "DRYRUN#" if dry_run else ""
+
+
+class StopOrder(_Frozen):
+    """Stop one attempt of one execution, and why."""
+
+    run: RunView
+    reason: StopReason
+    dry_run: bool = False
+    unpriced: tuple[str, ...] = ()
+
     @property
     def key(self) -> str:
-        """The action's identity: the key of its result in `enforcement_message(plan, results)`."""
-        target = self.target.lower() if self.action == STOP_EXECUTION else self.target
-        return f"{self.action}#{target}"
+        """Ledger key: one stop (or one dry-run report) per execution attempt per month."""
+        return f"{_dry(self.dry_run)}STOP#{self.run.execution_arn.lower()}#{self.run.attempt}"
 
 
-class EnforcementPlan(_Frozen):
-    """What enforcement does for one consumer, one month. `threshold` None: nothing crossed at or above 100%."""
+class ShareRemoval(_Frozen):
+    """Take one principal of the consumer (its account, or an IAM role/user of it) off one share."""
 
-    consumer: AccountId
-    month: Month
-    spend: Money
-    threshold: Threshold | None = None
-    monthly_limit: Money | None = None
+    share_arn: str
+    share_name: str
+    principal: str
+    pipelines: tuple[str, ...]
     dry_run: bool = False
-    actions: tuple[EnforcementAction, ...] = ()
-    notes: tuple[str, ...] = ()
 
     @property
-    def empty(self) -> bool:
-        return not self.actions
+    def key(self) -> str:
+        """Ledger key: one removal per share per principal per month."""
+        return f"{_dry(self.dry_run)}SHARE#{self.share_arn.lower()}#{self.principal.lower()}"
 
 
-def _unique_executions(arns: Iterable[str]) -> list[str]:
-    kept: dict[str, str] = {}
-    for arn in arns:
-        kept[arn.lower()] = min(arn, kept.get(arn.lower(), arn))
-    return [kept[k] for k in sorted(kept)]
+class GroupShare(_Frozen):
+    """A share through which the consumer may hold allow-execution but cannot be taken off by pipeshare: it grants to
+    an organization / OU (one account cannot be removed from it), or to an IAM role / user of the consumer
+    (pipeshare removes account principals only)."""
+
+    share_arn: str
+    share_name: str
+    principals: tuple[str, ...]
+    pipelines: tuple[str, ...]
+    kind: Literal["organization", "iam-principal"] = "organization"
+
+    @property
+    def key(self) -> str:
+        return f"NOTE#SHARE#{self.share_arn.lower()}"
 
 
-def _share_actions(
-    consumer: str, grants: Iterable[GrantView], dry_run: bool
-) -> tuple[list[EnforcementAction], list[str]]:
-    shares: dict[str, tuple[str, set[str]]] = {}
-    groups: dict[str, set[str]] = {}
-    for grant in grants:
-        if not grant.allow_execution or grant.association_status.upper() not in HOLDING_STATUSES:
-            continue
+def failure_key(key: str) -> str:
+    """Ledger key of the one message saying an action failed (the action itself is tried again)."""
+    return f"FAILED#{key}"
+
+
+def _holding(grant: GrantView) -> bool:
+    return grant.allow_execution and grant.association_status.upper() in HOLDING_STATUSES
+
+
+def share_removals(
+    consumer: str, grants: Iterable[GrantView], *, dry_run: bool = False
+) -> tuple[list[ShareRemoval], list[GroupShare]]:
+    """The shares through which `consumer` holds allow-execution (ASSOCIATED or ASSOCIATING): one removal per share
+    granting to its account ID, pipelines listed; and, as notes, the shares it cannot be taken off: those granting to
+    an IAM role / user of it, and those granting to an organization / OU (the consumer may be in it)."""
+    mine: dict[str, tuple[str, set[str]]] = {}
+    notes: dict[str, tuple[str, set[str], set[str], str]] = {}
+    for grant in (g for g in grants if _holding(g)):
         holder = candidate_of(grant.consumer)
-        if holder == consumer:
-            shares.setdefault(grant.share_arn, (grant.share_name, set()))[1].add(grant.pipeline_arn)
-        elif not holder.isdigit():  # an organization / OU: the consumer may be in it
-            groups.setdefault(grant.share_arn, set()).add(holder)
-    actions = [
-        EnforcementAction(
-            action=SWITCH_SHARE,
-            target=share_arn,
-            dry_run=dry_run,
-            share_name=name,
-            pipelines=tuple(sorted(pipelines)),
-            note=SWITCH_NOTE,
-        )
-        for share_arn, (name, pipelines) in sorted(shares.items())
+        if grant.consumer == consumer:
+            mine.setdefault(grant.share_arn, (grant.share_name, set()))[1].add(grant.pipeline_arn)
+        elif holder == consumer or not holder.isdigit():
+            kind = "iam-principal" if holder == consumer else "organization"
+            entry = notes.setdefault(grant.share_arn, (grant.share_name, set(), set(), kind))
+            entry[1].add(grant.consumer)
+            entry[2].add(grant.pipeline_arn)
+    removals = [
+        ShareRemoval(share_arn=s, share_name=n, principal=consumer, pipelines=tuple(sorted(ps)), dry_run=dry_run)
+        for s, (n, ps) in sorted(mine.items())
     ]
-    notes = [
-        f"Share {share_arn} grants allow-execution to {', '.join(sorted(principals))}: if consumer {consumer} is in "
-        "it, it can still run pipelines through that share, which this plan does not switch."
-        for share_arn, principals in sorted(groups.items())
-        if share_arn not in shares
+    groups = [
+        GroupShare(share_arn=s, share_name=n, principals=tuple(sorted(pr)), pipelines=tuple(sorted(ps)), kind=k)
+        for s, (n, pr, ps, k) in sorted(notes.items())
     ]
-    return actions, notes
+    return removals, groups
 
 
-def enforcement_plan(
-    budget: Budget | None,
-    crossed: Sequence[int],
-    *,
-    consumer: str,
-    month: str,
-    spend: Decimal,
-    running_executions: Iterable[str],
-    grants: Iterable[GrantView],
-) -> EnforcementPlan:
-    """What to do now that `crossed` (from `thresholds_crossed`) were crossed by `consumer` in `month`.
-
-    Only a crossed threshold >= 100% triggers enforcement (the highest one is the plan's `threshold`); otherwise the
-    plan is empty. Then, per the budget's `enforce`:
-    - `stop_executions`: one `stop_execution` per running execution of the consumer (`running_executions`, which the
-      caller lists for that consumer; duplicates, compared case-insensitively, count once);
-    - `switch_to_read_only`: one `switch_share_to_read_only` per share through which the consumer (its account ID, or
-      an IAM role/user of it) holds allow-execution, ASSOCIATED or ASSOCIATING (`grants`: `GrantView`s, such as
-      `pipeshare.models.owner.Grant`). This switches the share for every principal on it (see the note); a share
-      granting to an organization / OU is not switched, only noted.
-    Every action carries the budget's `dry_run`. Raises ValueError when `crossed` names a threshold not in the
-    budget (any, when there is no budget).
-    """
-    spend = _money(spend)
-    unknown = sorted(set(crossed) - set(budget.thresholds if budget else ()))
-    if unknown:
-        raise ValueError(f"threshold(s) {', '.join(map(str, unknown))} are not in the budget")
-    trigger = max((t for t in crossed if t >= ENFORCE_AT), default=None)
-    if budget is None or trigger is None:
-        return EnforcementPlan(consumer=consumer, month=month, spend=spend)
-    actions: list[EnforcementAction] = []
-    notes: list[str] = []
-    if not budget.enforce.any:
-        notes.append("Enforcement is off for this budget (no enforce option set): alert only.")
-    if budget.enforce.stop_executions:
-        actions.extend(
-            EnforcementAction(action=STOP_EXECUTION, target=arn, dry_run=budget.dry_run)
-            for arn in _unique_executions(running_executions)
-        )
-        if not actions:
-            notes.append(f"No running execution of consumer {consumer} to stop.")
-    if budget.enforce.switch_to_read_only:
-        share_actions, group_notes = _share_actions(consumer, grants, budget.dry_run)
-        actions.extend(share_actions)
-        notes.append(SWITCH_NOTE if share_actions else f"Consumer {consumer} holds allow-execution through no share.")
-        notes.extend(group_notes)
-    if budget.dry_run:
-        notes.append("Dry run: nothing is stopped or switched; the actions show what enforcement would do.")
-    return EnforcementPlan(
-        consumer=consumer,
-        month=month,
-        spend=spend,
-        threshold=trigger,
-        monthly_limit=budget.monthly_limit,
-        dry_run=budget.dry_run,
-        actions=tuple(actions),
-        notes=tuple(notes),
-    )
+def stop_reason(
+    run: RunView, spend: ConsumerSpend, budget: Budget, *, admitted_now: bool, unpriced: Iterable[str] = ()
+) -> StopOrder | None:
+    """Why this running attempt of the consumer's execution must be stopped, if it must:
+    - over-budget: enforcement on (stop_executions) and the enforced spend at or over the enforcement threshold;
+    - worst-case: stop_when_worst_case_exceeds_remaining, the run newly admitted (`admitted_now`: first seen running
+      and attributed), and its worst-case cost above what is left of the limit;
+    - unpriced: `unpriced: stop`, the run has instance types nobody could price, and the consumer is at risk.
+    Never a run that is not enforceable (ambiguous / unknown, inferred without count_inferred, the owner's own)."""
+    if not run.enforceable(budget):
+        return None
+    types = tuple(sorted(set(unpriced)))
+    reason: StopReason | None = None
+    if budget.enforce.stop_executions and over_limit(spend, budget):
+        reason = "over-budget"
+    elif (
+        budget.enforce.stop_when_worst_case_exceeds_remaining
+        and admitted_now
+        and run.worst_case_usd is not None
+        and run.worst_case_usd > remaining(spend, budget)
+    ):
+        reason = "worst-case"
+    elif types and budget.unpriced == "stop" and at_risk(spend, budget):
+        reason = "unpriced"
+    if reason is None:
+        return None
+    return StopOrder(run=run, reason=reason, dry_run=budget.dry_run, unpriced=types)
 
 
-# --------------------------------------------------------------------------------------------------------- messages
+# -------------------------------------------------------------------------------------------- shared message helpers
 
 
 def _ascii(text: str) -> str:
@@ -343,11 +498,12 @@ def _ascii(text: str) -> str:
 
 
 def _fit(head: str, name: str, tail: str = "") -> str:
-    """`pipeshare: <head><name><tail>` in ASCII, at most SUBJECT_MAX characters: the name is shortened first."""
+    """`pipeshare: <head><name><tail>` in ASCII, at most SUBJECT_MAX characters: the name is shortened first (keep
+    account IDs in head or tail: they are never cut)."""
     head, name, tail = _ascii(f"pipeshare: {head}"), _ascii(name), _ascii(tail)
     room = SUBJECT_MAX - len(head) - len(tail)
     if len(name) > room:
-        name = name[: max(room - 3, 0)] + "..."
+        name = name[: max(room - 3, 0)] + "..." if room >= 3 else ""
     text = head + name + tail
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
 
@@ -358,6 +514,7 @@ def _amount(value: Decimal) -> str:
 
 
 def _cents(value: Decimal) -> str:
+    """Rounded for people: to the cent."""
     return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
 
 
@@ -365,152 +522,28 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _budget_block(budget: Budget, spend: Decimal, currency: str) -> dict[str, Any]:
+def _budget_block(budget: Budget, spend: Decimal, currency: str, *, cents: bool = False) -> dict[str, Any]:
+    """The budget as messages show it. `cents`: the limit rounded for people (the finish message keeps it exact)."""
     return {
         "currency": currency,
-        "monthly_limit": _amount(budget.monthly_limit),
+        "monthly_limit": (_cents if cents else _amount)(budget.monthly_limit),
         "percent_used": _amount(budget.percent_used(spend)),
         "thresholds": list(budget.thresholds),
         "enforce": {
-            "at_percent": ENFORCE_AT,
+            "at_percent": budget.limit_threshold,
             "stop_executions": budget.enforce.stop_executions,
-            "switch_to_read_only": budget.enforce.switch_to_read_only,
+            "remove_from_share": budget.enforce.remove_from_share,
+            "downgrade_to_read_only": budget.enforce.downgrade_to_read_only,
+            "stop_when_worst_case_exceeds_remaining": budget.enforce.stop_when_worst_case_exceeds_remaining,
+            "switch_to_read_only": budget.enforce.switch_to_read_only,  # deprecated alias, as written
             "dry_run": budget.dry_run,
         },
+        "count_inferred": budget.count_inferred,
+        "unpriced": budget.unpriced,
     }
 
 
-def threshold_message(
-    consumer: str,
-    month: str,
-    threshold: int,
-    spend: Decimal,
-    budget: Budget,
-    top_pipelines: Mapping[str, Decimal] | Iterable[tuple[str, Decimal]] = (),
-    *,
-    currency: str = "USD",
-) -> OwnerAlert:
-    """The alert for one crossed threshold. `top_pipelines`: the consumer's month-to-date estimated spend per pipeline
-    (name or ARN -> amount); the largest TOP_PIPELINES are listed. Raises ValueError for a threshold not in the budget.
-    """
-    if threshold not in budget.thresholds:
-        raise ValueError(f"threshold {threshold} is not in the budget ({budget.thresholds})")
-    spend = _money(spend)
-    per_pipeline = sorted(
-        ((name, _money(cost)) for name, cost in dict(top_pipelines).items()), key=lambda item: (-item[1], item[0])
-    )
-    event = "budget.threshold"
-    enforced = threshold >= ENFORCE_AT and budget.enforce.any
-    if not enforced:
-        statement = "No enforcement at this threshold: alert only."
-    elif budget.dry_run:
-        statement = "Dry run: the budget-enforcement message lists what enforcement would do; nothing is done."
-    else:
-        statement = "Enforcement applies now: the budget-enforcement message reports what was done."
-    message: dict[str, Any] = {
-        "schema": THRESHOLD_SCHEMA,
-        "event": event,
-        "consumer_account": consumer,
-        "month": month,
-        "threshold": threshold,
-        "threshold_amount": _amount(budget.amount(threshold)),
-        "spend": _amount(spend),
-        "budget": _budget_block(budget, spend, currency),
-        "top_pipelines": [{"pipeline": name, "spend": _amount(cost)} for name, cost in per_pipeline[:TOP_PIPELINES]],
-        "enforcement": {"applies": enforced, "dry_run": budget.dry_run, "statement": statement},
-        "billing": {"estimate": True, "statement": ESTIMATE_STATEMENT},
-    }
-    attributes = {"event": event, "consumer_account": consumer, "month": month, "threshold": str(threshold)}
-    subject = _fit(
-        f"consumer {consumer} reached {threshold}% of {month} budget: est. {currency} ",
-        f"{_cents(spend)} of {_cents(budget.monthly_limit)}",
-    )
-    return OwnerAlert(subject=subject, message=message, attributes=attributes)
-
-
-def _outcome(action: EnforcementAction, result: Any) -> dict[str, Any]:
-    if result is None:
-        outcome, detail = "not-run", None
-    elif isinstance(result, str):
-        outcome, detail = result, None
-    elif isinstance(result, Mapping):
-        outcome, detail = result.get("outcome"), result.get("detail")
-    else:
-        raise ValueError(f"the result of {action.key} must be an outcome string or a mapping, not {result!r}")
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown outcome {outcome!r} for {action.key} (expected one of {sorted(OUTCOMES)})")
-    if action.dry_run and outcome == "done":
-        raise ValueError(f"{action.key} is a dry-run action, so it cannot have been done")
-    return {**action.model_dump(mode="json"), "outcome": outcome, "detail": None if detail is None else str(detail)}
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _enforcement_summary(plan: EnforcementPlan, rows: list[dict[str, Any]]) -> tuple[str, str]:
-    """(headline, summary) for the subject, e.g. ("budget enforced on", "stopped 2/2 runs, 1/1 shares read-only")."""
-    stops = [r for r in rows if r["action"] == STOP_EXECUTION]
-    switches = [r for r in rows if r["action"] == SWITCH_SHARE]
-    if not rows:
-        return "budget limit, nothing enforced on", "nothing to do"
-    if plan.dry_run:
-        parts = [f"would stop {_count(len(stops), 'run')}"] if stops else []
-        parts += [f"make {_count(len(switches), 'share')} read-only"] if switches else []
-        return "DRY RUN enforcement on", ", ".join(parts)
-    outcomes = {r["outcome"] for r in rows}
-    parts = [f"stopped {sum(r['outcome'] == 'done' for r in stops)}/{len(stops)} runs"] if stops else []
-    parts += [f"{sum(r['outcome'] == 'done' for r in switches)}/{len(switches)} shares read-only"] if switches else []
-    head = (
-        "enforcement FAILED on"
-        if "failed" in outcomes
-        else "enforcement INCOMPLETE on"
-        if "not-run" in outcomes
-        else "budget enforced on"
-    )
-    return head, ", ".join(parts)
-
-
-def enforcement_message(
-    plan: EnforcementPlan, results: Mapping[str, Any] | None = None, *, currency: str = "USD"
-) -> OwnerAlert:
-    """What enforcement did (or, in dry run, would do), with one outcome per action.
-
-    `results` maps an action's `key` to its outcome: "done" | "failed" | "skipped" (e.g. the execution had already
-    ended) | "not-run", or to {"outcome": ..., "detail": "..."}. An action without a result is "not-run" (in dry run,
-    every action). Raises ValueError for a plan without a trigger, a result for no action of the plan, an unknown
-    outcome, or a dry-run action reported "done".
-    """
-    if plan.threshold is None:
-        raise ValueError("the plan has no threshold at or above 100%: there is no enforcement to report")
-    results = dict(results or {})
-    strays = sorted(set(results) - {a.key for a in plan.actions})
-    if strays:
-        raise ValueError(f"results for actions not in the plan: {', '.join(strays)}")
-    rows = [_outcome(action, results.get(action.key)) for action in plan.actions]
-    head, summary = _enforcement_summary(plan, rows)
-    event = "budget.enforcement"
-    message: dict[str, Any] = {
-        "schema": ENFORCEMENT_SCHEMA,
-        "event": event,
-        "consumer_account": plan.consumer,
-        "month": plan.month,
-        "threshold": plan.threshold,
-        "spend": _amount(plan.spend),
-        "currency": currency,
-        "monthly_limit": None if plan.monthly_limit is None else _amount(plan.monthly_limit),
-        "dry_run": plan.dry_run,
-        "summary": summary,
-        "actions": rows,
-        "notes": list(plan.notes),
-        "billing": {"estimate": True, "statement": ESTIMATE_STATEMENT},
-    }
-    attributes = {
-        "event": event,
-        "consumer_account": plan.consumer,
-        "month": plan.month,
-        "threshold": str(plan.threshold),
-        "dry_run": str(plan.dry_run).lower(),
-    }
-    subject = _fit(f"{head} {plan.consumer} at {plan.threshold}%: ", summary)
-    return OwnerAlert(subject=subject, message=message, attributes=attributes)
+def top_spend(per_pipeline: Mapping[str, Decimal], limit: int) -> list[tuple[str, Decimal]]:
+    """The largest `limit` (pipeline, spend) pairs, largest first (ties by pipeline)."""
+    ranked = sorted(((name, _money(cost)) for name, cost in per_pipeline.items()), key=lambda i: (-i[1], i[0]))
+    return ranked[:limit]

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeshare.adapters.dynamodb_costs import CostState
 from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
-from pipeshare.logic.budgets import BudgetPolicy
+from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
 from pipeshare.logic.estimate import PriceTable
 from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
@@ -31,7 +31,16 @@ from pipeshare.models.errors import (
     InvitationNotFoundError,
     PipeshareError,
 )
-from pipeshare.models.owner import ALLOW_EXECUTION, READ_ONLY, CountedJob, Grant, GrantChange
+from pipeshare.models.owner import (
+    ALLOW_EXECUTION,
+    READ_ONLY,
+    CountedJob,
+    Finalisation,
+    Grant,
+    GrantChange,
+    PendingFinish,
+    SpendHolder,
+)
 
 REGION = "us-east-1"
 OWNER = "111111111111"
@@ -414,37 +423,52 @@ class CommitCall:
     """One call to FakeCostRepository.commit; `written`: whether the transaction went through."""
 
     execution_arn: str
-    consumer: str | None
+    holder: SpendHolder
     pipeline_arn: str
     month: str
     jobs: list[CountedJob]
     estimate: dict[str, Any]
-    final: bool
+    version: int
+    finalise: Finalisation | None
     finish_alert: OwnerAlert | None
+    pending_finish: bool
     at: datetime
     written: bool
 
+    @property
+    def consumer(self) -> str | None:
+        return self.holder.account
+
+    @property
+    def final(self) -> bool:
+        return self.finalise is not None
+
 
 class FakeCostRepository:
-    """Implements ports.CostRepository in memory, like `DynamoDbCostRepository`.
+    """Implements ports.CostRepository and ports.SpendLedger in memory, like `DynamoDbCostRepository`.
 
-    A commit is one transaction: each job is written once (a job already counted, or a finish alert already written,
-    cancels the whole transaction: False, nothing written); the new jobs' cost is ADDed to the estimate's total and
-    to the month's spend (`PIPELINE#`, plus `CONSUMER#` and `CONSUMER#...#PIPELINE#` when attributed to a consumer;
-    the pipeline ARN lower-case in those keys, so one pipeline named in two cases is one total);
-    `final` stays true once set. The estimate dict that `state` returns has the adapter's attribute names
-    (`breakdown`, `complete`, `final`, `total`, ...). `conflict(times)` makes the next commits lose to another writer
-    (False, nothing written); `interleave(fn)` runs `fn` (another writer) just before the next commit.
+    A commit is one transaction conditioned on the estimate's version as read (another writer since: False, nothing
+    written). A new job is written once (a job already counted cancels the transaction); a job counted with a running
+    mark is replaced only by a count that read that mark (`previous`). The jobs' deltas are ADDed to the estimate's
+    total and to the month's spend: `PIPELINE#`, and the holder's lines (`CONSUMER#` with `confirmed_total` when
+    confirmed, `CONSUMER#...#PIPELINE#`; `UNATTRIBUTED#PIPELINE#`), ARNs lower-case in the keys. A finalisation
+    writes the finish alert or a pending mark (each once per attempt), and a RUNS# item. `conflict(times)` makes the
+    next commits lose to another writer; `interleave(fn)` runs `fn` (another writer) just before the next commit.
     """
 
     def __init__(self) -> None:
         self.records: dict[str, ExecutionRecord] = {}
         self.jobs: dict[str, dict[str, CountedJob]] = {}  # execution key -> job arn (lower-case) -> job
         self.estimates: dict[str, dict[str, Any]] = {}
-        self.finish_alerts: dict[str, OwnerAlert] = {}
+        self.finish_alerts: dict[tuple[str, int], OwnerAlert] = {}
+        self.pending: dict[tuple[str, int], PendingFinish] = {}
+        self.runs: list[dict[str, Any]] = []
         self.spend: dict[tuple[str, str], Decimal] = {}  # (month, sk) -> total
+        self.confirmed: dict[tuple[str, str], Decimal] = {}  # (month, CONSUMER#c) -> confirmed_total
+        self.open: list[str] = []
         self.commits: list[CommitCall] = []
         self.state_reads: list[str] = []
+        self.calls: list[str] = []  # every port call, in order
         self._conflicts = 0
         self._interleaved: list[Callable[[], Any]] = []
 
@@ -471,60 +495,89 @@ class FakeCostRepository:
     def estimate_of(self, execution_arn: str) -> dict[str, Any] | None:
         return self.estimates.get(execution_arn.lower())
 
+    def finish_alert(self, execution_arn: str, attempt: int = 1) -> OwnerAlert | None:
+        return self.finish_alerts.get((execution_arn.lower(), attempt))
+
     def pipeline_spend(self, month: str, pipeline_arn: str) -> Decimal:
         return self.spend.get((month, f"PIPELINE#{pipeline_arn.lower()}"), Decimal(0))
 
+    def unattributed_spend(self, month: str, pipeline_arn: str) -> Decimal:
+        return self.spend.get((month, f"UNATTRIBUTED#PIPELINE#{pipeline_arn.lower()}"), Decimal(0))
+
     def consumer_pipeline_spend(self, month: str, consumer: str, pipeline_arn: str) -> Decimal:
         return self.spend.get((month, f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn.lower()}"), Decimal(0))
+
+    def confirmed_spend(self, month: str, consumer: str) -> Decimal:
+        return self.confirmed.get((month, f"CONSUMER#{consumer}"), Decimal(0))
 
     # ---- ports.CostRepository
 
     def state(self, execution_arn: str) -> CostState:
         key = execution_arn.lower()
         self.state_reads.append(key)
+        self.calls.append("state")
         estimate = self.estimates.get(key)
+        jobs = self.jobs.get(key, {})
         return CostState(
             self.records.get(key),
-            {arn: job.cost for arn, job in self.jobs.get(key, {}).items()},
+            {arn: job.cost for arn, job in jobs.items()},
             copy.deepcopy(estimate) if estimate is not None else None,
-            {arn: copy.deepcopy(job.detail) for arn, job in self.jobs.get(key, {}).items()},
+            {arn: copy.deepcopy(job.detail) for arn, job in jobs.items()},
+            frozenset(arn for arn, job in jobs.items() if not job.final),
+            int((estimate or {}).get("version", 0)),
         )
 
     def commit(
         self,
         execution_arn: str,
         *,
-        consumer: str | None,
+        holder: SpendHolder,
         pipeline_arn: str,
         month: str,
         jobs: list[CountedJob],
         estimate: dict[str, Any],
-        final: bool,
-        finish_alert: OwnerAlert | None,
+        version: int,
+        finalise: Finalisation | None = None,
+        finish_alert: OwnerAlert | None = None,
+        pending_finish: bool = False,
         at: datetime,
     ) -> bool:
+        self.calls.append("commit")
         while self._interleaved:
             self._interleaved.pop(0)()
         key = execution_arn.lower()
         counted = self.jobs.setdefault(key, {})
         lost = self._conflicts > 0
         self._conflicts -= 1 if lost else 0
+        previous = self.estimates.get(key, {})
+
+        def refused(job: CountedJob) -> bool:
+            mine = counted.get(job.job_arn.lower())
+            if job.previous is None:
+                return mine is not None
+            return mine is None or mine.final or mine.cost != job.previous
+
+        attempt = finalise.attempt if finalise else 0
         written = not (
             lost
-            or any(job.job_arn.lower() in counted for job in jobs)
+            or int(previous.get("version", 0)) != version
+            or any(refused(job) for job in jobs)
             or len({job.job_arn.lower() for job in jobs}) != len(jobs)
-            or (finish_alert is not None and key in self.finish_alerts)
+            or (finish_alert is not None and (key, attempt) in self.finish_alerts)
+            or (finalise is not None and finish_alert is None and pending_finish and (key, attempt) in self.pending)
         )
         self.commits.append(
             CommitCall(
                 execution_arn,
-                consumer,
+                holder,
                 pipeline_arn,
                 month,
                 list(jobs),
                 copy.deepcopy(estimate),
-                final,
+                version,
+                finalise,
                 finish_alert,
+                pending_finish,
                 at,
                 written,
             )
@@ -533,31 +586,107 @@ class FakeCostRepository:
             return False
         for job in jobs:
             counted[job.job_arn.lower()] = job
-        added = sum((job.cost for job in jobs), Decimal(0))
-        previous = self.estimates.get(key, {})
-        self.estimates[key] = {
+        added = sum((job.delta for job in jobs), Decimal(0))
+        updated = {
+            **previous,
             "item_type": "estimate",
             "breakdown": copy.deepcopy(estimate.get("steps", [])),
             "complete": bool(estimate.get("complete", False)),
             "updated_at": _iso(at),
             "pipeline_arn": pipeline_arn,
-            "consumer_account": consumer or "-",
+            "consumer_account": holder.account or "-",
+            "spend_holder": holder.key,
             "month": previous.get("month", month),
-            "final": True if final else previous.get("final", False),
+            "final": finalise is not None,
+            "unpriced": list(estimate.get("unpriced", [])),
+            "unpriced_instance_hours": dict(estimate.get("unpriced_instance_hours", {})),
             "total": previous.get("total", Decimal(0)) + added,
+            "version": version + 1,
         }
-        if finish_alert is not None:
-            self.finish_alerts[key] = finish_alert
-        if added > 0:  # the pipeline ARN lower-case in the keys, as the adapter writes them
-            sks = [f"PIPELINE#{pipeline_arn.lower()}"]
-            if consumer:
-                sks += [f"CONSUMER#{consumer}", f"CONSUMER#{consumer}#PIPELINE#{pipeline_arn.lower()}"]
-            for sk in sks:
-                self.spend[(month, sk)] = self.spend.get((month, sk), Decimal(0)) + added
+        if finalise is not None:
+            updated |= {
+                "ended_at": _iso(finalise.ended_at),
+                "attempt": finalise.attempt,
+                "status": finalise.status,
+                "finalised_total": Decimal(str(estimate.get("total", 0))),
+            }
+            self.runs.append(
+                {
+                    "pipeline_arn": pipeline_arn,
+                    "execution_arn": execution_arn,
+                    "attempt": finalise.attempt,
+                    "ended_at": _iso(finalise.ended_at),
+                    "total": Decimal(str(estimate.get("total", 0))),
+                    "complete": bool(estimate.get("complete", False)),
+                }
+            )
+            if finish_alert is not None:
+                self.finish_alerts[(key, finalise.attempt)] = finish_alert
+            elif pending_finish:  # put once, like the finish alert (attribute_not_exists)
+                self.pending[(key, finalise.attempt)] = PendingFinish(
+                    execution_arn, finalise.attempt, _iso(finalise.ended_at), finalise.status
+                )
+        self.estimates[key] = updated
+        self._add(holder, pipeline_arn, month, added)
         return True
 
+    def _add(
+        self, holder: SpendHolder, pipeline_arn: str, month: str, amount: Decimal, *, pipeline: bool = True
+    ) -> None:
+        if not amount:
+            return
+        sks = [f"PIPELINE#{pipeline_arn.lower()}"] if pipeline else []
+        if holder.kind == "consumer":
+            sks += [f"CONSUMER#{holder.account}", f"CONSUMER#{holder.account}#PIPELINE#{pipeline_arn.lower()}"]
+            if holder.confirmed:
+                sk = (month, f"CONSUMER#{holder.account}")
+                self.confirmed[sk] = self.confirmed.get(sk, Decimal(0)) + amount
+        elif holder.kind == "unattributed":
+            sks.append(f"UNATTRIBUTED#PIPELINE#{pipeline_arn.lower()}")
+        for sk in sks:
+            self.spend[(month, sk)] = self.spend.get((month, sk), Decimal(0)) + amount
+
     def month_spend(self, month: str, consumer: str) -> Decimal:
+        self.calls.append("month_spend")
         return self.spend.get((month, f"CONSUMER#{consumer}"), Decimal(0))
+
+    def open_executions(self) -> list[str]:
+        self.calls.append("open_executions")
+        return list(self.open)
+
+    def pending_finishes(self) -> list[PendingFinish]:
+        self.calls.append("pending_finishes")
+        return list(self.pending.values())
+
+    def resolve_pending(self, pending: PendingFinish, alert: OwnerAlert | None, *, at: datetime) -> bool:
+        self.calls.append("resolve_pending")
+        key = (pending.execution_arn.lower(), pending.attempt)
+        if key not in self.pending or (alert is not None and key in self.finish_alerts):
+            return False
+        del self.pending[key]
+        if alert is not None:
+            self.finish_alerts[key] = alert
+        return True
+
+    # ---- ports.SpendLedger
+
+    def move_spend(self, execution_arn: str, *, holder: SpendHolder, at: datetime) -> Decimal | None:
+        self.calls.append("move_spend")
+        estimate = self.estimates.get(execution_arn.lower())
+        if estimate is None:
+            return None
+        held = SpendHolder.from_key(str(estimate.get("spend_holder") or estimate.get("consumer_account") or "-"))
+        if held == holder:
+            return None
+        total, month, pipeline = estimate["total"], estimate["month"], estimate["pipeline_arn"]
+        self._add(held, pipeline, month, -total, pipeline=False)
+        self._add(holder, pipeline, month, total, pipeline=False)
+        estimate |= {
+            "spend_holder": holder.key,
+            "consumer_account": holder.account or "-",
+            "version": int(estimate.get("version", 0)) + 1,
+        }
+        return Decimal(total)
 
 
 _DESCRIBE_OPERATIONS = {
@@ -649,61 +778,141 @@ class FakePriceLookup:
 
 
 class FakeBudgetSource:
-    """Implements ports.BudgetSource: returns `policy` (None: no budget policy), or raises `error`."""
+    """Implements ports.BudgetSource: returns `policy` (None: no budget policy), or raises `error`; counts loads and
+    the fresh ones (a policy-change evaluation reads past the cache)."""
 
     def __init__(self, policy: BudgetPolicy | None = None, *, error: PipeshareError | None = None) -> None:
         self.policy = policy
         self.error = error
         self.loads = 0
+        self.fresh_loads = 0
 
-    def load(self) -> BudgetPolicy | None:
+    def load(self, *, fresh: bool = False) -> BudgetPolicy | None:
         self.loads += 1
+        self.fresh_loads += int(fresh)
         if self.error is not None:
             raise self.error
         return self.policy
 
 
+@dataclass
+class LedgerWrite:
+    """One transaction of FakeBudgetLedger.record: its keys, its message (None: none) and whether it was written."""
+
+    month: str
+    subject: str
+    keys: list[str]
+    alert: OwnerAlert | None
+    facts: dict[str, Any]
+    written: bool
+
+
 class FakeBudgetLedger:
-    """Implements ports.BudgetLedger like `DynamoDbBudgetLedger`: each threshold alert, the enforcement claim and the
-    enforcement alert are written once per (month, consumer) (attribute_not_exists): a second write is refused."""
+    """Implements ports.BudgetLedger like `DynamoDbBudgetLedger`: `record` writes every key and the one message in a
+    single transaction, only if none of the keys exists (else nothing: False). `alerts` lists the messages written,
+    in order; `writes` every attempt; `interleave(fn)` runs `fn` (another writer) just before the next record."""
 
     def __init__(self) -> None:
-        self.thresholds: dict[tuple[str, str, int], OwnerAlert] = {}
-        self.claims: dict[tuple[str, str], datetime] = {}
-        self.enforcements: dict[tuple[str, str], OwnerAlert] = {}
-        self.threshold_attempts: list[tuple[str, str, int]] = []
-        self.claim_attempts: list[tuple[str, str]] = []
-        self.enforcement_attempts: list[tuple[str, str]] = []
+        self.keys: dict[tuple[str, str], set[str]] = {}  # (month, subject) -> keys
+        self.alerts: list[tuple[str, str, str, OwnerAlert]] = []  # (month, subject, last key, message)
+        self.writes: list[LedgerWrite] = []
+        self.reads: list[tuple[str, str]] = []
+        self._interleave: list[Callable[[], Any]] = []
 
-    def record_threshold(self, month: str, consumer: str, threshold: int, alert: OwnerAlert, *, at: datetime) -> bool:
-        self.threshold_attempts.append((month, consumer, threshold))
-        if (month, consumer, threshold) in self.thresholds:
-            return False
-        self.thresholds[(month, consumer, threshold)] = alert
-        return True
+    def interleave(self, writer: Callable[[], Any]) -> None:
+        self._interleave.append(writer)
 
-    def claim_enforcement(self, month: str, consumer: str, *, at: datetime) -> bool:
-        self.claim_attempts.append((month, consumer))
-        if (month, consumer) in self.claims:
-            return False
-        self.claims[(month, consumer)] = at
-        return True
+    def seed(self, month: str, subject: str, *keys: str) -> None:
+        self.keys.setdefault((month, subject), set()).update(keys)
 
-    def record_enforcement(self, month: str, consumer: str, alert: OwnerAlert, *, at: datetime) -> None:
-        self.enforcement_attempts.append((month, consumer))
-        self.enforcements.setdefault((month, consumer), alert)
+    def recorded(self, month: str, subject: str) -> set[str]:
+        self.reads.append((month, subject))
+        return set(self.keys.get((month, subject), set()))
+
+    def record(
+        self,
+        month: str,
+        subject: str,
+        keys: Sequence[str],
+        alert: OwnerAlert | None,
+        *,
+        at: datetime,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        if not keys:
+            raise ValueError("record needs at least one ledger key")
+        while self._interleave:
+            self._interleave.pop(0)()
+        existing = self.keys.setdefault((month, subject), set())
+        written = not (set(keys) & existing)
+        self.writes.append(LedgerWrite(month, subject, list(keys), alert, dict(facts or {}), written))
+        if written:
+            existing.update(keys)
+            if alert is not None:
+                self.alerts.append((month, subject, keys[-1], alert))
+        return written
+
+    def messages(self, schema: str = "") -> list[OwnerAlert]:
+        return [a for *_, a in self.alerts if str(a.message.get("schema", "")).startswith(schema)]
 
 
 class FakeRunningExecutions:
-    """Implements ports.RunningExecutions: the running executions of each consumer; records every query."""
+    """Implements ports.RunningExecutions: each consumer's running executions (RunViews) and the executions' state
+    by ARN (case-insensitive); records every query."""
 
-    def __init__(self, running: dict[str, list[str]] | None = None) -> None:
-        self.running = {consumer: list(arns) for consumer, arns in (running or {}).items()}
+    def __init__(self, running: dict[str, list[RunView]] | None = None) -> None:
+        self.running = {consumer: list(runs) for consumer, runs in (running or {}).items()}
+        self.states: dict[str, RunView] = {}
         self.queries: list[str] = []
+        self.lookups: list[str] = []
 
-    def running_for(self, consumer: str) -> list[str]:
+    def add(self, run: RunView, *, running: bool = True) -> None:
+        self.states[run.execution_arn.lower()] = run
+        if running and run.initiator_account:
+            self.running.setdefault(run.initiator_account, []).append(run)
+
+    def running_for(self, consumer: str) -> list[RunView]:
         self.queries.append(consumer)
         return list(self.running.get(consumer, []))
+
+    def execution(self, execution_arn: str) -> RunView | None:
+        self.lookups.append(execution_arn)
+        return self.states.get(execution_arn.lower())
+
+
+class FakeSpendSource:
+    """Implements ports.SpendSource: the month's spend items in memory; counts each read."""
+
+    def __init__(self) -> None:
+        self.consumers: dict[tuple[str, str], ConsumerSpend] = {}
+        self.pipelines: dict[tuple[str, str], dict[str, Decimal]] = {}
+        self.lines: dict[tuple[str, str], LineSpend] = {}
+        self.reads: list[tuple[str, ...]] = []
+
+    def set(self, spend: ConsumerSpend, pipelines: Mapping[str, Decimal] | None = None) -> None:
+        self.consumers[(spend.month, spend.consumer)] = spend
+        if pipelines is not None:
+            self.pipelines[(spend.month, spend.consumer)] = dict(pipelines)
+
+    def set_line(self, line: LineSpend) -> None:
+        self.lines[(line.month, line.pipeline_arn.lower())] = line
+
+    def month_spend_items(self, month: str) -> MonthSpend:
+        self.reads.append(("month", month))
+        return MonthSpend(
+            month=month,
+            consumers=tuple(s for (m, _), s in sorted(self.consumers.items()) if m == month),
+            consumer_pipelines={c: dict(p) for (m, c), p in self.pipelines.items() if m == month},
+            unattributed=tuple(line for (m, _), line in sorted(self.lines.items()) if m == month),
+        )
+
+    def consumer_spend(self, month: str, consumer: str) -> ConsumerSpend:
+        self.reads.append(("consumer", month, consumer))
+        return self.consumers.get((month, consumer), ConsumerSpend(consumer=consumer, month=month))
+
+    def consumer_pipelines(self, month: str, consumer: str) -> dict[str, Decimal]:
+        self.reads.append(("pipelines", month, consumer))
+        return dict(self.pipelines.get((month, consumer), {}))
 
 
 class FakeOwnerShareGateway:
@@ -803,21 +1012,28 @@ class FakeGrantRepository:
 
 class FakeEnforcementGateway:
     """Implements ports.EnforcementGateway: records each call; an execution stops once (then False: it had ended), a
-    share switches once (then False: it already was read-only); `fail` scripts a PipeshareError per operation (and
-    target), every time."""
+    principal leaves a share once (then False: not on it; `shares` says who is on which), a read-only grant returns
+    one share per principal; `fail` scripts a PipeshareError per operation (and target), every time."""
+
+    OPERATIONS = ("stop_execution", "remove_principal", "grant_read_only")
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, ...]] = []
         self.stopped: list[str] = []
-        self.switched: list[str] = []
         self.ended: set[str] = set()
-        self.read_only: set[str] = set()
+        self.removed: list[tuple[str, str, str]] = []  # (share, principal, month)
+        self.off_shares: set[tuple[str, str]] = set()  # (share, principal) not (any longer) on the share
+        self.read_only: dict[str, set[str]] = {}  # principal -> pipelines granted read-only
         self._errors: list[tuple[str, str | None, PipeshareError]] = []
 
     def fail(self, operation: str, error: PipeshareError, *, target: str | None = None) -> None:
-        if operation not in ("stop_execution", "switch_share_to_read_only"):
+        if operation not in self.OPERATIONS:
             raise ValueError(f"unknown operation {operation}")
         self._errors.append((operation, target, error))
+
+    def heal(self) -> None:
+        """The scripted failures stop."""
+        self._errors.clear()
 
     def _raise_scripted(self, operation: str, target: str) -> None:
         for op, wanted, error in self._errors:
@@ -833,11 +1049,17 @@ class FakeEnforcementGateway:
         self.stopped.append(execution_arn)
         return True
 
-    def switch_share_to_read_only(self, share_arn: str) -> bool:
-        self.calls.append(("switch_share_to_read_only", share_arn))
-        self._raise_scripted("switch_share_to_read_only", share_arn)
-        if share_arn in self.read_only:
+    def remove_principal(self, share_arn: str, principal: str, *, month: str) -> bool:
+        self.calls.append(("remove_principal", share_arn, principal, month))
+        self._raise_scripted("remove_principal", share_arn)
+        if (share_arn, principal) in self.off_shares:
             return False
-        self.read_only.add(share_arn)
-        self.switched.append(share_arn)
+        self.off_shares.add((share_arn, principal))
+        self.removed.append((share_arn, principal, month))
         return True
+
+    def grant_read_only(self, principal: str, pipeline_arns: Sequence[str], *, month: str) -> str:
+        self.calls.append(("grant_read_only", principal, ",".join(pipeline_arns), month))
+        self._raise_scripted("grant_read_only", principal)
+        self.read_only.setdefault(principal, set()).update(pipeline_arns)
+        return f"arn:aws:ram:{REGION}:{OWNER}:resource-share/read-only-{principal.rsplit(':', 1)[-1][-12:]}"

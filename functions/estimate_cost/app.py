@@ -1,4 +1,5 @@
-"""Owner side: estimate each execution's cost as its steps end; finalise and alert when the execution ends."""
+"""Owner side: estimate each execution's cost while it runs (a schedule), as its steps end, and when it (or a retry
+of it) ends: finalise and alert."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from pipeshare.dependencies import (
     get_price_lookup,
     get_prices,
 )
-from pipeshare.logic.cost import on_execution_end, on_step_event
+from pipeshare.logic.cost import on_execution_end, on_running_tick, on_step_event
+from pipeshare.models.events import ScheduledTrigger
 from pipeshare.models.owner_events import OwnerEvent, PipelineExecutionStatusEvent, PipelineStepStatusEvent
 from pipeshare.observability import logger, metrics, tracer
-from pipeshare.reporting import report_cost
+from pipeshare.reporting import report_cost, report_tick
 from pipeshare.validation import parse_or_reject
 
 
@@ -28,9 +30,6 @@ from pipeshare.validation import parse_or_reject
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(EstimateCostSettings)
-    parsed = parse_or_reject(event, OwnerEvent, wrap="event")
-    if parsed is None or not isinstance(parsed.event, PipelineStepStatusEvent | PipelineExecutionStatusEvent):
-        return {"status": "invalid" if parsed is None else "ignored"}
     common = {
         "owner_account": context.invoked_function_arn.split(":")[4],
         "costs": get_cost_repository(settings.owner_table_name),
@@ -39,10 +38,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "now": datetime.now(UTC),
         "price_lookup": get_price_lookup() if settings.use_price_list_api else None,
     }
+    budgets = get_budget_source(settings.budget_policy_parameter, settings.parameter_cache_seconds)
+    if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+        if parse_or_reject(event, ScheduledTrigger, wrap="event") is None:
+            return {"status": "invalid"}
+        tick = on_running_tick(budgets=budgets, **common)
+        report_tick(tick)
+        return {**tick.__dict__, "added": str(tick.added)}
+    parsed = parse_or_reject(event, OwnerEvent, wrap="event")
+    if parsed is None or not isinstance(parsed.event, PipelineStepStatusEvent | PipelineExecutionStatusEvent):
+        return {"status": "invalid" if parsed is None else "ignored"}
     if isinstance(parsed.event, PipelineStepStatusEvent):
         outcome = on_step_event(parsed.event, **common)
     else:
-        budgets = get_budget_source(settings.budget_policy_parameter, settings.parameter_cache_seconds)
         outcome = on_execution_end(parsed.event, budgets=budgets, **common)
     report_cost(outcome, event_id=parsed.event.id)
     return {
@@ -52,5 +60,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "total": None if outcome.total is None else str(outcome.total),
         "consumer": outcome.consumer,
         "alerts": outcome.alerts,
+        "attempt": outcome.attempt,
+        "unpriced": outcome.unpriced,
         "reason": outcome.reason,
     }

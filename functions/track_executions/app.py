@@ -6,17 +6,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.config import TrackExecutionsSettings, load_settings
 from pipeshare.dependencies import (
+    get_budget_source,
     get_cost_repository,
+    get_definition_gateway,
     get_execution_gateway,
     get_execution_repository,
     get_grant_repository,
+    get_price_lookup,
+    get_prices,
+    get_run_history,
     get_settle_scheduler,
 )
-from pipeshare.logic.track import Settle, track_event
+from pipeshare.logic.track import ProjectionSources, Settle, track_event
 from pipeshare.models.owner_events import OwnerEvent
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_tracking
@@ -46,6 +52,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         settle=settle,
         spend=get_cost_repository(settings.owner_table_name),
         now=datetime.now(UTC),
+        projection=_projection_sources(settings),
     )
     report_tracking(outcome, event_id=parsed.event.id)
+    if outcome.projection_unavailable:  # the start alert went out without (part of) its projection
+        metrics.add_metric(name="ProjectionUnavailable", unit=MetricUnit.Count, value=1)
     return outcome.response()
+
+
+def _projection_sources(settings: TrackExecutionsSettings) -> ProjectionSources:
+    """The start projection's inputs: the budget policy and prices as EstimateCostFunction reads them; each built only
+    when a consumer start alert is due."""
+    cache = settings.parameter_cache_seconds
+    return ProjectionSources(
+        definitions=get_definition_gateway,
+        history=lambda: get_run_history(settings.owner_table_name),
+        budgets=lambda: get_budget_source(settings.budget_policy_parameter, cache),
+        prices=lambda: get_prices(settings.price_override_parameter, cache),
+        price_lookup=(lambda: get_price_lookup(settings.owner_table_name, settings.price_cache_seconds))
+        if settings.use_price_list_api
+        else None,
+    )

@@ -5,7 +5,8 @@ One model, ``EmulationSettings``, with a block per emulated channel:
 * ``cloudtrail``: how "AWS API Call via CloudTrail" records reach EventBridge (latency, which accounts have a trail,
   and the order against the service events the same call causes);
 * ``sagemaker``: what the SageMaker pipeline-execution emulation sends where AWS documents no value or no rule;
-* ``ram``: the RAM emulation's invitation window and event shapes.
+* ``ram``: the RAM emulation's invitation window and event shapes;
+* ``pricing``: the Price List (GetProducts) emulation's page size and filter matching.
 
 The local stack takes it (``LocalStack(settings=...)``), scenarios set it (top-level ``cloudtrail:``, ``sagemaker:``
 and ``ram:`` blocks), and docs/scenarios.md ("Emulation settings") lists every setting with its variants, its
@@ -25,6 +26,7 @@ __all__ = [
     "STACK_CLOUDTRAIL_DELAY_MINUTES",
     "CloudTrailSettings",
     "EmulationSettings",
+    "PricingSettings",
     "RamSettings",
     "SageMakerSettings",
 ]
@@ -80,6 +82,9 @@ class SageMakerSettings(_Settings):
     consumer_status_events: bool = False  # a consumer-started execution's status / step events also go to it
     job_not_found_code: Literal["ResourceNotFound", "ValidationException"] = "ResourceNotFound"
     access_denied_cloudtrail_code: Literal["AccessDenied", "AccessDeniedException"] = "AccessDenied"
+    # ListPipelineParametersForExecution: the values given at start only, or every declared parameter (its default
+    # when none was given): AWS documents "a list of parameters for a pipeline execution", nothing more
+    execution_parameters: Literal["given", "with_defaults"] = "given"
 
 
 class RamSettings(_Settings):
@@ -87,10 +92,22 @@ class RamSettings(_Settings):
 
     invitation_ttl_hours: float = Field(default=12, gt=0)
     event_resources: Literal["arn", "empty"] = "arn"  # `resources` of RAM events: the invitation / share ARN, or []
+    # DisassociateResourceShare naming a principal that is not associated: UnknownResourceException, or success
+    disassociate_unassociated: Literal["unknown_resource", "no_op"] = "unknown_resource"
 
     @property
     def invitation_ttl(self) -> timedelta:
         return timedelta(hours=self.invitation_ttl_hours)
+
+
+class PricingSettings(_Settings):
+    """The Price List (GetProducts) emulation: what the API reference leaves unsaid (docs/aws-facts.md §4.5)."""
+
+    default_max_results: int = Field(default=100, ge=1, le=100)  # page size when the request sets no MaxResults
+    term_match_case: Literal["exact", "insensitive"] = "exact"  # TERM_MATCH compares values case-sensitively or not
+    # ANY_OF / NONE_OF: the values in one string, split on this (AWS Labs' pricing MCP server joins them with ",")
+    list_separator: str = Field(default=",", min_length=1, max_length=3)
+    unknown_service_code: Literal["empty", "NotFoundException"] = "empty"  # a ServiceCode the fixture has no product of
 
 
 class EmulationSettings(_Settings):
@@ -99,6 +116,7 @@ class EmulationSettings(_Settings):
     cloudtrail: CloudTrailSettings = Field(default_factory=CloudTrailSettings)
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
     ram: RamSettings = Field(default_factory=RamSettings)
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
 
     def restore(self, other: EmulationSettings) -> None:
         """Take other's values, in place (whoever holds this object sees them)."""

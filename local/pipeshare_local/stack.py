@@ -36,7 +36,7 @@ from moto.iam.models import get_account_id_from
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler
 
-from pipeshare_local import moto_fixes
+from pipeshare_local import moto_fixes, ssm_events
 from pipeshare_local.iam import (
     LocalIam,
     Need,
@@ -48,6 +48,7 @@ from pipeshare_local.iam import (
     sam_translate,
     translated_resolver,
 )
+from pipeshare_local.pricing import PricingEmulator
 from pipeshare_local.ram import RamEmulator
 from pipeshare_local.runtime import Invocation, LocalFunction
 from pipeshare_local.sagemaker import API_CALL_VIA_CLOUDTRAIL, SageMakerPipelineEmulator, moto_pipeline_exists
@@ -203,6 +204,12 @@ class LocalStack:
             ram=self.ram,
             pipeline_exists=moto_pipeline_exists,
         )
+        self.pricing = PricingEmulator(  # pricing:GetProducts, from pipeshare_local/data/pricing-products.json
+            account_for_access_key=get_account_id_from,
+            clock=self.clock.now,
+            emit=self._service_event,
+            settings=self.settings,
+        )
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._shutdown: Callable[[], None] | None = None
         self.endpoint = ""
@@ -241,6 +248,7 @@ class LocalStack:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310 - loopback
         self.ram.reset()
         self.sagemaker.reset()
+        self.pricing.reset()
         self.deployments.clear()
         self._credentials.clear()
         self._clients.clear()
@@ -271,7 +279,41 @@ class LocalStack:
             return self.ram(environ, start_response)
         if self.sagemaker.handles(environ):
             return self.sagemaker(environ, start_response)
+        if self.pricing.handles(environ):
+            return self.pricing(environ, start_response)
+        if ssm_events.watched_operation(environ):
+            return self._parameter_change(environ, start_response)
         return self._moto(environ, start_response)
+
+    def _parameter_change(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """SSM PutParameter / DeleteParameter through moto, then the "Parameter Store Change" event AWS documents for
+        a successful change, on the account's default bus at once (pipeshare_local/ssm_events.py)."""
+        from moto.ssm.models import ssm_backends
+
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        match, name = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", "")), ssm_events.parameter_name(body)
+        if match is None or name is None:
+            return self._moto(environ, start_response)
+        account, region = get_account_id_from(match["akid"]), match["region"]
+        delete = ssm_events.watched_operation(environ) == "delete"
+        backend = ssm_backends[account][region]
+        before = backend.get_parameter(name)
+        status: list[str] = []
+
+        def capture(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(code)
+            return start_response(code, headers, exc_info)
+
+        answer = b"".join(self._moto(environ, capture))
+        parameter = before if delete else backend.get_parameter(name)
+        if status and status[0].startswith("200") and parameter is not None:
+            operation = "Delete" if delete else ("Create" if parameter.version == 1 else "Update")
+            event = ssm_events.change_event(
+                account=account, region=region, operation=operation, name=name, parameter=parameter, at=self.clock.now()
+            )
+            self._emit(event)
+        return [answer]
 
     def _count_call(self, environ: dict[str, Any]) -> None:
         """Count each AWS call at the endpoint as (account, service, operation): JSON target, query Action or path."""
@@ -294,7 +336,7 @@ class LocalStack:
     @functools.cached_property
     def iam(self) -> LocalIam:
         """IAM as SAM would deploy the roles: function identities, their roles' policies, refusals (iam.denials)."""
-        return LocalIam(lookups=StackLookups(self.ram.invitation_owner))
+        return LocalIam(lookups=StackLookups(self.ram.invitation_owner, self.ram.share_facts))
 
     def _authorize_call(self, environ: dict[str, Any]) -> Any:
         """A function's call is authorized by its role's policies (iam.py); the denial in the service's protocol, or
@@ -412,7 +454,7 @@ class LocalStack:
         )
         deployment.conditions = dict(resolver.conditions)
         deployment.parameters = dict(resolver.parameters)
-        resources = self.template["Resources"]
+        resources = resolver.template["Resources"]  # Fn::ForEach expanded for this deployment's parameters
         enabled = [name for name, spec in resources.items() if resolver.enabled(spec)]
         for logical in _creation_order(enabled, resources):
             self._create(deployment, resolver, logical, resources[logical])
@@ -686,7 +728,7 @@ class LocalStack:
     def _install_roles(self, deployment: Deployment, resolver: Resolver) -> None:
         """The roles `sam deploy` creates (SAM's translation of the template), resolved with this deployment's
         parameters, conditions and resources: what each function's calls are authorized against."""
-        translated = sam_translate(self.template)
+        translated = sam_translate(resolver.template)
         self.iam.install(deployment.account, translated, translated_resolver(translated, resolver))
 
     def _enter_function(self, function: LocalFunction) -> None:

@@ -62,6 +62,7 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
         "ram:GetResourceShares",
         "ram:ListResources",
         "ram:GetResourceShareAssociations",
+        "ram:CreateResourceShare",
         "pricing:GetProducts",
         "cloudtrail:DescribeTrails",
     }

@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository
-from pipeshare.logic.estimate import load_shipped_prices
-from pipeshare.models.owner import CountedJob
+from pipeshare.adapters.price_list import PriceListGateway
+from pipeshare.models.owner import OWNER_HOLDER, UNATTRIBUTED, CountedJob, SpendHolder
 from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.stack import LocalStack
 from tests.conftest import load_event
@@ -68,15 +68,18 @@ def test_estimate_runs_with_the_steps_and_is_final_when_the_execution_ends(stack
     stack.advance(timedelta(seconds=310))
     running = _estimate(stack, execution)
     # Then the running estimate holds the processing job, not final
-    prices = load_shipped_prices()
-    processing = prices.price("us-east-1", "processing", "ml.m5.xlarge")
+    # the rates the estimator uses: the (local) Price List's, laid over the shipped table (README, Prices)
+    prices = PriceListGateway(stack.client(OWNER, "pricing"))
+    processing = prices.usd_per_hour("us-east-1", "processing", "ml.m5.xlarge")
+    assert processing is not None
     assert running["final"] is False
     assert Decimal(str(running["total"])) >= Decimal(300 * 2) * processing / 3600
     # When the execution ends
     stack.advance(timedelta(minutes=20))
     final = _estimate(stack, execution)
     # Then the estimate is final, and spot training was billed for its billable time only (40 % of 600 s)
-    training = prices.price("us-east-1", "training", "ml.m5.xlarge")
+    training = prices.usd_per_hour("us-east-1", "training", "ml.m5.xlarge")
+    assert training is not None
     compute = Decimal(600) * processing / 3600 + Decimal(240) * training / 3600
     assert final["final"] is True
     assert compute <= Decimal(str(final["total"])) < compute + Decimal("0.05")  # plus the ML storage volumes
@@ -156,13 +159,12 @@ def test_concurrent_spend_updates_add_up_exactly(stack: LocalStack) -> None:
             )
             assert repo.commit(
                 execution,
-                consumer=CONSUMER,
+                holder=SpendHolder("consumer", CONSUMER, True),
                 pipeline_arn="arn:p",
                 month="2026-05",
                 jobs=[job],
                 estimate={"steps": []},
-                final=False,
-                finish_alert=None,
+                version=0,
                 at=datetime.now(UTC),
             )
 
@@ -213,13 +215,12 @@ def test_arns_in_mixed_case_are_one_execution_one_job_and_one_pipeline_total(sta
     def commit(execution: str, pipeline_arn: str, job_arn: str) -> bool:
         return repository.commit(
             execution,
-            consumer=CONSUMER,
+            holder=SpendHolder("consumer", CONSUMER, True),
             pipeline_arn=pipeline_arn,
             month="2026-05",
             jobs=[CountedJob(job_arn, "Preprocess", "processing", Decimal("0.50"), {})],
             estimate={"steps": []},
-            final=False,
-            finish_alert=None,
+            version=repository.state(execution).version,
             at=datetime.now(UTC),
         )
 
@@ -269,33 +270,44 @@ def test_counted_spend_follows_the_attribution_and_a_commit_on_a_stale_one_loses
     costs = _cost_repository(stack)
     pipeline = f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/churn-train"
     execution, month, now = f"{pipeline}/execution/late1", "2026-05", datetime(2026, 5, 1, 9, tzinfo=UTC)
+    confirmed, inferred = SpendHolder("consumer", CONSUMER, True), SpendHolder("consumer", CONSUMER, False)
 
-    def commit(consumer: str | None, job: str, cost: str) -> bool:
+    def commit(holder: SpendHolder, job: str, cost: str, version: int) -> bool:
         counted = CountedJob(
             job_arn=f"{pipeline}-job/{job}", step=job, kind="processing", cost=Decimal(cost), detail={}
         )
         return costs.commit(
             execution,
-            consumer=consumer,
+            holder=holder,
             pipeline_arn=pipeline,
             month=month,
             jobs=[counted],
             estimate={"steps": [], "complete": False},
-            final=False,
-            finish_alert=None,
+            version=version,
             at=now,
         )
 
-    assert commit(None, "prep", "1.50")
-    # When the execution is attributed to the consumer (its settle period passed)
-    moved = costs.move_spend(execution, consumer=CONSUMER, at=now)
-    # Then the whole counted total is now the consumer's spend
+    def spend(sk: str, attribute: str = "total") -> Decimal:
+        return Decimal(str(_items(stack, f"SPEND#{month}").get(sk, {}).get(attribute, 0)))
+
+    assert commit(UNATTRIBUTED, "prep", "1.50", 0)
+    assert spend(f"UNATTRIBUTED#PIPELINE#{pipeline}") == Decimal("1.50")
+    # When the execution is inferred to the consumer (its settle period passed)
+    stale = costs.state(execution).version
+    moved = costs.move_spend(execution, holder=inferred, at=now)
+    # Then the whole counted total is now the consumer's spend (not confirmed), off the unattributed line
     assert (moved, costs.month_spend(month, CONSUMER)) == (Decimal("1.50"), Decimal("1.50"))
-    # and a commit that read the old attribution loses (nothing written), the one that reads the new one counts
-    assert not commit(None, "train", "0.50")
-    assert commit(CONSUMER, "train", "0.50")
+    assert (spend(f"CONSUMER#{CONSUMER}", "confirmed_total"), spend(f"UNATTRIBUTED#PIPELINE#{pipeline}")) == (0, 0)
+    # and a commit that read the estimate before the move loses (nothing written); one that reads it again counts
+    assert not commit(UNATTRIBUTED, "train", "0.50", stale)
+    assert commit(inferred, "train", "0.50", costs.state(execution).version)
     assert costs.month_spend(month, CONSUMER) == Decimal("2.00")
+    # When the consumer's forwarded record confirms it, the total becomes confirmed spend too
+    assert costs.move_spend(execution, holder=confirmed, at=now) == Decimal("2.00")
+    assert spend(f"CONSUMER#{CONSUMER}", "confirmed_total") == Decimal("2.00")
     # When a later record shows the owner started it, the spend goes back out of the consumer, once
-    assert costs.move_spend(execution, consumer=None, at=now) == Decimal("2.00")
-    assert costs.move_spend(execution, consumer=None, at=now) is None
+    assert costs.move_spend(execution, holder=OWNER_HOLDER, at=now) == Decimal("2.00")
+    assert costs.move_spend(execution, holder=OWNER_HOLDER, at=now) is None
     assert costs.month_spend(month, CONSUMER) == Decimal(0)
+    assert spend(f"CONSUMER#{CONSUMER}", "confirmed_total") == Decimal(0)
+    assert spend(f"PIPELINE#{pipeline}") == Decimal("2.00")

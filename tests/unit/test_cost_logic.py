@@ -1,11 +1,16 @@
 """pipeshare.logic.cost: each job counted once (at its step's end or when the execution ends), the final estimate,
-month-to-date spend per consumer and pipeline, the finish alert, live prices for unknown instance types."""
+month-to-date spend per spend holder (consumer confirmed / inferred, owner, unattributed) and pipeline, the finish
+alert (or a pending mark while nobody is known to have started the run), live prices from the Price List.
+
+Every figure expected here is computed from the fixtures and quantised to 1e-6 USD (`quantize_usd`), as the logic
+quantises every cost before it is written or summed. The running tick, retries, pending finish alerts and
+quantisation over many jobs: tests/unit/test_running_estimates.py."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -15,13 +20,15 @@ from pipeshare.logic.attribution import (
     AttributionSource,
     ExecutionRecord,
     InferenceObservation,
+    consumer_of,
     merge,
     observe_status,
 )
 from pipeshare.logic.budgets import parse_budget_policy
-from pipeshare.logic.cost import MAX_ATTEMPTS, CostConflictError, consumer_of, on_execution_end, on_step_event
+from pipeshare.logic.cost import MAX_ATTEMPTS, CostConflictError, on_execution_end, on_step_event
 from pipeshare.logic.cost_messages import FINISH_SCHEMA
-from pipeshare.logic.estimate import PriceTable, job_cost
+from pipeshare.logic.estimate import PriceTable, job_cost, quantize_usd
+from pipeshare.models.owner import Finalisation, PendingFinish, SpendHolder
 from pipeshare.models.owner_events import (
     OwnerEvent,
     PipelineAction,
@@ -169,7 +176,8 @@ def sagemaker_with_the_execution(*, page_size: int = 100) -> FakeCostDataGateway
 
 
 def cost_of(kind: str, response: dict[str, Any], prices: PriceTable = PRICES) -> Decimal:
-    return job_cost(kind, response, region=REGION, prices=prices, now=NOW).total
+    """A job's cost as counted: computed from the fixture, then quantised to 1e-6 USD like every stored cost."""
+    return quantize_usd(job_cost(kind, response, region=REGION, prices=prices, now=NOW).total)
 
 
 def count_step(
@@ -208,6 +216,11 @@ def finalise(
         now=NOW,
         price_lookup=price_lookup,
     )
+
+
+def cents(amount: Decimal) -> str:
+    """An amount as the finish message shows it: rounded half-up to cents."""
+    return f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
 
 
 TRAINING_COST = cost_of("training", TRAINING)
@@ -303,11 +316,26 @@ def test_ended_step_job_is_described_once_and_counted() -> None:
         MONTH,
     )
     assert estimate["breakdown"] == [
-        {"step": "Preprocess", "type": "processing", "state": "estimated", "cost": str(PROCESSING_COST), "issues": []}
+        {
+            "step": "Preprocess",
+            "type": "processing",
+            "job": PROCESSING_ARN,
+            "state": "estimated",
+            "cost": str(PROCESSING_COST),
+            "issues": [],
+        }
     ]
+    assert (job.final, job.previous, job.attempt) == (True, None, 1)
+    assert (estimate["version"], estimate["spend_holder"], estimate["unpriced"]) == (
+        1,
+        f"consumer:{CONSUMER}:confirmed",
+        [],
+    )
     assert costs.month_spend(MONTH, CONSUMER) == PROCESSING_COST
+    assert costs.confirmed_spend(MONTH, CONSUMER) == PROCESSING_COST
     assert costs.pipeline_spend(MONTH, PIPELINE) == PROCESSING_COST
     assert costs.consumer_pipeline_spend(MONTH, CONSUMER, PIPELINE) == PROCESSING_COST
+    assert costs.unattributed_spend(MONTH, PIPELINE) == 0
 
 
 def test_a_second_step_adds_to_the_running_estimate() -> None:
@@ -333,32 +361,41 @@ def test_a_second_step_adds_to_the_running_estimate() -> None:
 
 
 @pytest.mark.parametrize(
-    ("start", "consumer"),
+    ("start", "holder"),
     [
-        ("forwarded", CONSUMER),
-        ("owner-copy", CONSUMER),
-        ("inferred", CONSUMER),
-        ("owner", None),
-        ("ambiguous", None),
-        ("unknown", None),
-        (None, None),
+        ("forwarded", SpendHolder("consumer", CONSUMER, confirmed=True)),
+        ("owner-copy", SpendHolder("consumer", CONSUMER, confirmed=True)),
+        ("inferred", SpendHolder("consumer", CONSUMER, confirmed=False)),
+        ("owner", SpendHolder("owner")),
+        ("ambiguous", SpendHolder("unattributed")),
+        ("unknown", SpendHolder("unattributed")),
+        (None, SpendHolder("unattributed")),
     ],
 )
-def test_counted_step_goes_to_the_consumer_the_record_attributes(start: str | None, consumer: str | None) -> None:
+def test_counted_step_goes_to_the_spend_holder_the_record_attributes(start: str | None, holder: SpendHolder) -> None:
     # Given the execution's record, attributed as `start` says (None: no record yet)
     costs, sagemaker = repository(start), sagemaker_with_the_job()
 
     # When the step is counted
     outcome = count_step(costs, sagemaker)
 
-    # Then the spend goes to that consumer (none for the owner's own, ambiguous or unattributed runs), always to
-    # the pipeline
+    # Then the spend goes to that holder, always to the pipeline: a consumer's total (and its confirmed total only
+    # for forwarded / owner-copy attributions), the owner's own runs on the pipeline only, ambiguous / unknown / no
+    # record on the pipeline's unattributed line
+    consumer = holder.account
     assert outcome.status == "counted"
     assert outcome.consumer == consumer
-    assert costs.commits[0].consumer == consumer
+    assert costs.commits[0].holder == holder
+    estimate = costs.estimate_of(EXECUTION)
+    assert estimate is not None
+    assert (estimate["spend_holder"], estimate["consumer_account"]) == (holder.key, consumer or "-")
     assert costs.pipeline_spend(MONTH, PIPELINE) == PROCESSING_COST
     assert costs.month_spend(MONTH, CONSUMER) == (PROCESSING_COST if consumer else 0)
+    assert costs.consumer_pipeline_spend(MONTH, CONSUMER, PIPELINE) == (PROCESSING_COST if consumer else 0)
+    assert costs.confirmed_spend(MONTH, CONSUMER) == (PROCESSING_COST if holder.confirmed else 0)
+    assert costs.unattributed_spend(MONTH, PIPELINE) == (PROCESSING_COST if holder.kind == "unattributed" else 0)
     assert costs.month_spend(MONTH, OTHER) == 0
+    assert costs.month_spend(MONTH, OWNER) == 0
 
 
 def test_consumer_of_a_record_attributed_to_the_owner_account_is_none() -> None:
@@ -490,22 +527,44 @@ def test_execution_end_counts_only_the_jobs_not_counted_yet_and_finalises() -> N
     )
     assert [job.job_arn for job in costs.commits[-1].jobs] == [TRAINING_ARN]
     assert set(costs.counted(EXECUTION)) == {TRAINING_ARN.lower(), PROCESSING_ARN.lower()}
+    assert all(job.final for job in costs.counted(EXECUTION).values())
+    assert costs.commits[-1].finalise == Finalisation(execution_event().time, 1, "Succeeded")
     estimate = costs.estimate_of(EXECUTION)
     assert estimate is not None
-    assert (estimate["final"], estimate["complete"], estimate["total"]) == (
+    assert (estimate["final"], estimate["complete"], estimate["total"], estimate["finalised_total"]) == (
         True,
         True,
         TRAINING_COST + PROCESSING_COST,
+        TRAINING_COST + PROCESSING_COST,
     )
+    assert (estimate["attempt"], estimate["ended_at"], estimate["status"]) == (1, "2024-05-01T09:42:11Z", "Succeeded")
     assert estimate["breakdown"] == [
-        {"step": "TrainModel", "type": "TrainingJob", "state": "estimated", "cost": str(TRAINING_COST), "issues": []},
+        {
+            "step": "TrainModel",
+            "type": "TrainingJob",
+            "job": TRAINING_ARN,
+            "state": "estimated",
+            "cost": str(TRAINING_COST),
+            "issues": [],
+        },
         {
             "step": "Preprocess",
             "type": "ProcessingJob",
+            "job": PROCESSING_ARN,
             "state": "estimated",
             "cost": str(PROCESSING_COST),
             "issues": [],
         },
+    ]
+    assert costs.runs == [
+        {
+            "pipeline_arn": PIPELINE,
+            "execution_arn": EXECUTION,
+            "attempt": 1,
+            "ended_at": "2024-05-01T09:42:11Z",
+            "total": TRAINING_COST + PROCESSING_COST,
+            "complete": True,
+        }
     ]
     assert costs.month_spend(MONTH, CONSUMER) == TRAINING_COST + PROCESSING_COST
     assert costs.pipeline_spend(MONTH, PIPELINE) == TRAINING_COST + PROCESSING_COST
@@ -523,10 +582,14 @@ def test_finish_alert_of_a_consumer_execution_includes_this_execution_in_month_t
     # When the execution ends
     outcome = finalise(costs, sagemaker, budgets=budgets)
 
-    # Then one finish alert is written with the total, this execution in the month-to-date spend, and the budget
-    assert outcome.alerts == ["finish"]
+    # Then one finish alert is written with the total, this execution in the month-to-date spend, and the budget;
+    # amounts rounded to cents (the stored figures stay exact)
+    assert (outcome.alerts, outcome.attempt, outcome.budget_policy_invalid) == (["finish"], 1, False)
     total = TRAINING_COST + PROCESSING_COST
-    message = costs.finish_alerts[EXECUTION.lower()].message
+    alert = costs.finish_alert(EXECUTION)
+    assert alert is not None
+    assert list(costs.finish_alerts) == [(EXECUTION.lower(), 1)]
+    message = alert.message
     assert (message["schema"], message["consumer_account"], message["attribution_source"], message["principal"]) == (
         FINISH_SCHEMA,
         CONSUMER,
@@ -538,30 +601,103 @@ def test_finish_alert_of_a_consumer_execution_includes_this_execution_in_month_t
         "2024-05-01T09:30:00Z",
         "2024-05-01T09:42:10Z",
     )
-    assert message["estimate"]["total"] == f"{total:f}"
-    assert message["estimate"]["complete"] is True
-    assert message["month_to_date"]["consumer_spend"] == f"{Decimal(10) + total:f}"
+    assert message["execution"]["attempt"] == 1
+    assert (message["estimate"]["total"], message["estimate"]["attempt_total"]) == (cents(total), cents(total))
+    assert (message["estimate"]["complete"], message["estimate"]["lower_bound"]) == (True, False)
+    assert message["month_to_date"]["consumer_spend"] == cents(Decimal(10) + total)
+    assert alert.subject.startswith(f"pipeshare: run of churn-train by {CONSUMER} Succeeded: est. USD {cents(total)}")
     assert message["month_to_date"]["budget"]["monthly_limit"] == "100"
     assert costs.month_spend(MONTH, CONSUMER) == Decimal(10) + total
     assert budgets.loads == 1
 
 
-@pytest.mark.parametrize("start", ["owner", "ambiguous", "unknown", None])
-def test_no_finish_alert_for_an_execution_not_attributed_to_a_consumer(start: str | None) -> None:
-    # Given the owner's own execution, an ambiguous one, or one nobody is known to have started
+def test_no_finish_alert_for_the_owners_own_execution() -> None:
+    # Given the owner's own execution
+    costs, sagemaker = repository("owner"), sagemaker_with_the_execution()
+    budgets = FakeBudgetSource(parse_budget_policy({"version": 1, "default": {"monthly_limit": "5"}}, source="test"))
+
+    # When it ends
+    outcome = finalise(costs, sagemaker, budgets=budgets)
+
+    # Then it is finalised and counted toward the pipeline only: no finish alert, no pending mark, no budget read
+    assert (outcome.status, outcome.consumer, outcome.alerts) == ("finalised", None, [])
+    assert costs.finish_alerts == {}
+    assert costs.pending == {}
+    assert (costs.commits[-1].finish_alert, costs.commits[-1].pending_finish) == (None, False)
+    assert budgets.loads == 0
+    assert costs.pipeline_spend(MONTH, PIPELINE) == TRAINING_COST + PROCESSING_COST
+    assert costs.unattributed_spend(MONTH, PIPELINE) == 0
+    assert costs.month_spend(MONTH, CONSUMER) == 0
+
+
+def test_finish_alert_of_an_ambiguous_execution_names_the_candidates() -> None:
+    # Given an execution two consumers could have started
+    costs, sagemaker = repository("ambiguous"), sagemaker_with_the_execution()
+    budgets = FakeBudgetSource(parse_budget_policy({"version": 1, "default": {"monthly_limit": "5"}}, source="test"))
+
+    # When it ends
+    outcome = finalise(costs, sagemaker, budgets=budgets)
+
+    # Then a finish alert names both candidates, no consumer and no budget; the cost is on the unattributed line
+    total = TRAINING_COST + PROCESSING_COST
+    assert (outcome.status, outcome.consumer, outcome.alerts) == ("finalised", None, ["finish"])
+    alert = costs.finish_alert(EXECUTION)
+    assert alert is not None
+    assert (alert.message["consumer_account"], alert.message["candidates"]) == (None, [CONSUMER, OTHER])
+    assert alert.message["month_to_date"] == {"month": MONTH, "consumer_spend": None, "budget": None}
+    assert alert.attributes["consumer_account"] == "ambiguous"
+    assert f"by {CONSUMER} or {OTHER} (ambiguous) Succeeded" in alert.subject
+    assert budgets.loads == 0
+    assert costs.pending == {}
+    assert costs.unattributed_spend(MONTH, PIPELINE) == costs.pipeline_spend(MONTH, PIPELINE) == total
+    assert costs.month_spend(MONTH, CONSUMER) == costs.month_spend(MONTH, OTHER) == 0
+
+
+@pytest.mark.parametrize("start", ["unknown", None])
+def test_finish_of_an_execution_not_attributed_yet_waits_in_a_pending_mark(start: str | None) -> None:
+    # Given an execution nobody is known to have started yet (its record not attributed, or no record at all)
     costs, sagemaker = repository(start), sagemaker_with_the_execution()
     budgets = FakeBudgetSource(parse_budget_policy({"version": 1, "default": {"monthly_limit": "5"}}, source="test"))
 
     # When it ends
     outcome = finalise(costs, sagemaker, budgets=budgets)
 
-    # Then it is finalised and counted toward the pipeline, without a finish alert or consumer spend
-    assert (outcome.status, outcome.consumer, outcome.alerts) == ("finalised", None, [])
+    # Then it is finalised onto the unattributed line, and its finish alert waits in a pending mark (the running
+    # tick releases it once the record is attributed)
+    assert (outcome.status, outcome.consumer, outcome.alerts) == ("finalised", None, ["finish-pending"])
     assert costs.finish_alerts == {}
-    assert costs.commits[-1].finish_alert is None
+    assert list(costs.pending.values()) == [PendingFinish(EXECUTION, 1, "2024-05-01T09:42:11Z", "Succeeded")]
+    assert (costs.commits[-1].finish_alert, costs.commits[-1].pending_finish) == (None, True)
     assert budgets.loads == 0
-    assert costs.pipeline_spend(MONTH, PIPELINE) == TRAINING_COST + PROCESSING_COST
+    assert costs.unattributed_spend(MONTH, PIPELINE) == TRAINING_COST + PROCESSING_COST
     assert costs.month_spend(MONTH, CONSUMER) == 0
+
+
+def test_a_job_listed_under_two_steps_is_counted_and_shown_once() -> None:
+    # Given an execution whose TrainModel job is also listed under a second step
+    sagemaker = sagemaker_with_the_execution()
+    sagemaker.add_steps(
+        EXECUTION,
+        [
+            step("TrainModel", {"TrainingJob": {"Arn": TRAINING_ARN}}),
+            step("TrainAgain", {"TrainingJob": {"Arn": TRAINING_ARN}}),
+        ],
+    )
+    costs = repository()
+
+    # When the execution ends
+    outcome = finalise(costs, sagemaker)
+
+    # Then the job is counted once, and the breakdown shows its cost under the first step only, with the reason
+    assert (outcome.status, outcome.total) == ("finalised", TRAINING_COST)
+    assert [job.job_arn for job in costs.commits[-1].jobs] == [TRAINING_ARN]
+    estimate = costs.estimate_of(EXECUTION)
+    assert estimate is not None
+    first, second = estimate["breakdown"]
+    assert (first["step"], first["cost"], second["step"]) == ("TrainModel", str(TRAINING_COST), "TrainAgain")
+    assert Decimal(second["cost"]) == 0
+    assert second["issues"] == [f"job {TRAINING_ARN} is also the job of step 'TrainModel': counted once, there"]
+    assert sum(Decimal(line["cost"]) for line in estimate["breakdown"]) == estimate["total"]
 
 
 def test_execution_already_final_is_a_duplicate_without_sagemaker_calls() -> None:
@@ -697,7 +833,9 @@ def test_running_estimate_shows_a_job_without_a_price_as_incomplete() -> None:
     assert estimate is not None
     line = estimate["breakdown"][0]
     assert line["state"] == "incomplete"
-    assert any("unknown instance type" in issue for issue in line["issues"])
+    assert [issue for issue in line["issues"] if "unknown instance type" in issue] == [
+        f"unknown instance type: no processing price for {UNKNOWN_TYPE} in {REGION}"
+    ]  # once, though it is both the job's issue and its reason
 
 
 def test_unknown_instance_type_at_execution_end_is_priced_through_the_lookup() -> None:
@@ -732,27 +870,44 @@ def test_unknown_instance_type_at_execution_end_without_lookup_stays_incomplete(
     # When the execution ends
     outcome = finalise(costs, sagemaker)
 
-    # Then the step is incomplete, with the reason, and the final estimate is not complete
-    assert outcome.status == "finalised"
+    # Then the step is incomplete, with the reason, and the final estimate is not complete: it names the unpriced
+    # instance type and its instance-hours (210 s on 1 instance, in hours to the hundredth)
+    assert (outcome.status, outcome.unpriced) == ("finalised", [UNKNOWN_TYPE])
     estimate = costs.estimate_of(EXECUTION)
     assert estimate is not None
     assert (estimate["final"], estimate["complete"]) == (True, False)
     line = estimate["breakdown"][0]
     assert line["state"] == "incomplete"
     assert any(f"no processing price for {UNKNOWN_TYPE}" in issue for issue in line["issues"])
+    assert estimate["unpriced"] == [UNKNOWN_TYPE]
+    assert estimate["unpriced_instance_hours"] == {UNKNOWN_TYPE: str((Decimal(210) / 3600).quantize(Decimal("0.01")))}
 
 
-def test_lookup_is_not_asked_when_every_rate_is_known() -> None:
-    # Given jobs on priced instance types, and a lookup
+def test_lookup_is_asked_for_every_pair_a_job_uses_and_its_rate_takes_precedence() -> None:
+    # Given jobs on instance types the table prices, and a Price List lookup knowing another processing rate
     costs, sagemaker = repository(), sagemaker_with_the_execution()
-    lookup = FakePriceLookup({("processing", UNKNOWN_TYPE): LIVE_RATE})
+    list_rate = "0.2"
+    assert PRICES.price(REGION, "processing", "ml.m5.large") != Decimal(list_rate)
+    lookup = FakePriceLookup({("processing", "ml.m5.large"): list_rate})
 
     # When a step is counted and the execution ends
-    count_step(costs, sagemaker, price_lookup=lookup)
-    finalise(costs, sagemaker, price_lookup=lookup)
+    counted = count_step(costs, sagemaker, price_lookup=lookup)
+    finalised = finalise(costs, sagemaker, price_lookup=lookup)
 
-    # Then the lookup was never asked
-    assert lookup.requests == []
+    # Then the lookup was asked for each (component, instance type) used, known to the table or not: at the step's
+    # end for its job, at the execution's end for the job not counted yet (not again for the one counted)
+    assert lookup.requests == [
+        (REGION, [("processing", "ml.m5.large")]),
+        (REGION, [("training", "ml.m5.xlarge")]),
+    ]
+    # and the Price List's rate wins over the table's; the table's stays where the Price List has none
+    listed = cost_of(
+        "processing", PROCESSING, PRICES.merge({"regions": {REGION: {"processing": {"ml.m5.large": list_rate}}}})
+    )
+    assert listed != PROCESSING_COST
+    assert counted.added == listed
+    assert costs.counted(EXECUTION)[PROCESSING_ARN.lower()].detail["instances"][0]["usd_per_hour"] == list_rate
+    assert (finalised.added, finalised.total) == (TRAINING_COST, listed + TRAINING_COST)
 
 
 # ------------------------------------------------------------------------------------------------ execution gone

@@ -168,50 +168,21 @@ def test_shipped_prices_load_and_validate() -> None:
     # Given / When the table shipped in the package is loaded
     table = load_shipped_prices()
 
-    # Then it is a validated USD table, dated, with its source stated and the three regions
+    # Then it is a validated USD table, dated, its source stated, and every figure it keeps backed by its sources
+    # (only figures two public sources agree on are shipped; the Price List prices the rest: test_price_table_tool)
     assert isinstance(table, PriceTable)
     assert table.currency == "USD"
-    assert table.source.startswith("AWS SageMaker pricing page, on-demand, as published")
-    assert "update by hand" in table.source
+    assert "two independent public sources" in table.source
     assert isinstance(table.as_of, date)
-    assert set(table.regions) == {"us-east-1", "us-west-2", "eu-west-1"}
-    assert table.notes, "the notes say which figures are indicative"
-
-
-@pytest.mark.parametrize("region", ["us-east-1", "us-west-2", "eu-west-1"])
-def test_shipped_prices_cover_the_common_instance_types(region: str) -> None:
-    # Given the shipped table
-    table = load_shipped_prices()
-    common = {
-        "ml.m5.large",
-        "ml.m5.xlarge",
-        "ml.m5.2xlarge",
-        "ml.m5.4xlarge",
-        "ml.m5.12xlarge",
-        "ml.c5.xlarge",
-        "ml.c5.2xlarge",
-        "ml.g4dn.xlarge",
-        "ml.g4dn.2xlarge",
-        "ml.g5.xlarge",
-        "ml.g5.2xlarge",
-        "ml.p3.2xlarge",
-    }
-
-    # When / Then every common type has a positive rate for each component; ml.t3.medium only for processing
-    prices = table.regions[region]
-    assert set(prices.training) == common
-    assert set(prices.transform) == common
-    assert set(prices.processing) == common | {"ml.t3.medium"}
-    assert all(rate > 0 for rate in [*prices.training.values(), *prices.processing.values()])
-    assert prices.storage_gb_month is not None
-    assert prices.storage_gb_month > 0
+    assert table.regions, "the table prices something"
+    assert table.uncited() == []
 
 
 def test_shipped_prices_are_exact_decimals() -> None:
     # Given / When a rate is read from the shipped table
-    rate = load_shipped_prices().price("us-east-1", "training", "ml.m5.xlarge")
+    rate = load_shipped_prices().price("us-east-1", "processing", "ml.m5.xlarge")
 
-    # Then it is the published figure, as an exact Decimal
+    # Then it is the sourced figure, as an exact Decimal
     assert rate == Decimal("0.23")
     assert isinstance(rate, Decimal)
 

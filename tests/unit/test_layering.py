@@ -197,6 +197,11 @@ def test_layering_logic_uses_only_the_ports_of_the_adapters(path: Path) -> None:
         (ports.OwnerShareGateway, fakes.FakeOwnerShareGateway),
         (ports.GrantRepository, fakes.FakeGrantRepository),
         (ports.CostDataGateway, fakes.FakeCostDataGateway),
+        (ports.BudgetSource, fakes.FakeBudgetSource),
+        (ports.BudgetLedger, fakes.FakeBudgetLedger),
+        (ports.RunningExecutions, fakes.FakeRunningExecutions),
+        (ports.SpendSource, fakes.FakeSpendSource),
+        (ports.EnforcementGateway, fakes.FakeEnforcementGateway),
     ],
     ids=lambda p: p.__name__,
 )

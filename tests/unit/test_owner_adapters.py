@@ -23,7 +23,7 @@ from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway
 from pipeshare.logic.inventory import diff
 from pipeshare.logic.owner_notify import owner_notification
 from pipeshare.models.errors import ExecutionNotFoundError, TransientError
-from pipeshare.models.owner import ALLOW_EXECUTION, READ_ONLY, CountedJob, Grant
+from pipeshare.models.owner import ALLOW_EXECUTION, READ_ONLY, CountedJob, Grant, SpendHolder
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 
@@ -219,13 +219,12 @@ def test_cost_keys_are_lower_case_and_the_items_keep_the_arns_as_given(ddb: Capt
     # When the job is counted for the consumer
     assert DynamoDbCostRepository(TABLE, ddb.client).commit(
         MIXED_EXECUTION,
-        consumer=CONSUMER,
+        holder=SpendHolder("consumer", CONSUMER, confirmed=True),
         pipeline_arn=MIXED_PIPELINE,
         month="2026-05",
         jobs=[job],
         estimate={"steps": []},
-        final=False,
-        finish_alert=None,
+        version=0,
         at=NOW,
     )
 

@@ -41,6 +41,12 @@ class TrackExecutionsSettings(_Settings):
     infer_consumer_starts: bool = Field(default=True, alias="INFER_CONSUMER_STARTS")
     settle_queue_url: str = Field(alias="SETTLE_QUEUE_URL", pattern=r"^https?://")
     inference_settle_minutes: int = Field(alias="INFERENCE_SETTLE_MINUTES", ge=0, le=15)
+    # the start projection (logic/projection.py): the same budget policy and prices as EstimateCostFunction
+    budget_policy_parameter: str = Field(default="", alias="BUDGET_POLICY_PARAMETER")
+    price_override_parameter: str = Field(default="", alias="PRICE_OVERRIDE_PARAMETER")
+    parameter_cache_seconds: int = Field(default=60, alias="PARAMETER_CACHE_SECONDS", ge=0, le=3600)
+    use_price_list_api: bool = Field(default=False, alias="USE_PRICE_LIST_API")
+    price_cache_seconds: int = Field(default=24 * 3600, alias="PRICE_CACHE_SECONDS", ge=0, le=7 * 24 * 3600)
 
 
 class SettleAttributionSettings(_Settings):
@@ -54,7 +60,9 @@ class EstimateCostSettings(_Settings):
     budget_policy_parameter: str = Field(default="", alias="BUDGET_POLICY_PARAMETER")
     price_override_parameter: str = Field(default="", alias="PRICE_OVERRIDE_PARAMETER")
     parameter_cache_seconds: int = Field(default=60, alias="PARAMETER_CACHE_SECONDS", ge=0, le=3600)
-    use_price_list_api: bool = Field(default=False, alias="USE_PRICE_LIST_API")
+    use_price_list_api: bool = Field(default=True, alias="USE_PRICE_LIST_API")
+    # how long a Price List answer is reused (in-process and in the owner table): a choice, see adapters/price_list.py
+    price_cache_seconds: int = Field(default=24 * 3600, alias="PRICE_CACHE_SECONDS", ge=0, le=7 * 24 * 3600)
 
 
 class WatchBudgetsSettings(_Settings):

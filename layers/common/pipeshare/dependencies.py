@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from pipeshare.config import AcceptInvitationsSettings, load_settings
+from pipeshare.config import AcceptInvitationsSettings, EstimateCostSettings, load_settings
 
 if TYPE_CHECKING:
     from pipeshare.adapters.cloudtrail_status import CloudTrailStatusGateway
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository
     from pipeshare.adapters.dynamodb_executions import DynamoDbExecutionRepository
     from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository
+    from pipeshare.adapters.dynamodb_projection import DynamoDbRunHistory
     from pipeshare.adapters.dynamodb_shares import DynamoDbShareRepository
     from pipeshare.adapters.enforcement import AwsEnforcementGateway
     from pipeshare.adapters.owner_parameters import SsmBudgetSource
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.price_list import PriceListLookup
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.ram_owner import RamOwnerGateway
+    from pipeshare.adapters.sagemaker_definitions import SageMakerDefinitionGateway
     from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
     from pipeshare.adapters.settle_queue import SqsSettleScheduler
     from pipeshare.adapters.sns_notifier import SnsNotifier
@@ -113,6 +115,7 @@ def get_budget_source(parameter_name: str, max_age: int) -> SsmBudgetSource:
 
 
 def get_prices(override_parameter: str, max_age: int) -> PriceTable:
+    """The shipped table with the SSM override merged over it; an invalid override is reported, never raised."""
     from pipeshare.adapters.owner_parameters import prices_with_override
 
     return prices_with_override(override_parameter, max_age=max_age)
@@ -132,11 +135,34 @@ def get_enforcer() -> AwsEnforcementGateway:
     return AwsEnforcementGateway()
 
 
-@lru_cache(maxsize=1)
-def get_price_lookup() -> PriceListLookup:
+@lru_cache(maxsize=4)
+def get_price_lookup(table_name: str | None = None, cache_seconds: int | None = None) -> PriceListLookup:
+    """The Price List lookup, its answers cached in-process and in the owner table (EstimateCostSettings by default:
+    OWNER_TABLE_NAME, PRICE_CACHE_SECONDS)."""
+    from pipeshare.adapters.price_cache import DynamoDbPriceCache
     from pipeshare.adapters.price_list import PriceListLookup
 
-    return PriceListLookup()
+    if table_name is None or cache_seconds is None:
+        settings = load_settings(EstimateCostSettings)
+        table_name = settings.owner_table_name if table_name is None else table_name
+        cache_seconds = settings.price_cache_seconds if cache_seconds is None else cache_seconds
+    return PriceListLookup(cache=DynamoDbPriceCache(table_name), ttl_seconds=cache_seconds)
+
+
+@lru_cache(maxsize=1)
+def get_definition_gateway() -> SageMakerDefinitionGateway:
+    """What an execution runs (the start projection); its client is built on first use."""
+    from pipeshare.adapters.sagemaker_definitions import SageMakerDefinitionGateway
+
+    return SageMakerDefinitionGateway()
+
+
+@lru_cache(maxsize=4)
+def get_run_history(table_name: str) -> DynamoDbRunHistory:
+    """A pipeline's finished runs and a consumer's month-to-date spend (the start projection); client on first use."""
+    from pipeshare.adapters.dynamodb_projection import DynamoDbRunHistory
+
+    return DynamoDbRunHistory(table_name)
 
 
 def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:

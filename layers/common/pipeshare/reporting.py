@@ -11,7 +11,7 @@ from pipeshare.observability import logger, metrics
 if TYPE_CHECKING:  # annotations only: a handler must not import every other handler's logic at cold start
     from pipeshare.logic.accept import SweepOutcome
     from pipeshare.logic.budget_watch import BudgetOutcome
-    from pipeshare.logic.cost import CostOutcome
+    from pipeshare.logic.cost import CostOutcome, TickOutcome
     from pipeshare.logic.inventory import InventoryOutcome
     from pipeshare.logic.notify import Notification
     from pipeshare.logic.track import TrackOutcome
@@ -92,6 +92,11 @@ def report_tracking(outcome: TrackOutcome, *, event_id: str) -> None:
 
 
 def report_cost(outcome: CostOutcome, *, event_id: str) -> None:
+    if outcome.budget_policy_invalid:  # finalised with no budget: the estimate and its alert are not lost
+        metrics.add_metric(name="BudgetPolicyInvalid", unit=MetricUnit.Count, value=1)
+        logger.error("budget policy invalid: finalised without a budget", extra={"event_id": event_id})
+    if outcome.unpriced:
+        metrics.add_metric(name="UnpricedInstanceTypes", unit=MetricUnit.Count, value=len(outcome.unpriced))
     if outcome.status in ("counted", "finalised") and outcome.added > 0:
         metrics.add_metric(name="EstimatedCostCents", unit=MetricUnit.Count, value=float(outcome.added * 100))
     metrics.add_metric(name=f"Cost{outcome.status.capitalize()}", unit=MetricUnit.Count, value=1)
@@ -99,12 +104,37 @@ def report_cost(outcome: CostOutcome, *, event_id: str) -> None:
     log("cost event processed", extra={"event_id": event_id, **{k: str(v) for k, v in outcome.__dict__.items()}})
 
 
+def report_tick(outcome: TickOutcome) -> None:
+    """The running-estimate tick: executions looked at, jobs recounted, cents added, finish alerts released."""
+    metrics.add_metric(name="RunningExecutions", unit=MetricUnit.Count, value=outcome.executions)
+    metrics.add_metric(name="RunningJobsCounted", unit=MetricUnit.Count, value=outcome.jobs_counted)
+    if outcome.added:
+        metrics.add_metric(name="EstimatedCostCents", unit=MetricUnit.Count, value=float(outcome.added * 100))
+    if outcome.finish_alerts:
+        metrics.add_metric(name="FinishAlertsReleased", unit=MetricUnit.Count, value=outcome.finish_alerts)
+    if outcome.pending_dropped:
+        metrics.add_metric(name="FinishUnattributed", unit=MetricUnit.Count, value=outcome.pending_dropped)
+    log = logger.warning if outcome.errors else logger.info
+    log("running estimate tick", extra={k: str(v) for k, v in outcome.__dict__.items()})
+
+
 def report_budget(outcome: BudgetOutcome) -> None:
+    """Thresholds alerted, enforcement actions done / reported in dry run / failed, an invalid policy (alarmed)."""
     if outcome.thresholds:
         metrics.add_metric(name="BudgetThresholdAlerted", unit=MetricUnit.Count, value=len(outcome.thresholds))
-    if outcome.status == "enforced":
-        metrics.add_metric(name="BudgetEnforced", unit=MetricUnit.Count, value=1)
+    counts = {
+        name: sum(1 for result in outcome.actions.values() if result.startswith(prefix))
+        for name, prefix in (
+            ("BudgetEnforced", "done"),
+            ("BudgetDryRun", "not-run"),
+            ("BudgetEnforcementFailed", "failed"),
+        )
+    }
+    for name, count in counts.items():
+        if count:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     if outcome.status == "policy-invalid":
         metrics.add_metric(name="BudgetPolicyInvalid", unit=MetricUnit.Count, value=1)
-        logger.error("budget policy invalid: no budget applied", extra={"reason": outcome.reason})
-    logger.info("spend change checked against the budget", extra=outcome.__dict__)
+        logger.error("budget policy invalid: no budget applied, nothing enforced", extra={"reason": outcome.reason})
+    log = logger.warning if outcome.failures else logger.info
+    log("budgets checked", extra={**outcome.__dict__, "failures": outcome.failures})

@@ -101,3 +101,15 @@ def transact(ddb: DynamoDBClient, items: list[dict[str, Any]]) -> bool:
             raise translate(exc) from exc
         return True
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def consumer_spend_item(ddb: DynamoDBClient, table: str, month: str, consumer: str) -> dict[str, Any]:
+    """The consumer's month-to-date spend item (`SPEND#<month>`, `CONSUMER#<account>`), read strongly consistent
+    ({} when nothing is counted yet)."""
+    try:
+        response = ddb.get_item(
+            TableName=table, Key=item({"pk": f"SPEND#{month}", "sk": f"CONSUMER#{consumer}"}), ConsistentRead=True
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc) from exc
+    return deserialize(response.get("Item") or {})

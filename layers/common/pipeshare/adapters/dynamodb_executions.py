@@ -2,13 +2,17 @@
 
 Keys: pk = "EXECUTION#<execution arn, lower-case>", sk = "STATE" | "ALERT#<action>". The record is written with an
 optimistic version check; each alert is a Put guarded by attribute_not_exists in the same transaction, so an
-(execution, action) alert exists once whatever the duplication, order or concurrency of events.
+(execution, action) alert exists once whatever the duplication, order or concurrency of events. The STATE item is
+written by an Update that sets every attribute of the record (and removes those without a value): what it does not
+name stays, such as `worst_case_usd` (Number) and `worst_case_complete` (Boolean), written with the start alert of a
+consumer-started execution (logic/projection.py).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -52,13 +56,17 @@ class DynamoDbExecutionRepository:
         return ExecutionRecord.model_validate_json(str(data["record"])), int(data["version"])
 
     def save(
-        self, record: ExecutionRecord, *, version: int, alerts: list[tuple[AlertKey, OwnerAlert]], at: datetime
+        self,
+        record: ExecutionRecord,
+        *,
+        version: int,
+        alerts: list[tuple[AlertKey, OwnerAlert]],
+        at: datetime,
+        worst_case: tuple[Decimal, bool] | None = None,
     ) -> bool:
         pk = execution_pk(record.key)
         view = json.loads(record.model_dump_json())
-        state = {
-            "pk": pk,
-            "sk": "STATE",
+        state: dict[str, Any] = {
             "item_type": "execution",
             "record": record.model_dump_json(),  # the exact record, for merging
             "version": version + 1,
@@ -79,15 +87,20 @@ class DynamoDbExecutionRepository:
             "actions": view["actions"] or None,
             "status_history": view["status_history"] or None,
         }
-        guard = (
-            {"ConditionExpression": "attribute_not_exists(pk)"}
-            if version == 0
-            else {
-                "ConditionExpression": "version = :v",
-                "ExpressionAttributeValues": _item({":v": version}),
-            }
-        )
-        items: list[dict[str, Any]] = [{"Put": {"TableName": self._table, "Item": _item(state), **guard}}]
+        if worst_case is not None:
+            # the start projection (logic/projection.py), written with the start alert and kept by later saves: an
+            # Update changes only the attributes it names (the budget watcher reads these two)
+            state["worst_case_usd"], state["worst_case_complete"] = worst_case
+        update = _update(state)
+        if version == 0:
+            update["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:  # the placeholder the update already gives `version`
+            placeholder = next(k for k, v in update["ExpressionAttributeNames"].items() if v == "version")
+            update["ConditionExpression"] = f"{placeholder} = :expected"
+            update["ExpressionAttributeValues"].update(_item({":expected": version}))
+        items: list[dict[str, Any]] = [
+            {"Update": {"TableName": self._table, "Key": _item({"pk": pk, "sk": "STATE"}), **update}}
+        ]
         for key, alert in alerts:
             outbox = {
                 "pk": pk,
@@ -108,3 +121,17 @@ class DynamoDbExecutionRepository:
                 }
             )
         return transact(self._ddb, items)
+
+
+def _update(state: dict[str, Any]) -> dict[str, Any]:
+    """SET every attribute with a value, REMOVE those without (as a Put would leave them out), every name through a
+    placeholder (status, record, version... are DynamoDB reserved words)."""
+    names = {f"#a{i}": name for i, name in enumerate(state)}
+    sets = [f"#a{i} = :v{i}" for i, value in enumerate(state.values()) if value is not None]
+    removes = [f"#a{i}" for i, value in enumerate(state.values()) if value is None]
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    return {
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": _item({f":v{i}": v for i, v in enumerate(state.values()) if v is not None}),
+    }

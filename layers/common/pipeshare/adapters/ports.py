@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -11,10 +11,11 @@ if TYPE_CHECKING:
 
     from pipeshare.adapters.dynamodb_costs import CostState
     from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
-    from pipeshare.logic.budgets import BudgetPolicy
+    from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
     from pipeshare.logic.estimate import PriceTable
+    from pipeshare.logic.projection import FinishedRun
     from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
-    from pipeshare.models.owner import CountedJob, Grant, GrantChange
+    from pipeshare.models.owner import CountedJob, Finalisation, Grant, GrantChange, PendingFinish, SpendHolder
     from pipeshare.models.owner_events import SettleRequest
 
 
@@ -109,9 +110,16 @@ class ExecutionRepository(Protocol):
         ...
 
     def save(
-        self, record: ExecutionRecord, *, version: int, alerts: list[tuple[AlertKey, OwnerAlert]], at: datetime
+        self,
+        record: ExecutionRecord,
+        *,
+        version: int,
+        alerts: list[tuple[AlertKey, OwnerAlert]],
+        at: datetime,
+        worst_case: tuple[Decimal, bool] | None = None,
     ) -> bool:
-        """Write the record if it is still at `version`, with each alert written once. False on a conflict."""
+        """Write the record if it is still at `version`, with each alert written once. False on a conflict.
+        `worst_case`: (USD, complete) of the start projection, kept on the record from then on."""
         ...
 
 
@@ -137,7 +145,8 @@ class CostDataGateway(PipelineExecutionGateway, Protocol):
 
 
 class CostRepository(Protocol):
-    """Jobs counted once, the execution's estimate, month-to-date spend (see adapters/dynamodb_costs.py)."""
+    """Jobs counted (once, or up to a running mark), the execution's estimate, month-to-date spend, finish alerts
+    waiting for an attribution, running executions (see adapters/dynamodb_costs.py)."""
 
     def state(self, execution_arn: str) -> CostState: ...
 
@@ -145,58 +154,124 @@ class CostRepository(Protocol):
         self,
         execution_arn: str,
         *,
-        consumer: str | None,
+        holder: SpendHolder,
         pipeline_arn: str,
         month: str,
         jobs: list[CountedJob],
         estimate: dict[str, Any],
-        final: bool,
-        finish_alert: OwnerAlert | None,
+        version: int,
+        finalise: Finalisation | None = None,
+        finish_alert: OwnerAlert | None = None,
+        pending_finish: bool = False,
         at: datetime,
-    ) -> bool: ...
+    ) -> bool:
+        """Count `jobs` (each moves the estimate and the spend by its delta); False when the estimate's version is no
+        longer `version` (another writer was first: nothing written)."""
+        ...
 
     def month_spend(self, month: str, consumer: str) -> Decimal: ...
 
+    def open_executions(self) -> list[str]:
+        """The ARNs of the executions whose last status is Executing."""
+        ...
+
+    def pending_finishes(self) -> list[PendingFinish]: ...
+
+    def resolve_pending(self, pending: PendingFinish, alert: OwnerAlert | None, *, at: datetime) -> bool: ...
+
+    def move_spend(self, execution_arn: str, *, holder: SpendHolder, at: datetime) -> Decimal | None:
+        """As SpendLedger.move_spend: the cost logic makes the counted total the record's holder's before it counts
+        more (see logic/cost.py `_follow_record`)."""
+        ...
+
 
 class BudgetSource(Protocol):
-    def load(self) -> BudgetPolicy | None:
-        """The budget policy (None when none is configured). Raises BudgetPolicyInvalidError when invalid."""
+    def load(self, *, fresh: bool = False) -> BudgetPolicy | None:
+        """The budget policy (None when none is configured). Raises BudgetPolicyInvalidError when invalid. `fresh`:
+        read it now, not from a warm container's cache (the policy just changed)."""
         ...
 
 
 class BudgetLedger(Protocol):
-    """Once-per-month records of budget alerts and enforcement (outbox items the owner notifier publishes)."""
+    """Once-per-month records of budget alerts and enforcement actions, per subject (a consumer account, or an
+    unattributed line `UNATTRIBUTED#<pipeline arn>`), each with its outbox message the owner notifier publishes."""
 
-    def record_threshold(self, month: str, consumer: str, threshold: int, alert: OwnerAlert, *, at: datetime) -> bool:
-        """Write the threshold's alert once per month; True when this call wrote it."""
+    def recorded(self, month: str, subject: str) -> set[str]:
+        """The ledger keys written for (month, subject) (THRESHOLD#0050, STOP#<arn>#<attempt>, SHARE#..., ...)."""
         ...
 
-    def claim_enforcement(self, month: str, consumer: str, *, at: datetime) -> bool:
-        """Take the month's enforcement for the consumer (once); True when this call took it."""
+    def record(
+        self,
+        month: str,
+        subject: str,
+        keys: Sequence[str],
+        alert: OwnerAlert | None,
+        *,
+        at: datetime,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Write one ledger item per key (with `facts`: exact figures) and ONE outbox item (the alert; None: no
+        message) in one transaction, only if none of the keys is written yet. True when this call wrote them; False
+        when one was there already (nothing written)."""
         ...
-
-    def record_enforcement(self, month: str, consumer: str, alert: OwnerAlert, *, at: datetime) -> None: ...
 
 
 class RunningExecutions(Protocol):
-    def running_for(self, consumer: str) -> list[str]:
-        """ARNs of the executions the consumer started that are still running (from the execution records)."""
+    def running_for(self, consumer: str) -> list[RunView]:
+        """The executions the consumer started that are running (by_initiator index: status Executing)."""
+        ...
+
+    def execution(self, execution_arn: str) -> RunView | None:
+        """The execution's flat state (STATE item), or None when it is not recorded."""
+        ...
+
+
+class SpendSource(Protocol):
+    """Month-to-date spend items (SPEND#<month>), written by the cost code."""
+
+    def month_spend_items(self, month: str) -> MonthSpend:
+        """Every spend item of the month (one paginated Query): consumers, their pipelines, unattributed lines."""
+        ...
+
+    def consumer_spend(self, month: str, consumer: str) -> ConsumerSpend:
+        """The consumer's month-to-date spend (zero when it has none)."""
+        ...
+
+    def consumer_pipelines(self, month: str, consumer: str) -> dict[str, Decimal]:
+        """The consumer's month-to-date spend per pipeline ARN (one Query)."""
         ...
 
 
 class EnforcementGateway(Protocol):
+    """Budget enforcement in the owner account. RAM changes touch only the offending consumer: a share's permission
+    (which applies to every principal of the share) is never changed (adapters/enforcement.py, aws-facts §10)."""
+
     def stop_execution(self, execution_arn: str) -> bool:
         """StopPipelineExecution; False when it had already ended."""
         ...
 
-    def switch_share_to_read_only(self, share_arn: str) -> bool:
-        """Replace the share's pipeline permission with the read-only one; False when it already was."""
+    def remove_principal(self, share_arn: str, principal: str, *, month: str) -> bool:
+        """Take the consumer (a 12-digit account ID) off the share (DisassociateResourceShare); the other principals
+        keep their access. One request per (share, consumer, month): a retry the same month repeats it, a new month
+        is a new request. False when the consumer was not associated any more (or the share is gone). Raises
+        InvalidEventError for a malformed share ARN, account ID or month."""
+        ...
+
+    def grant_read_only(self, principal: str, pipeline_arns: Sequence[str], *, month: str) -> str:
+        """Make sure the consumer holds these pipelines read-only through the owner's pipeshare read-only share for
+        it (pipeshare-read-only-<account>, permission AWSRAMDefaultPermissionSageMakerPipeline): created when absent,
+        else the missing pipelines (and the consumer) associated. Returns the share ARN. Idempotent per (consumer,
+        month). Raises InvalidEventError for malformed input."""
         ...
 
 
 class PriceLookup(Protocol):
+    """Rates from the AWS Price List (adapters/price_list.py), cached; never raises for the Price List's errors."""
+
     def fill(self, prices: PriceTable, region: str, wanted: list[tuple[str, str]]) -> PriceTable:
-        """`prices` with live rates merged in for the (component, instance type) pairs wanted (those found)."""
+        """`prices` with, for every (component, instance type) pair wanted, and for the region's ML storage: a rate
+        from the SSM override kept; otherwise the Price List's rate (when it has exactly one hourly on-demand rate)
+        instead of the shipped one; otherwise the shipped rate (PriceTable.origin tells which)."""
         ...
 
 
@@ -217,6 +292,31 @@ class TrailStatusGateway(Protocol):
 class SpendLedger(Protocol):
     """Whose month-to-date spend an execution's counted cost is (adapters/dynamodb_costs.py)."""
 
-    def move_spend(self, execution_arn: str, *, consumer: str | None, at: datetime) -> Decimal | None:
-        """Make the counted total the spend of `consumer` (None: of no consumer); the amount moved, or None."""
+    def move_spend(self, execution_arn: str, *, holder: SpendHolder, at: datetime) -> Decimal | None:
+        """Make the counted total the spend of `holder`; the amount moved, or None."""
+        ...
+
+
+class PipelineDefinitionGateway(Protocol):
+    """SageMaker in the owner account: what an execution runs (the start projection, logic/projection.py)."""
+
+    def definition_for_execution(self, execution_arn: str) -> str:
+        """DescribePipelineDefinitionForExecution: the pipeline definition JSON the execution runs. Raises
+        ExecutionNotFoundError when SageMaker does not know the execution, AccessDeniedError, TransientError, ..."""
+        ...
+
+    def parameters_for_execution(self, execution_arn: str) -> dict[str, str]:
+        """ListPipelineParametersForExecution (every page): parameter name -> value."""
+        ...
+
+
+class RunHistory(Protocol):
+    """The owner table as the start projection reads it (adapters/dynamodb_projection.py)."""
+
+    def recent_runs(self, pipeline_arn: str, limit: int) -> list[FinishedRun]:
+        """The pipeline's last `limit` finished runs (RUNS# items), newest first."""
+        ...
+
+    def month_spend(self, month: str, consumer: str) -> Decimal:
+        """The consumer's month-to-date estimated spend (0 when none)."""
         ...

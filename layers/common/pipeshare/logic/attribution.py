@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, computed_field, model_validator
 
 from pipeshare.models.domain import AccountId
+from pipeshare.models.owner import OWNER_HOLDER, UNATTRIBUTED, SpendHolder
 from pipeshare.models.owner_events import (
     RETRYABLE_STATUSES,
     TERMINAL_STATUSES,
@@ -368,6 +369,21 @@ def consumer_of(record: ExecutionRecord | None, owner_account: str) -> str | Non
 
 
 _SPEND_SOURCES = frozenset({AttributionSource.FORWARDED, AttributionSource.OWNER_COPY, AttributionSource.INFERRED})
+CONFIRMED_SOURCES = frozenset({AttributionSource.OWNER, AttributionSource.FORWARDED, AttributionSource.OWNER_COPY})
+
+
+def spend_holder(record: ExecutionRecord | None, owner_account: str) -> SpendHolder:
+    """Whose spend an execution counts toward: its consumer (confirmed unless inferred), the owner (its own run), or
+    nobody yet (unattributed: no record, not attributed yet, or ambiguous between several consumers)."""
+    if record is None:
+        return UNATTRIBUTED
+    account = record.initiator_account
+    if record.source == AttributionSource.OWNER or (account == owner_account and record.source in CONFIRMED_SOURCES):
+        return OWNER_HOLDER
+    consumer = consumer_of(record, owner_account)
+    if consumer is None:
+        return UNATTRIBUTED
+    return SpendHolder("consumer", consumer, record.source in CONFIRMED_SOURCES)
 
 
 # ----------------------------------------------------------------------------------------------------------- merge
@@ -748,13 +764,15 @@ def alert_message(
     *,
     attempt: int = 0,
     corrects: ActionEntry | None = None,
+    projection: dict[str, Any] | None = None,
 ) -> OwnerAlert:
     """The SNS message for one due alert: a readable ASCII subject (<= 100 chars), a JSON body, filter attributes.
 
     `grant` is the permission grant that allowed the call (None when none is on record). It must belong to the
     attributed consumer (or to one of the candidates when ambiguous). Raises ValueError otherwise, or when the record
     has no entry for `action` (and `attempt`, for a retry). `corrects`: the attribution an earlier alert gave, which
-    this message corrects (event `execution.attribution-corrected`).
+    this message corrects (event `execution.attribution-corrected`). `projection`: the start projection block
+    (logic/projection.py), put in the body as `projection`; its `summary` ends the subject when it fits whole.
     """
     entry = record.entry(action, attempt)
     if entry is None:
@@ -826,4 +844,20 @@ def alert_message(
     suffix = (f" (attempt {attempt})" if attempt else "") + ("" if by_owner else " (owner pays)")
     actor = _actor(entry, owner)
     subject = _subject(f"correction: {actor}" if corrects is not None else actor, verb, record.pipeline_name, suffix)
+    if projection is not None:
+        message["projection"] = projection
+        subject = _with_summary(subject, projection.get("summary"))
     return OwnerAlert(subject=subject, message=message, attributes=attributes)
+
+
+def _with_summary(subject: str, summary: Any) -> str:
+    """The subject with ` - <summary>` when both fit whole in SUBJECT_MAX, else with its first clause (`worst case
+    USD 9.00` of `worst case USD 9.00 > budget left`) when that fits; a subject whose pipeline name had to be
+    shortened is already SUBJECT_MAX long: it gets none. Account IDs are never cut."""
+    if not isinstance(summary, str) or not summary:
+        return subject
+    for phrase in (summary, summary.split(" > ", 1)[0]):
+        longer = f"{subject} - {_ascii(phrase)}"
+        if len(longer) <= SUBJECT_MAX:
+            return longer
+    return subject

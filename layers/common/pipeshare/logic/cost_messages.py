@@ -9,9 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from pipeshare.logic.attribution import OwnerAlert
+from pipeshare.logic.attribution import Candidate, OwnerAlert
 from pipeshare.logic.budgets import (
     ESTIMATE_STATEMENT,
     Budget,
@@ -28,7 +28,7 @@ from pipeshare.logic.budgets import (
 from pipeshare.models.domain import AccountId
 from pipeshare.models.owner_events import TERMINAL_STATUSES, arn_account, pipeline_of
 
-FINISH_SCHEMA = "pipeshare.owner.execution-cost/1"
+FINISH_SCHEMA = "pipeshare.owner.execution-cost/2"
 
 
 class _StepCost(BaseModel):
@@ -45,11 +45,13 @@ class _StepCost(BaseModel):
 
 class _FinishFields(_Frozen):
     execution_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:.+/execution/.+$")]
-    consumer: AccountId
+    consumer: AccountId | None
+    candidates: tuple[Candidate, ...] = ()  # accounts, or organization / OU ARNs (a share to an organization)
     status: str
     started_at: AwareDatetime | None
     ended_at: AwareDatetime | None
     month: Month
+    attempt: Annotated[int, Field(ge=1, le=1000)] = 1
 
     @field_validator("status")
     @classmethod
@@ -58,26 +60,60 @@ class _FinishFields(_Frozen):
             raise ValueError(f"the execution has not ended (status {value!r})")
         return value
 
+    @model_validator(mode="after")
+    def _someone(self) -> _FinishFields:
+        if self.consumer is None and not self.candidates:
+            raise ValueError("a finish message names the consumer, or the candidates of an ambiguous run")
+        return self
+
+
+def _who(fields: _FinishFields) -> str:
+    if fields.consumer is not None:
+        return fields.consumer
+    shown = " or ".join(_short(c) for c in fields.candidates[:2]) + (
+        f" (+{len(fields.candidates) - 2})" if len(fields.candidates) > 2 else ""
+    )
+    return f"{shown} (ambiguous)"
+
+
+def _short(candidate: str) -> str:
+    """A candidate as the subject names it: an account ID, or the last part of an organization / OU ARN."""
+    return candidate.rsplit("/", 1)[-1] if candidate.startswith("arn:") else candidate
+
+
+def _estimate_phrase(total: Decimal, currency: str, unpriced: Mapping[str, Decimal], unestimated: bool) -> str:
+    """ "est. USD 12.40"; when something is not priced, the figure is a lower bound and the subject says why."""
+    if unpriced:
+        return f"est. >= {currency} {_cents(total)}, unpriced: {', '.join(sorted(unpriced))}"
+    return f"est. {currency} {_cents(total)}{'+' if unestimated else ''}"
+
 
 def finish_message(
     *,
     execution_arn: str,
-    consumer: str,
+    consumer: str | None,
     status: str,
     started_at: datetime | None,
     ended_at: datetime | None,
     estimate_breakdown: Sequence[Mapping[str, Any]],
     total: Decimal,
     month: str,
-    consumer_month_to_date: Decimal,
+    consumer_month_to_date: Decimal | None,
     budget: Budget | None,
     principal: str | None = None,
     attribution_source: str | None = None,
     currency: str = "USD",
+    attempt: int = 1,
+    attempt_total: Decimal | None = None,
+    candidates: Sequence[str] = (),
+    unpriced: Mapping[str, Decimal] | None = None,
 ) -> OwnerAlert:
-    """The alert when a consumer's execution ends: the estimated cost per step and in total, the consumer's
-    month-to-date estimated spend (this execution included) and its share of the budget, and the plain statement
-    that this is an estimate, not the bill, paid by the owner account.
+    """The alert when an attempt of a consumer's execution ends (attempt 1: the run; 2, 3, ...: its retries): the
+    estimated cost per step, of this attempt and of the execution so far, the consumer's month-to-date estimated
+    spend and its share of the budget, and the plain statement that this is an estimate, not the bill, paid by the
+    owner account. An ambiguous run (several consumers could have started it) names the `candidates` instead of a
+    consumer. `unpriced`: instance type -> instance-hours nobody could price; the estimate is then a lower bound
+    (complete false) and the subject says so. Amounts are rounded to cents for people.
 
     `estimate_breakdown`: dicts {step, type, state, cost, issues} (cost None: not estimated). Raises ValueError
     (pydantic's ValidationError) for a malformed field or an execution that has not ended.
@@ -85,13 +121,18 @@ def finish_message(
     fields = _FinishFields(
         execution_arn=execution_arn,
         consumer=consumer,
+        candidates=tuple(candidates),
         status=status,
         started_at=started_at,
         ended_at=ended_at,
         month=month,
+        attempt=attempt,
     )
     steps = [_StepCost.model_validate(dict(step)) for step in estimate_breakdown]
-    total, mtd = _money(total), _money(consumer_month_to_date)
+    total = _money(total)
+    this_attempt = total if attempt_total is None else _money(attempt_total)
+    mtd = None if consumer_month_to_date is None else _money(consumer_month_to_date)
+    hours = {k: _money(v) for k, v in (unpriced or {}).items()}
     pipeline_arn = pipeline_of(fields.execution_arn)
     pipeline_name = pipeline_arn.rsplit("/", 1)[-1]
     owner = arn_account(fields.execution_arn)
@@ -104,6 +145,7 @@ def finish_message(
         "schema": FINISH_SCHEMA,
         "event": event,
         "consumer_account": fields.consumer,
+        "candidates": list(fields.candidates),
         "principal": principal,
         "attribution_source": attribution_source,
         "pipeline_name": pipeline_name,
@@ -113,21 +155,25 @@ def finish_message(
         "region": fields.execution_arn.split(":")[3],
         "execution": {
             "status": fields.status,
+            "attempt": fields.attempt,
             "started_at": _iso(fields.started_at),
             "ended_at": _iso(fields.ended_at),
             "duration_seconds": duration,
         },
         "estimate": {
             "currency": currency,
-            "total": _amount(total),
-            "complete": not unestimated,
+            "attempt_total": _cents(this_attempt),
+            "total": _cents(total),
+            "complete": not unestimated and not hours,
+            "lower_bound": bool(hours),
             "unestimated_steps": unestimated,
+            "unpriced": [{"instance_type": k, "instance_hours": _amount(v)} for k, v in sorted(hours.items())],
             "steps": [
                 {
                     "step": s.step,
                     "type": s.type,
                     "state": s.state,
-                    "cost": None if s.cost is None else _amount(s.cost),
+                    "cost": None if s.cost is None else _cents(s.cost),
                     "issues": list(s.issues),
                 }
                 for s in steps
@@ -135,22 +181,21 @@ def finish_message(
         },
         "month_to_date": {
             "month": fields.month,
-            "consumer_spend": _amount(mtd),
-            "budget": None if budget is None else _budget_block(budget, mtd, currency),
+            "consumer_spend": None if mtd is None else _cents(mtd),
+            "budget": None if budget is None or mtd is None else _budget_block(budget, mtd, currency),
         },
         "billing": {"estimate": True, "payer_account": owner, "statement": ESTIMATE_STATEMENT},
     }
     attributes = {
         "event": event,
-        "consumer_account": fields.consumer,
+        "consumer_account": fields.consumer or "ambiguous",
         "owner_account": owner,
         "month": fields.month,
         "status": fields.status,
+        "attempt": str(fields.attempt),
     }
-    used = f", MTD {_amount(budget.percent_used(mtd))}% of budget" if budget is not None else ""
-    subject = _fit(
-        "run of ",
-        pipeline_name,
-        f" by {fields.consumer} {fields.status}: est. {currency} {_cents(total)}{'+' if unestimated else ''}{used}",
-    )
+    used = f", MTD {_amount(budget.percent_used(mtd))}% of budget" if budget is not None and mtd is not None else ""
+    phrase = _estimate_phrase(this_attempt, currency, hours, bool(unestimated))
+    head = "run of " if fields.attempt == 1 else f"retry {fields.attempt - 1} of "
+    subject = _fit(head, pipeline_name, f" by {_who(fields)} {fields.status}: {phrase}{used}")
     return OwnerAlert(subject=subject, message=message, attributes=attributes)

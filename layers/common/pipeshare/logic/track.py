@@ -8,14 +8,20 @@ records reach EventBridge best effort and minutes late; a claim arriving even la
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from pipeshare.adapters.ports import (
+    BudgetSource,
     ExecutionRepository,
     GrantRepository,
+    PipelineDefinitionGateway,
     PipelineExecutionGateway,
+    PriceLookup,
+    RunHistory,
     SettleScheduler,
     SpendLedger,
     TrailStatusGateway,
@@ -34,6 +40,7 @@ from pipeshare.logic.attribution import (
     merge,
     observe_call,
     observe_status,
+    spend_holder,
 )
 from pipeshare.models.errors import PipeshareError
 from pipeshare.models.owner import Grant, strongest
@@ -48,6 +55,10 @@ from pipeshare.models.owner_events import (
     same_arn,
 )
 from pipeshare.observability import logger
+
+if TYPE_CHECKING:
+    from pipeshare.logic.estimate import PriceTable
+    from pipeshare.logic.projection import StartProjection
 
 MAX_ATTEMPTS = 4
 
@@ -65,6 +76,11 @@ class TrackOutcome:
     initiator_account: str | None = None
     alerts: list[str] = field(default_factory=list)
     settling: list[str] = field(default_factory=list)  # slots whose attribution waits for the settle period
+    projection: str | None = None  # the start alert's projection: "computed", or "unavailable: <why>"
+
+    @property
+    def projection_unavailable(self) -> bool:
+        return bool(self.projection and self.projection.startswith("unavailable"))
 
     def response(self) -> dict[str, object]:
         """The handler's return value."""
@@ -75,6 +91,7 @@ class TrackOutcome:
             "initiator_account": self.initiator_account,
             "alerts": self.alerts,
             "settling": self.settling,
+            "projection": self.projection,
             "reason": self.reason,
         }
 
@@ -105,6 +122,18 @@ class Settle:
     seconds: int
 
 
+@dataclass(frozen=True)
+class ProjectionSources:
+    """Where the start projection of a consumer-started execution reads from (logic/projection.py). Each is a
+    zero-argument factory, called only when a start alert is due: an invocation that alerts nothing builds none."""
+
+    definitions: Callable[[], PipelineDefinitionGateway]
+    history: Callable[[], RunHistory]
+    budgets: Callable[[], BudgetSource]
+    prices: Callable[[], PriceTable]
+    price_lookup: Callable[[], PriceLookup] | None = None
+
+
 def track_event(
     event: PipelineExecutionStatusEvent | PipelineStepStatusEvent | PipelineApiCallEvent,
     *,
@@ -116,9 +145,11 @@ def track_event(
     settle: Settle | None,
     spend: SpendLedger,
     now: datetime,
+    projection: ProjectionSources | None = None,
 ) -> TrackOutcome:
     """Record one event. `settle` None: no inference (executions nobody claims stay `unknown`). When the consumer an
-    execution is attributed to changes, the cost already counted moves to it (`spend`)."""
+    execution is attributed to changes, the cost already counted moves to it (`spend`). `projection`: when a start
+    alert becomes due for a consumer-attributed start, its worst and typical cost go in it (None: no projection)."""
     if isinstance(event, PipelineStepStatusEvent):
         return TrackOutcome("ignored", "step status changes are not needed for attribution")
     if isinstance(event, PipelineExecutionStatusEvent):
@@ -149,6 +180,7 @@ def track_event(
         settle=settle,
         spend=spend,
         now=now,
+        projection=projection,
     )
 
 
@@ -162,10 +194,12 @@ def settle_attribution(
     alert_on_owner: bool,
     spend: SpendLedger,
     now: datetime,
+    projection: ProjectionSources | None = None,
 ) -> TrackOutcome:
     """The settle period of one slot (a start, or one retry attempt) has passed: if nobody has claimed it, attribute
     it from the pipeline's grants. When no CloudTrail trail logs the owner's management events, the owner's own
-    calls leave no record, so the owner is one of the candidates (never silently a consumer)."""
+    calls leave no record, so the owner is one of the candidates (never silently a consumer). `projection`: as for
+    track_event (an inferred start alert carries the projection only when the caller passes its sources)."""
     record, version = executions.get(request.execution_arn)
     if record is None or arn_account(record.execution_arn) != owner_account:
         return TrackOutcome("ignored", "no record of this execution here", request.execution_arn)
@@ -195,6 +229,7 @@ def settle_attribution(
         spend=spend,
         now=now,
         known=(record, version),
+        projection=projection,
     )
 
 
@@ -209,10 +244,12 @@ def _record(
     spend: SpendLedger,
     now: datetime,
     known: tuple[ExecutionRecord | None, int] | None = None,
+    projection: ProjectionSources | None = None,
 ) -> TrackOutcome:
-    """Merge, schedule what must settle, save with the alerts due. `known`: the record as just read (saves a read;
-    a conflicting save reads again)."""
+    """Merge, schedule what must settle, save with the alerts due (a due consumer start alert with its projection).
+    `known`: the record as just read (saves a read; a conflicting save reads again)."""
     scheduled: set[tuple[PipelineAction, int]] = set()
+    projected = _Projected(projection, owner_account, now)
     for _ in range(MAX_ATTEMPTS):
         before, version = known if known is not None else executions.get(observation.execution_arn)
         known = None
@@ -228,13 +265,14 @@ def _record(
                     delay_seconds=settle.seconds,
                 )
                 scheduled.add((action, attempt))
-        consumer = consumer_of(after, owner_account)
-        if consumer != consumer_of(before, owner_account):
+        holder = spend_holder(after, owner_account)
+        if holder != spend_holder(before, owner_account):
             # before the save, like the settle request: a failed save retries and moves again (moving is idempotent)
-            spend.move_spend(after.execution_arn, consumer=consumer, at=now)
+            spend.move_spend(after.execution_arn, holder=holder, at=now)
         due = alerts_due(before, after, owner_account=owner_account, alert_on_owner=alert_on_owner)
-        alerts = [(key, _alert(before, after, key, grants)) for key in due]
-        if executions.save(after, version=version, alerts=alerts, at=now):
+        start, result = projected.for_alerts(after, due)
+        alerts = [(key, _alert(before, after, key, grants, result if key == start else None)) for key in due]
+        if executions.save(after, version=version, alerts=alerts, at=now, worst_case=_stored(result)):
             return TrackOutcome(
                 "recorded",
                 "",
@@ -243,13 +281,88 @@ def _record(
                 after.initiator_account,
                 [key.slot + (" correction" if key.correction else "") for key in due],
                 [f"{action.value}#{attempt}" if attempt else action.value for action, attempt in sorted(scheduled)],
+                _status(result),
             )
     raise ConcurrentUpdateError(f"{observation.execution_arn} changed {MAX_ATTEMPTS} times while being recorded")
 
 
-def _alert(before: ExecutionRecord | None, record: ExecutionRecord, key: AlertKey, grants: _Grants) -> OwnerAlert:
+def _alert(
+    before: ExecutionRecord | None,
+    record: ExecutionRecord,
+    key: AlertKey,
+    grants: _Grants,
+    projection: StartProjection | None = None,
+) -> OwnerAlert:
     entry = record.entry(key.action, key.attempt)
     corrects = before.entry(key.action, key.attempt) if key.correction and before is not None else None
     return alert_message(
-        record, key.action, grants.of(entry.account if entry else None), attempt=key.attempt, corrects=corrects
+        record,
+        key.action,
+        grants.of(entry.account if entry else None),
+        attempt=key.attempt,
+        corrects=corrects,
+        projection=projection.block if projection is not None else None,
     )
+
+
+# ------------------------------------------------------------------------------------------- the start projection
+
+
+@dataclass
+class _Projected:
+    """The start projection of one invocation: computed at most once (a conflicting save retries without reading it
+    again), only for the start alert of a start attributed to a consumer: not for the owner's own runs (alerted with
+    AlertOnOwnerExecutions), not for stops, retries (a retry re-runs steps of the same definition: the start's
+    projection covers it) or corrections."""
+
+    sources: ProjectionSources | None
+    owner_account: str
+    now: datetime
+    result: StartProjection | None = None
+
+    def for_alerts(
+        self, record: ExecutionRecord, due: list[AlertKey]
+    ) -> tuple[AlertKey | None, StartProjection | None]:
+        """(the due start alert to project, its projection), or (None, None)."""
+        start = next((k for k in due if k.action == PipelineAction.START and not k.correction), None)
+        entry = record.entry(PipelineAction.START)
+        if start is None or entry is None or self.sources is None:
+            return None, None
+        if entry.source == AttributionSource.OWNER or entry.account == self.owner_account:
+            return None, None
+        if self.result is None:
+            self.result = _project(record, self.sources, self.owner_account, self.now)
+        return start, self.result
+
+
+def _project(record: ExecutionRecord, sources: ProjectionSources, owner_account: str, now: datetime) -> StartProjection:
+    from pipeshare.logic.projection import project_start, unavailable_projection  # loaded only when a start is due
+
+    try:
+        return project_start(
+            record.execution_arn,
+            record.pipeline_arn,
+            consumer_of(record, owner_account),
+            definitions=sources.definitions(),
+            history=sources.history(),
+            budgets=sources.budgets(),
+            prices=sources.prices,
+            price_lookup=sources.price_lookup,
+            now=now,
+        )
+    except Exception as exc:  # the projection informs: it never loses or holds up the start alert
+        logger.exception("start projection failed", extra={"execution_arn": record.execution_arn})
+        return unavailable_projection(f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _stored(result: StartProjection | None) -> tuple[Decimal, bool] | None:
+    """(worst case USD, complete) to keep on the execution record; None when the worst case could not be read."""
+    if result is None or result.worst_case_usd is None:
+        return None
+    return result.worst_case_usd, bool(result.worst_case_complete)
+
+
+def _status(result: StartProjection | None) -> str | None:
+    if result is None:
+        return None
+    return f"unavailable: {'; '.join(result.unavailable)}" if result.unavailable else "computed"

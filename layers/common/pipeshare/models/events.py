@@ -52,6 +52,12 @@ class ScheduledEvent(_Envelope):
     detail: dict[str, object]
 
 
+class ScheduledTrigger(BaseModel):
+    """A schedule's event (the only input of a scheduled job)."""
+
+    event: ScheduledEvent
+
+
 class AcceptTrigger(BaseModel):
     """What may trigger the acceptor: a RAM state change (targeted) or the schedule (full sweep)."""
 

@@ -96,10 +96,80 @@ class GrantChange(BaseModel):
 
 @dataclass(frozen=True)
 class CountedJob:
-    """A job's estimated cost, counted once into its execution's estimate and the month's spend."""
+    """A job's estimated cost counted into its execution's estimate and the month's spend.
+
+    `final`: the job has ended and `cost` is its cost; otherwise `cost` is its cost so far (a running estimate) and
+    a later count replaces it. `previous`: what was counted for it before (None: not counted yet); the estimate and
+    the spend move by `cost - previous`, exactly once (the write is conditioned on `previous`).
+    """
 
     job_arn: str
     step: str
     kind: str
     cost: Decimal
     detail: dict[str, Any]
+    final: bool = True
+    previous: Decimal | None = None
+    attempt: int = 1
+
+    @property
+    def delta(self) -> Decimal:
+        return self.cost - (self.previous or Decimal(0))
+
+
+SpendHolderKind = Literal["consumer", "owner", "unattributed"]
+
+
+@dataclass(frozen=True)
+class SpendHolder:
+    """Whose month-to-date spend an execution's estimated cost counts toward.
+
+    - `consumer` (`account`): the consumer's spend (`total`); `confirmed` when the attribution is forwarded or the
+      owner's CloudTrail copy (also `confirmed_total`), not when it was inferred;
+    - `owner`: the owner's own run, counted on the pipeline only;
+    - `unattributed`: nobody is known yet, or several consumers could have started it (ambiguous): counted on the
+      pipeline and on its unattributed line.
+    """
+
+    kind: SpendHolderKind
+    account: str | None = None
+    confirmed: bool = False
+
+    @property
+    def key(self) -> str:
+        """Stored on the estimate (`spend_holder`): consumer:<account>:confirmed|inferred, owner, unattributed."""
+        if self.kind == "consumer":
+            return f"consumer:{self.account}:{'confirmed' if self.confirmed else 'inferred'}"
+        return self.kind
+
+    @classmethod
+    def from_key(cls, key: str) -> SpendHolder:
+        parts = key.split(":")
+        if parts[0] == "consumer" and len(parts) == 3 and parts[1].isdigit() and len(parts[1]) == 12:
+            return cls("consumer", parts[1], parts[2] == "confirmed")
+        if key in ("owner", "unattributed"):
+            return cls(key)  # type: ignore[arg-type]
+        if key.isdigit() and len(key) == 12:  # an estimate written before spend holders: its consumer_account
+            return cls("consumer", key, False)
+        return cls("owner")  # "-" on an estimate written before spend holders: counted on the pipeline only
+
+
+UNATTRIBUTED = SpendHolder("unattributed")
+OWNER_HOLDER = SpendHolder("owner")
+
+
+@dataclass(frozen=True)
+class Finalisation:
+    """An execution end being finalised: the terminal status event's time, the attempt it ends, its status."""
+
+    ended_at: datetime
+    attempt: int
+    status: str
+
+
+@dataclass(frozen=True)
+class PendingFinish:
+    execution_arn: str
+    attempt: int
+    ended_at: str
+    status: str

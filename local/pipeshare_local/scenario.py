@@ -621,7 +621,10 @@ def _define_steps(p: Player, args: dict[str, Any]) -> None:
         "define_steps",
         f"{args['pipeline']} runs "
         + ", ".join(
-            f"{s.name} ({s.type}{', cached' if s.cache_hit else ''}{', spot' if s.spot else ''})" for s in specs
+            f"{s.name} ({s.type}{', cached' if s.cache_hit else ''}{', spot' if s.spot else ''}"
+            + (f", max {s.max_runtime_seconds} s" if s.max_runtime_seconds else "")  # the step's job limit
+            + ")"
+            for s in specs
         ),
     )
 
@@ -639,21 +642,35 @@ def _owner_items(p: Player, owner: str) -> list[dict[str, Any]]:
 
 
 def _expect_estimate(p: Player, args: dict[str, Any]) -> None:
+    """An execution's estimate: `final`, `complete`, `attempt` (the last attempt finalised), total within `min_usd` /
+    `max_usd`, and `unpriced` (the instance types nobody could price)."""
     execution = p.executions.get(args["execution"], "").lower()
     items = {i["sk"]: i for i in _owner_items(p, args["owner"]) if i["pk"] == f"EXECUTION#{execution}"}
     estimate = items.get("ESTIMATE", {})
     total = Decimal(str(estimate.get("total", 0)))
-    ok = bool(estimate) and ("final" not in args or estimate.get("final") is args["final"])
-    ok = ok and total >= Decimal(str(args.get("min_usd", 0)))
-    text = (
-        f"{args['owner']} estimates {args['execution']}"
-        + (f" final={args['final']}" if "final" in args else "")
-        + f", at least USD {args.get('min_usd', 0)}"
-    )
-    p.report.expectations.append(
-        {"ok": ok, "text": text, "actual": {"total": str(total), "final": estimate.get("final")}}
-    )
-    p.log("expect", ("PASS " if ok else "FAIL ") + text + f" (estimate USD {total:.4f}, final {estimate.get('final')})")
+    checks = {
+        "final": lambda: estimate.get("final") is args["final"],
+        "complete": lambda: estimate.get("complete") is args["complete"],
+        "attempt": lambda: int(estimate.get("attempt") or 0) == int(args["attempt"]),
+        "min_usd": lambda: total >= Decimal(str(args["min_usd"])),
+        "max_usd": lambda: total <= Decimal(str(args["max_usd"])),
+        "unpriced": lambda: sorted(estimate.get("unpriced") or []) == sorted(args["unpriced"]),
+    }
+    unknown = sorted(set(args) - set(checks) - {"owner", "execution"})
+    if unknown:
+        raise ValueError(f"expect_estimate: unknown key(s) {', '.join(unknown)}")
+    ok = bool(estimate) and all(check() for key, check in checks.items() if key in args)
+    shown = {k: v for k, v in args.items() if k in checks}
+    text = f"{args['owner']} estimates {args['execution']} " + json.dumps(shown, sort_keys=True, default=str)
+    actual = {
+        "total": str(total),
+        "final": estimate.get("final"),
+        "complete": estimate.get("complete"),
+        "attempt": str(estimate.get("attempt")),
+        "unpriced": estimate.get("unpriced"),
+    }
+    p.report.expectations.append({"ok": ok, "text": text, "actual": actual})
+    p.log("expect", ("PASS " if ok else "FAIL ") + text + f" (estimate {json.dumps(actual, default=str)})")
 
 
 def _set_emulation(p: Player, args: dict[str, Any]) -> None:
@@ -717,17 +734,56 @@ def _expect_grants(p: Player, args: dict[str, Any]) -> None:
     p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {actual}"))
 
 
+_OWNER_MESSAGE_SCHEMAS = {
+    "finish": "pipeshare.owner.execution-cost",
+    "threshold": "pipeshare.owner.budget-threshold",
+    "enforcement": "pipeshare.owner.budget-enforcement",
+    "alert": "pipeshare.owner.execution-alert",
+}
+
+
+def _path(value: Any, dotted: str) -> Any:
+    """`a.b.0.c` in nested dicts and lists (None when absent)."""
+    for part in dotted.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
 def _expect_owner_messages(p: Player, args: dict[str, Any]) -> None:
+    """Owner messages of one kind (finish | threshold | enforcement | alert), optionally only those about one
+    `execution` (alias) or `consumer` (alias), whose subject contains `subject_contains`, and whose body has the
+    values in `where` ({dotted.path: value}); `count` of them (default 1)."""
     owner = p.account(args["owner"])
-    schema = {
-        "finish": "pipeshare.owner.execution-cost",
-        "threshold": "pipeshare.owner.budget-threshold",
-        "enforcement": "pipeshare.owner.budget-enforcement",
-    }[args["kind"]]
-    found = [n for n in p.stack.read_notifications(owner) if str(n["message"].get("schema", "")).startswith(schema)]
+    schema = _OWNER_MESSAGE_SCHEMAS[args["kind"]]
+    execution = p.executions.get(args.get("execution", ""), args.get("execution", "")).lower()
+    consumer = p.account(args["consumer"]) if "consumer" in args else None
+    where = dict(args.get("where") or {})
+    found = [
+        n
+        for n in p.stack.read_notifications(owner)
+        if isinstance(n["message"], dict)
+        and str(n["message"].get("schema", "")).startswith(schema)
+        and (not execution or execution in json.dumps(n["message"]).lower())
+        and (consumer is None or n["message"].get("consumer_account") == consumer)
+        and str(args.get("subject_contains", "")) in str(n.get("subject") or "")
+        and all(_path(n["message"], k) == v for k, v in where.items())
+    ]
     ok = len(found) == int(args.get("count", 1))
-    text = f"{args['owner']} got {args.get('count', 1)} {args['kind']} message(s)"
-    p.report.expectations.append({"ok": ok, "text": text, "actual": len(found)})
+    text = (
+        f"{args['owner']} got {args.get('count', 1)} {args['kind']} message(s)"
+        + (f" about {args['execution']}" if "execution" in args else "")
+        + (f" naming {args['consumer']}" if consumer else "")
+        + (f" with subject containing {args['subject_contains']!r}" if "subject_contains" in args else "")
+        + (f" where {json.dumps(where, sort_keys=True)}" if where else "")
+    )
+    p.report.expectations.append(
+        {"ok": ok, "text": text, "actual": len(found), "subjects": [n.get("subject") for n in found]}
+    )
     p.log("expect", ("PASS " if ok else "FAIL ") + text + ("" if ok else f" - found {len(found)}"))
 
 

@@ -170,3 +170,34 @@ def test_owner_realism_scenario_holds_with_late_and_missing_cloudtrail_records()
     refused = [i for i in report["invocations"] if (i.get("result") or {}).get("status") == "invalid"]
     assert refused == []
     assert sum(1 for e in report["events"] if e["detail"].get("previousPipelineExecutionStatus") == "Starting") >= 5
+
+
+def test_budgets_scenario_stops_each_offending_run_once_and_no_bystander() -> None:
+    # Given the budgets scenario (a long single step, a consumer taken off the share, a retry, an unpriced type, a run
+    # the next day, a worst case above what is left, a lowered limit in dry run then for real)
+    report = run_scenario(load_scenario(ROOT / "scenarios" / "budgets.yaml")).as_dict()
+    # Then every expectation holds
+    assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
+    accounts = {alias: a["id"] if isinstance(a, dict) else a for alias, a in report["accounts"].items()}
+    messages = [n["message"] for n in report["notifications"] if isinstance(n["message"], dict)]
+    enforced = [
+        m
+        for m in messages
+        if str(m.get("schema", "")).startswith("pipeshare.owner.budget-enforcement")
+        and not m["dry_run"]
+        and m["outcome"] == "done"
+    ]
+    stops = [
+        (m["consumer_account"], m["execution"]["execution_arn"], m["execution"]["attempt"])
+        for m in enforced
+        if m["action"] == "stop_execution"
+    ]
+    # and each stopped run was reported once (no duplicate stop message for the same run)
+    assert len(stops) == len(set(stops))
+    stopped_by = sorted(c for c, _, _ in stops)
+    assert stopped_by == sorted(
+        [accounts["alice"], accounts["alice"], accounts["carol"], accounts["dave"], accounts["bob"]]
+    )
+    # and nothing was done to a consumer under its budget: only carol was taken off a share
+    removed = [m["consumer_account"] for m in enforced if m["action"] == "remove_from_share"]
+    assert removed == [accounts["carol"]]

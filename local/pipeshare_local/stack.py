@@ -185,8 +185,9 @@ class LocalStack:
         self.delivered: list[DeliveredEvent] = []
         self.untrailed: list[dict[str, Any]] = []  # CloudTrail records not sent: their account has no trail
         self.notifications: list[dict[str, Any]] = []
-        # (account, service, operation, caller) for every call at the endpoint; caller is "functions" or "tooling"
-        self.aws_calls: list[tuple[str, str, str, str]] = []
+        # (account, service, operation, caller, access key) for every call at the endpoint; caller is "functions" or
+        # "tooling"; the access key tells which function signed it
+        self.aws_calls: list[tuple[str, str, str, str, str]] = []
         self._key_purpose: dict[str, str] = {}
         self._lock = threading.Lock()
         self.ram = RamEmulator(
@@ -330,7 +331,7 @@ class LocalStack:
         key = match.group(1)
         with self._lock:
             self.aws_calls.append(
-                (get_account_id_from(key), match.group(2), operation, self._key_purpose.get(key, "tooling"))
+                (get_account_id_from(key), match.group(2), operation, self._key_purpose.get(key, "tooling"), key)
             )
 
     @functools.cached_property
@@ -425,14 +426,23 @@ class LocalStack:
             config=Config(retries={"max_attempts": 1, "mode": "standard"}),
         )
 
-    def calls(self, account: str | None = None, *, functions_only: bool = False) -> list[tuple[str, str, str]]:
-        """(account, service, operation) of the calls received, in order; optionally only the functions' calls."""
+    def calls(
+        self, account: str | None = None, *, functions_only: bool = False, function: str | None = None
+    ) -> list[tuple[str, str, str]]:
+        """(account, service, operation) of the calls received, in order; optionally only the functions' calls, or
+        only the calls one function (its logical ID) signed."""
         with self._lock:
             return [
                 c[:3]
                 for c in self.aws_calls
-                if (account is None or c[0] == account) and (not functions_only or c[3] == "functions")
+                if (account is None or c[0] == account)
+                and (not (functions_only or function) or c[3] == "functions")
+                and (function is None or self._signer(c[4]) == function)
             ]
+
+    def _signer(self, access_key: str) -> str | None:
+        principal = self.iam.principal(access_key)
+        return principal.function if principal else None
 
     # ------------------------------------------------------------------ deploy from template.yaml
     def deploy(

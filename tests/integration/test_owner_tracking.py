@@ -208,26 +208,26 @@ def test_consumer_stop_and_retry_are_alerted_as_their_own_actions(stack: LocalSt
     assert actions == ["retry", "start", "stop"]
 
 
-def test_inferred_alert_costs_three_calls_to_track_and_seven_to_settle_plus_the_publish(stack: LocalStack) -> None:
+def test_inferred_alert_costs_three_calls_to_track_and_eight_to_settle_plus_the_publish(stack: LocalStack) -> None:
     # Given a consumer start the owner learns of by the status event only, of a pipeline whose step runs an hour
+    # (the running-estimate tick also runs meanwhile: each function's calls are told apart by the key that signed them)
     _setup(stack)
     stack.sagemaker.define_steps(OWNER, "us-east-1", "churn-train", [StepSpec(name="Train", duration_seconds=3600)])
-    before = len(stack.calls(OWNER, functions_only=True))
+
+    def ops(function: str) -> list[str]:
+        return [c[2] for c in stack.calls(OWNER, function=function)]
+
+    published = len(ops("NotifyOwnerFunction"))  # the inventory message of the grant
     # When the execution starts
-    _start(stack, CONSUMER)
-    tracked = len(stack.calls(OWNER, functions_only=True))
+    execution = _start(stack, CONSUMER)
     # Then the tracker read the record, scheduled the settle message, wrote once
-    assert [c[2] for c in stack.calls(OWNER, functions_only=True)[before:]] == [
-        "GetItem",
-        "SendMessage",
-        "TransactWriteItems",
-    ]
-    # When the settle period has passed
+    assert ops("TrackExecutionsFunction") == ["GetItem", "SendMessage", "TransactWriteItems"]
+    assert ops("SettleAttributionFunction") == []
+    # When the settle period has passed (the tick has counted the running step's first minutes, held as unattributed)
     stack.advance(SETTLE)
-    # Then the settler read the record and the grants, checked the owner's trail, looked for counted spend to move
-    # to the consumer, wrote once; one publish
-    settled = [c[2] for c in stack.calls(OWNER, functions_only=True)[tracked:]]
-    assert settled == [
+    # Then the settler read the record and the grants, checked the owner's trail, read the estimate, moved its counted
+    # spend to the inferred consumer (one transaction), wrote the record once; one publish
+    assert ops("SettleAttributionFunction") == [
         "GetItem",
         "Query",
         "DescribeTrails",
@@ -235,5 +235,14 @@ def test_inferred_alert_costs_three_calls_to_track_and_seven_to_settle_plus_the_
         "GetEventSelectors",
         "GetItem",
         "TransactWriteItems",
-        "Publish",
+        "TransactWriteItems",
     ]
+    [estimate] = [
+        i
+        for i in stack.table_items(OWNER, "OwnerTable")
+        if i["pk"] == f"EXECUTION#{execution.lower()}" and i["sk"] == "ESTIMATE"
+    ]
+    assert estimate["spend_holder"] == f"consumer:{CONSUMER}:inferred"
+    assert estimate["total"] > 0
+    assert ops("NotifyOwnerFunction")[published:] == ["Publish"]
+    assert ops("TrackExecutionsFunction") == ["GetItem", "SendMessage", "TransactWriteItems"]

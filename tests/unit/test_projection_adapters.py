@@ -108,7 +108,10 @@ def test_parameters_of_an_execution_are_read_from_every_page(sagemaker: Captured
 
 def test_the_default_client_retries_once_with_short_timeouts() -> None:
     # (the projection must not hold up the start alert: its failure is reported in the alert instead)
-    assert CLIENT_CONFIG.retries == {"max_attempts": 2, "mode": "standard"}
+    assert CLIENT_CONFIG.retries == {"total_max_attempts": 2, "mode": "standard"}
+    # building a client leaves the shared config as it was (botocore rewrites `max_attempts` in place)
+    boto3.client("sagemaker", region_name="us-east-1", config=CLIENT_CONFIG)
+    assert CLIENT_CONFIG.retries == {"total_max_attempts": 2, "mode": "standard"}
     assert (CLIENT_CONFIG.connect_timeout, CLIENT_CONFIG.read_timeout) == (2, 5)
 
 

@@ -18,8 +18,9 @@ from pipeshare.models.errors import ExecutionNotFoundError
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
-# standard retry mode: max_attempts counts the first call, so 2 = one retry
-CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+# standard retry mode: total_max_attempts counts the first call, so 2 = one retry (botocore's `max_attempts` counts
+# retries only, and botocore rewrites it in place into total_max_attempts when a client is built)
+CLIENT_CONFIG = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
 PAGE_SIZE = 100  # ListPipelineParametersForExecution MaxResults (1-100)
 
 

@@ -25,7 +25,8 @@ while its start is tracked and settled; InferenceSettleMinutes is the template's
    per warm container, and the local stack starts a fresh container when another function ran in between: the row
    says which it was); then every NotifyOwnerFunction invocation over the alerts it published (1, sns:Publish).
    Informational, with the forwarding pair: the tracker invocation on the forwarded StartPipelineExecution record
-   (DescribePipelineExecution verification; it makes the alert due at once), as the local stack delivers it (after
+   (DescribePipelineExecution verification; it makes the alert due at once, and projects the start: the execution's
+   definition, the pipeline's finished runs, the Price List lookup's rates), as the local stack delivers it (after
    the status event, one bus hop later, with CloudTrail delay 0: the status event sends a settle request, which finds
    the start claimed once the period has passed) and delivered first (the two events captured, then invoked in that
    order, as EventBridge may deliver them; the status event then sends no settle request).
@@ -109,6 +110,7 @@ SETTLE = "SettleAttributionFunction"
 NOTIFY_OWNER = "NotifyOwnerFunction"
 INVENTORY = "OwnerInventoryFunction"
 ESTIMATE = "EstimateCostFunction"
+WATCH = "WatchBudgetsFunction"
 CONSUMER_HANDLERS = (ACCEPT, NOTIFY)
 OWNER_HANDLERS = (TRACK, SETTLE, INVENTORY, ESTIMATE)
 # consumer side (no owner stack deployed)
@@ -502,7 +504,9 @@ def owner_bus_arn(stack: LocalStack, owner: str) -> str:
     return f"arn:aws:events:{stack.region}:{owner}:event-bus/pipeshare-owner"
 
 
-def deploy_owner_pair(stack: LocalStack, owners: Owners, owner: str, consumer: str, *, forward: bool) -> str:
+def deploy_owner_pair(
+    stack: LocalStack, owners: Owners, owner: str, consumer: str, *, forward: bool, extra: dict[str, str] | None = None
+) -> str:
     """As tests/integration/test_owner_tracking.py: the consumer is deployed (trusting the owner; forwarding to the
     owner's bus when `forward`), then the owner (Mode=owner) shares a new pipeline allow-execution with it through
     the template's own share; the consumer accepts and the owner's inventory records the grant. Returns the ARN."""
@@ -519,6 +523,7 @@ def deploy_owner_pair(stack: LocalStack, owners: Owners, owner: str, consumer: s
             "ShareConsumerAccountIds": consumer,
             "SharePermission": "allow-execution",
             "ForwarderAccountIds": consumer,
+            **(extra or {}),
         },
     )
     if forward and deployment.attributes.get(("OwnerBus", "Arn")) != parameters["OwnerEventBusArn"]:
@@ -1189,6 +1194,105 @@ def measure_many_steps(
     }
 
 
+TICK_EXECUTIONS = 10  # running executions the measured tick finds
+TICK_STEPS = (
+    StepSpec(name="Train", type="Training", duration_seconds=3 * 3600, instance_type="ml.m5.4xlarge", instance_count=2),
+)
+
+
+def measure_running_tick(
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames
+) -> dict[str, Any]:
+    """TICK_EXECUTIONS consumer executions of a three-hour single training step run; after 20 minutes (so each job
+    already carries a running mark), the next running-estimate tick of EstimateCostFunction is probed: its calls next
+    to the bound 2 + executions x (list + state) + running jobs (Describe) + executions (one transaction each)."""
+    define_steps(stack, owner, pipeline, TICK_STEPS)
+    executions = [start_execution(stack, consumer, pipeline, f"tick-{n}") for n in range(TICK_EXECUTIONS)]
+    stack.advance(timedelta(minutes=20))
+    with probing(stack, owner, ESTIMATE) as estimator:
+        stack.advance(timedelta(minutes=6))
+    ticks = [r for r in estimator.runs if r.event.get("detail-type") == "Scheduled Event"]
+    if not ticks:
+        raise BenchError("no running-estimate tick ran in 6 minutes")
+    run = ticks[-1]
+    result = run.invocation.result if isinstance(run.invocation.result, dict) else {}
+    if result.get("executions") != TICK_EXECUTIONS or result.get("jobs_counted") != TICK_EXECUTIONS:
+        raise BenchError(f"the tick did not count the {TICK_EXECUTIONS} running jobs: {result}")
+    breakdown = names.breakdown(run.calls)
+    bound = 2 + TICK_EXECUTIONS * 2 + TICK_EXECUTIONS + TICK_EXECUTIONS
+    for execution in executions:  # leave nothing running for the measurements after this one
+        stack.client(consumer, "sagemaker").stop_pipeline_execution(
+            PipelineExecutionArn=execution, ClientRequestToken=_token(f"stop-{execution[-12:]}")
+        )
+    stack.advance(timedelta(minutes=5))
+    return {
+        "executions": TICK_EXECUTIONS,
+        "running_jobs": TICK_EXECUTIONS,
+        "calls": len(run.calls),
+        "bound": bound,
+        "within_bound": len(run.calls) <= bound,
+        "describes": _described(breakdown),
+        "transactions": breakdown.get("dynamodb:TransactWriteItems", 0),
+        "by_operation": breakdown,
+        "wall_ms": run.seconds * 1000,
+        "result": result,
+    }
+
+
+BUDGET_PARAMETER = "/pipeshare/budgets"
+STOP_CALL = "sagemaker:StopPipelineExecution"
+
+
+def deploy_budget_pair(stack: LocalStack, owner: str, consumer: str) -> str:
+    """deploy_owner_pair with the forwarder and a budget policy (PolicyCacheSeconds 0): the consumer's budget is
+    USD 0.01, its runs stopped while over it. Returns the pipeline ARN."""
+    extra = {"BudgetPolicyParameterName": BUDGET_PARAMETER, "PolicyCacheSeconds": "0"}
+    pipeline = deploy_owner_pair(stack, Owners(stack), owner, consumer, forward=True, extra=extra)
+    policy = {"version": 1, "consumers": {consumer: {"monthly_limit": "0.01", "enforce": {"stop_executions": True}}}}
+    stack.client(owner, "ssm").put_parameter(
+        Name=BUDGET_PARAMETER, Value=json.dumps(policy), Type="String", Overwrite=True
+    )
+    stack.deliver()
+    return pipeline
+
+
+def _stop_runs(watcher: Probe, names: OperationNames) -> list[ProbeRun]:
+    """The watcher's invocations that called StopPipelineExecution (one run is going at a time)."""
+    return [run for run in watcher.runs if names.breakdown(run.calls).get(STOP_CALL)]
+
+
+def measure_enforcement_stops(
+    stack: LocalStack, owner: str, consumer: str, pipeline: str, names: OperationNames
+) -> dict[str, Any]:
+    """The consumer (forwarded: its spend is confirmed) runs a three-hour step over its USD 0.01 budget: the running
+    tick counts it, the spend change reaches WatchBudgetsFunction, which alerts and stops the run (the stop at the
+    crossing). Then the consumer starts again: the new run is stopped when the watcher sees it running (a later start,
+    still over budget). Each stopping invocation's calls are reported."""
+    define_steps(stack, owner, pipeline, TICK_STEPS)
+    measured: dict[str, Any] = {}
+    for label, wait in (("crossing", timedelta(minutes=15)), ("later_start", timedelta(minutes=10))):
+        with probing(stack, owner, WATCH) as watcher:
+            execution = start_execution(stack, consumer, pipeline, f"budget-{label}")
+            stack.advance(wait)
+        stops = _stop_runs(watcher, names)
+        if len(stops) != 1:
+            raise BenchError(f"expected one watcher invocation stopping the {label} run, got {len(stops)}")
+        status = stack.client(owner, "sagemaker").describe_pipeline_execution(PipelineExecutionArn=execution)
+        if status["PipelineExecutionStatus"] not in ("Stopping", "Stopped"):
+            raise BenchError(f"the {label} run is {status['PipelineExecutionStatus']}, not stopped")
+        run = stops[0]
+        breakdown = names.breakdown(run.calls)
+        measured[label] = {
+            "calls": len(run.calls),
+            "sequence": [names.label(s, o) for _, s, o in run.calls],
+            "by_operation": breakdown,
+            "stops": breakdown.get(STOP_CALL, 0),
+            "watcher_invocations": len(watcher.runs),
+            "wall_ms": run.seconds * 1000,
+        }
+    return measured
+
+
 def rss_estimate_event(stack: LocalStack, owner: str, consumer: str, pipeline: str) -> dict[str, Any]:
     """The terminal status event of a new consumer execution (COST_STEPS), captured: its step-ended events are not
     handled either, so the child's invocation describes and counts every job when it finalises."""
@@ -1411,6 +1515,7 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
         )
     _owner_rows(table, results)
     _cost_rows(table, results)
+    _enforcement_rows(table, results)
     for handler in (*CONSUMER_HANDLERS, *OWNER_HANDLERS):
         init = results.get("cold_init", {}).get(handler)
         if init:
@@ -1545,7 +1650,34 @@ def _formula_row(table: Table, metric: str, final: dict[str, Any]) -> None:
     )
 
 
+def _enforcement_rows(table: Table, results: dict[str, Any]) -> None:
+    stops = results.get("enforcement_stops") or {}
+    for label, text in (
+        ("crossing", "AWS calls per enforcement stop, at the crossing (spend change: alert + stop)"),
+        ("later_start", "AWS calls per enforcement stop, a later start while over budget (execution seen running)"),
+    ):
+        stop = stops.get(label)
+        if stop:
+            table.add(
+                text,
+                WATCH,
+                f"{stop['calls']} ({', '.join(f'{k} {v}' for k, v in sorted(stop['by_operation'].items()))})",
+                "1 StopPipelineExecution",
+                _yes(stop["stops"] == 1),
+            )
+
+
 def _cost_rows(table: Table, results: dict[str, Any]) -> None:
+    tick = results.get("running_tick")
+    if tick:
+        table.add(
+            f"AWS calls per running-estimate tick ({tick['executions']} running executions, one job each)",
+            ESTIMATE,
+            f"{tick['calls']} ({tick['describes']} Describe, {tick['transactions']} transactions; "
+            f"{tick['wall_ms']:.0f} ms)",
+            f"<= 2 + 2/execution + 1/job + 1/execution = {tick['bound']}",
+            _yes(tick["within_bound"]),
+        )
     estimate = results.get("estimate_calls")
     if estimate:
         _formula_row(table, "AWS calls per finalised estimate, consumer execution", estimate["consumer"]["finalised"])
@@ -1777,6 +1909,8 @@ class Bench:
             stack.deliver()  # settle what the RSS invocations caused (not measured)
             stack.reset()  # the owner side starts from nothing: only its own accounts are deployed
             self.owner_side(stack, functions, environments)
+            stack.reset()  # budgets: an owner with a budget policy, and a forwarding consumer
+            self.budget_side(stack)
         cold: dict[str, Any] = {"load_average_before": _load_average()}
         for handler in (*CONSUMER_HANDLERS, *OWNER_HANDLERS):  # no network needed: the stack is down
             if handler not in functions:
@@ -1890,11 +2024,25 @@ class Bench:
             peak[ESTIMATE] = measure_peak_rss(stack, function, event, self.names)
             if (peak[ESTIMATE]["result"] or {}).get("status") != "finalised":
                 raise BenchError(f"the estimator RSS invocation did not finalise: {peak[ESTIMATE]['result']}")
+        with self.step(f"one running-estimate tick over {TICK_EXECUTIONS} running executions"):
+            self.results["running_tick"] = measure_running_tick(stack, TRACKED_OWNER, STARTER, pipeline, self.names)
         with self.step(f"one estimate of a {MANY_STEPS}-step execution"):
             self.results["many_steps_estimate"] = measure_many_steps(
                 stack, TRACKED_OWNER, STARTER, pipeline, self.names, deliver_step_ends=self.deliver_step_ends
             )
         stack.deliver()  # publish what the estimates caused (not measured)
+
+    def budget_side(self, stack: LocalStack) -> None:
+        pipeline = ""
+        with self.step("budgets: deploy an owner with a budget policy and a forwarding consumer"):
+            pipeline = deploy_budget_pair(stack, FORWARDING_OWNER, FORWARDER)
+        if not pipeline:
+            return
+        with self.step("AWS calls per enforcement stop (at the crossing; a later start)"):
+            self.results["enforcement_stops"] = measure_enforcement_stops(
+                stack, FORWARDING_OWNER, FORWARDER, pipeline, self.names
+            )
+        stack.deliver()
 
 
 def main(argv: list[str] | None = None) -> int:

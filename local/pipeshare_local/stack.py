@@ -58,6 +58,7 @@ from pipeshare_local.wire import CREDENTIAL_RE, finish, serve
 
 DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 _CREDENTIALS_ROLE = "pipeshare-local"
+_DYNAMODB_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")  # X-Amz-Target of DynamoDB and its streams
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 
 
@@ -212,6 +213,7 @@ class LocalStack:
             settings=self.settings,
         )
         self._moto = DomainDispatcherApplication(create_backend_app)
+        self._dynamodb_lock = threading.Lock()
         self._shutdown: Callable[[], None] | None = None
         self.endpoint = ""
         self._active_identity: tuple[str, str] | None = None
@@ -284,6 +286,12 @@ class LocalStack:
             return self.pricing(environ, start_response)
         if ssm_events.watched_operation(environ):
             return self._parameter_change(environ, start_response)
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith(_DYNAMODB_TARGETS):
+            # DynamoDB applies each request atomically and in isolation; moto's tables are plain dictionaries shared
+            # by the server's request threads (a transaction's condition check, its writes and its rollback copy are
+            # not atomic). One DynamoDB request at a time restores what DynamoDB guarantees.
+            with self._dynamodb_lock:
+                return [b"".join(self._moto(environ, start_response))]
         return self._moto(environ, start_response)
 
     def _parameter_change(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -168,11 +168,8 @@ def test_concurrent_spend_updates_add_up_exactly(stack: LocalStack) -> None:
                 at=datetime.now(UTC),
             )
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(writer, range(8)))  # re-raises any writer's error
     # Then the month's spend is exactly 40 x 0.37
     spend = _items(stack, "SPEND#2026-05")
     assert Decimal(str(spend[f"CONSUMER#{CONSUMER}"]["total"])) == Decimal("14.80")

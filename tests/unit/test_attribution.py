@@ -74,9 +74,7 @@ def succeeded() -> StatusObservation:
 
 
 def status_at(value: str, time: datetime, previous: str | None = None) -> StatusObservation:
-    return StatusObservation(
-        execution_arn=EXECUTION, pipeline_arn=PIPELINE, status=value, previous=previous, time=time
-    )
+    return StatusObservation(execution_arn=EXECUTION, pipeline_arn=PIPELINE, status=value, previous=previous, time=time)
 
 
 def executing_again() -> StatusObservation:

@@ -1,0 +1,167 @@
+"""The local stack's corrections to moto's TransactWriteItems (pipeshare_local/moto_fixes.py), against DynamoDB's
+documented behaviour: a cancelled transaction writes nothing and emits no stream record, and the table (so every
+stream iterator already handed out) stays the same object."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
+
+from pipeshare_local import moto_fixes
+
+TABLE = "t"
+
+
+@pytest.fixture
+def ddb() -> Iterator[Any]:
+    moto_fixes.apply()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        yield client
+
+
+def _key(sk: str) -> dict[str, Any]:
+    return {"pk": {"S": "P"}, "sk": {"S": sk}}
+
+
+def _records(client: Any, iterator: str) -> list[dict[str, Any]]:
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    return streams.get_records(ShardIterator=iterator)["Records"]  # type: ignore[no-any-return]
+
+
+def _iterator(client: Any) -> str:
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    return streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+
+
+def _table() -> Any:
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(TABLE)
+
+
+def test_a_condition_that_fails_cancels_before_anything_is_written(ddb: Any) -> None:
+    # Given an existing item and a stream iterator taken before the transaction
+    ddb.put_item(TableName=TABLE, Item={**_key("A"), "n": {"N": "1"}})
+    iterator = _iterator(ddb)
+    table = _table()
+    # When a transaction writes B, then updates A under a condition that does not hold
+    with pytest.raises(ClientError) as cancelled:
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": TABLE, "Item": {**_key("B"), "n": {"N": "2"}}}},
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": _key("A"),
+                        "UpdateExpression": "SET n = :n",
+                        "ConditionExpression": "n = :other",
+                        "ExpressionAttributeValues": {":n": {"N": "3"}, ":other": {"N": "9"}},
+                    }
+                },
+            ]
+        )
+    # Then it is cancelled naming the failed condition, B was never written, A is unchanged, the stream carries only
+    # A's own put, and the table is the same object (the iterator sees a later write)
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert [r["Code"] for r in cancelled.value.response["CancellationReasons"]] == ["None", "ConditionalCheckFailed"]
+    assert "Item" not in ddb.get_item(TableName=TABLE, Key=_key("B"))
+    assert ddb.get_item(TableName=TABLE, Key=_key("A"))["Item"]["n"] == {"N": "1"}
+    assert _table() is table
+    ddb.put_item(TableName=TABLE, Item={**_key("C")})
+    assert [r["dynamodb"]["Keys"]["sk"]["S"] for r in _records(ddb, iterator)] == ["A", "C"]
+
+
+def test_an_operation_refused_after_the_conditions_passed_is_undone_item_by_item(ddb: Any) -> None:
+    # Given an existing item A and a stream iterator taken before the transaction
+    ddb.put_item(TableName=TABLE, Item={**_key("A"), "n": {"N": "1"}})
+    iterator = _iterator(ddb)
+    table = _table()
+    # When a transaction updates A, puts B, then makes an update moto refuses while writing (adding to a string)
+    with pytest.raises(ClientError):
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": _key("A"),
+                        "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "5"}},
+                    }
+                },
+                {"Put": {"TableName": TABLE, "Item": {**_key("B"), "s": {"S": "x"}}}},
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": _key("C"),
+                        "UpdateExpression": "SET #a = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "x"}},
+                    }
+                },
+            ]
+        )
+    # Then nothing of it remains: A as before, no B or C, no stream record of it, the same table object
+    assert ddb.get_item(TableName=TABLE, Key=_key("A"))["Item"]["n"] == {"N": "1"}
+    assert "Item" not in ddb.get_item(TableName=TABLE, Key=_key("B"))
+    assert "Item" not in ddb.get_item(TableName=TABLE, Key=_key("C"))
+    assert _table() is table
+    assert [r["dynamodb"]["Keys"]["sk"]["S"] for r in _records(ddb, iterator)] == ["A"]
+
+
+def test_a_transaction_that_succeeds_writes_every_item_and_one_record_each(ddb: Any) -> None:
+    iterator = _iterator(ddb)
+    ddb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": {**_key("A"), "n": {"N": "1"}}}},
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": _key("B"),
+                    "UpdateExpression": "ADD n :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ]
+    )
+    assert ddb.get_item(TableName=TABLE, Key=_key("B"))["Item"]["n"] == {"N": "1"}
+    assert [r["dynamodb"]["Keys"]["sk"]["S"] for r in _records(ddb, iterator)] == ["A", "B"]
+
+
+def test_an_update_that_creates_its_item_emits_one_insert_with_the_new_image(ddb: Any) -> None:
+    iterator = _iterator(ddb)
+    ddb.update_item(
+        TableName=TABLE,
+        Key=_key("A"),
+        UpdateExpression="ADD n :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    ddb.update_item(
+        TableName=TABLE,
+        Key=_key("A"),
+        UpdateExpression="ADD n :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    records = _records(ddb, iterator)
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY"]
+    assert records[0]["dynamodb"]["NewImage"]["n"] == {"N": "1"}
+    assert records[1]["dynamodb"]["OldImage"]["n"] == {"N": "1"}
+    assert int(records[0]["dynamodb"]["SequenceNumber"]) < int(records[1]["dynamodb"]["SequenceNumber"])

@@ -537,8 +537,10 @@ def on_running_tick(
     count, once), then release finish alerts that were waiting for their execution's attribution.
 
     Calls: one query for the running executions; per execution one state query and one ListPipelineExecutionSteps
-    (per page); at most one Describe per running job; one transaction per execution whose jobs' counts moved; one
-    query for pending finish alerts and, per pending alert, one state query and one transaction."""
+    (per page); at most one Describe per running job; the rates through the price lookup (with the Price List on: one
+    read of its cached answers per tick, a GetProducts + cache write per rate not cached yet); one transaction per
+    execution whose jobs' counts moved; one query for pending finish alerts and, per pending alert, one state query
+    and one transaction."""
     outcome = TickOutcome()
     for execution in costs.open_executions():
         if arn_account(execution) != owner_account:

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.config import NotifyDecisionsSettings, load_settings
-from pipeshare.dependencies import get_notifier
+from pipeshare.dependencies import get_publish_once
 from pipeshare.logic.notify import notify_decision
 from pipeshare.models.events import DecisionHistoryItem
 from pipeshare.observability import logger, metrics, tracer
@@ -25,7 +25,8 @@ def record_handler(record: DynamoDBRecord) -> None:
     if item is None:
         return  # logged and counted; a retry cannot fix it
     settings = load_settings(NotifyDecisionsSettings)
-    report_notification(item, notify_decision(item, notifier=get_notifier(settings.consumer_topic_arn)))
+    once = get_publish_once(settings.consumer_topic_arn, settings.share_table_name)
+    report_notification(item, notify_decision(item, notifier=once.for_item(item.pk, item.sk)))
 
 
 @logger.inject_lambda_context
@@ -33,4 +34,6 @@ def record_handler(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="HistoryRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    settings = load_settings(NotifyDecisionsSettings)
+    get_publish_once(settings.consumer_topic_arn, settings.share_table_name).register(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

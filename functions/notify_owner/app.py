@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.config import NotifyOwnerSettings, load_settings
-from pipeshare.dependencies import get_notifier
+from pipeshare.dependencies import get_publish_once
 from pipeshare.logic.owner_notify import owner_notification
 from pipeshare.models.events import OwnerOutboxItem
 from pipeshare.observability import logger, metrics, tracer
@@ -28,8 +28,13 @@ def record_handler(record: DynamoDBRecord) -> None:
     if notification is None:
         return
     settings = load_settings(NotifyOwnerSettings)
-    message_id = get_notifier(settings.owner_topic_arn).publish(
-        subject=notification.subject, message=notification.message, attributes=notification.attributes
+    once = get_publish_once(settings.owner_topic_arn, settings.owner_table_name)
+    message_id = once.publish(
+        pk=item.pk,
+        sk=item.sk,
+        subject=notification.subject,
+        message=notification.message,
+        attributes=notification.attributes,
     )
     report_owner_notification(notification, message_id)
 
@@ -39,4 +44,6 @@ def record_handler(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="OwnerRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    settings = load_settings(NotifyOwnerSettings)
+    get_publish_once(settings.owner_topic_arn, settings.owner_table_name).register(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -118,6 +119,26 @@ def test_notifier_publishes_the_fixture_record(stack: LocalStack) -> None:
     [note] = notifications(stack, CONSUMER)
     assert note["message"]["share_name"] == "churn-pipeline-share"
     assert note["message"]["resources"][0]["type"] == "sagemaker:Pipeline"
+
+
+def test_a_redelivered_batch_publishes_each_decision_once_with_a_stable_message_id(stack: LocalStack) -> None:
+    # Given the stream fixture of an accepted decision, and a second record of another decision
+    stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
+    function = stack.deployments[CONSUMER].functions["NotifyDecisionsFunction"]
+    event = load_event("ddb_stream_decision_accepted")
+    second = copy.deepcopy(event["Records"][0])
+    second["dynamodb"]["Keys"]["sk"]["S"] = second["dynamodb"]["NewImage"]["sk"]["S"] = "HIST#second"
+    second["dynamodb"]["SequenceNumber"] = str(int(event["Records"][0]["dynamodb"]["SequenceNumber"]) + 1)
+    batch = {"Records": [event["Records"][0], second]}
+    # When the batch is delivered, then delivered again (Lambda resuming after a failure, or after a timeout)
+    first = function.invoke_once(batch, trigger="test")
+    again = function.invoke_once(copy.deepcopy(batch), trigger="test")
+    # Then each decision went out once, each message with its own stable id, both deliveries reported no failure
+    assert first.result == again.result == {"batchItemFailures": []}
+    published = notifications(stack, CONSUMER)
+    ids = [n["attributes"]["pipeshare-message-id"] for n in published]
+    assert len(published) == 2
+    assert len(set(ids)) == 2
 
 
 def test_unpublishable_decision_is_retried_then_sent_to_the_dlq(stack: LocalStack) -> None:

@@ -28,6 +28,7 @@ class AcceptInvitationsSettings(_Settings):
 
 class NotifyDecisionsSettings(_Settings):
     consumer_topic_arn: str = Field(alias="CONSUMER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+    share_table_name: str = Field(alias="SHARE_TABLE_NAME", min_length=3)  # where each publish is recorded
 
 
 class OwnerInventorySettings(_Settings):
@@ -73,6 +74,7 @@ class WatchBudgetsSettings(_Settings):
 
 class NotifyOwnerSettings(_Settings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+    owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)  # where each publish is recorded
 
 
 @lru_cache(maxsize=8)

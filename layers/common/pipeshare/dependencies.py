@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.owner_parameters import SsmBudgetSource
     from pipeshare.adapters.ports import PolicySource
     from pipeshare.adapters.price_list import PriceListLookup
+    from pipeshare.adapters.publish_once import PublishOnce
     from pipeshare.adapters.ram_invitations import RamInvitationGateway
     from pipeshare.adapters.ram_owner import RamOwnerGateway
     from pipeshare.adapters.sagemaker_definitions import SageMakerDefinitionGateway
@@ -50,6 +51,13 @@ def get_notifier(topic_arn: str) -> SnsNotifier:
     from pipeshare.adapters.sns_notifier import SnsNotifier
 
     return SnsNotifier(topic_arn)
+
+
+@lru_cache(maxsize=4)
+def get_publish_once(topic_arn: str, table_name: str) -> PublishOnce:
+    from pipeshare.adapters.publish_once import PublishOnce
+
+    return PublishOnce(get_notifier(topic_arn), table_name)
 
 
 @lru_cache(maxsize=1)

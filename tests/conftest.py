@@ -55,3 +55,18 @@ def lambda_context() -> Any:
             return 60_000
 
     return _Context()
+
+
+def create_pk_sk_table(client: Any, name: str, *, stream: bool = False) -> None:
+    """A pk + sk string-keyed, on-demand table as pipeshare's tables are (optionally with a NEW_AND_OLD_IMAGES
+    stream), for adapter tests on moto."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}),
+    )

@@ -28,13 +28,9 @@ def record_handler(record: DynamoDBRecord) -> None:
     if notification is None:
         return
     settings = load_settings(NotifyOwnerSettings)
-    once = get_publish_once(settings.owner_topic_arn, settings.owner_table_name)
-    message_id = once.publish(
-        pk=item.pk,
-        sk=item.sk,
-        subject=notification.subject,
-        message=notification.message,
-        attributes=notification.attributes,
+    notifier = get_publish_once(settings.owner_topic_arn, settings.owner_table_name).for_item(item.pk, item.sk)
+    message_id = notifier.publish(
+        subject=notification.subject, message=notification.message, attributes=notification.attributes
     )
     report_owner_notification(notification, message_id)
 

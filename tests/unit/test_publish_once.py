@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from pipeshare.adapters.publish_once import MESSAGE_ID_ATTRIBUTE, PUBLISHED_PK, PublishOnce, message_id
+from tests.conftest import create_pk_sk_table
 
 TABLE = "owner"
 
@@ -36,29 +37,13 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_pk_sk_table(client, TABLE)
         yield client
 
 
-class Context:
-    """What the idempotency record needs of the Lambda context: the time left (an in-progress record expires then)."""
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
-
-
-def _once(notifier: Recorder, ddb: Any) -> PublishOnce:
+def _once(notifier: Recorder, ddb: Any, context: Any) -> PublishOnce:
     once = PublishOnce(notifier, TABLE, ddb)
-    once.register(Context())  # type: ignore[arg-type]
+    once.register(context)  # an in-progress record expires with the invocation's remaining time
     return once
 
 
@@ -66,11 +51,11 @@ def _send(once: PublishOnce, sk: str = "ALERT#start#1") -> str:
     return once.publish(pk="EXECUTION#e", sk=sk, subject="s", message={"n": 1}, attributes={"kind": "alert"})
 
 
-def test_a_redelivered_item_is_not_published_again_and_gets_the_recorded_id(ddb: Any) -> None:
+def test_a_redelivered_item_is_not_published_again_and_gets_the_recorded_id(ddb: Any, lambda_context: Any) -> None:
     notifier = Recorder()
-    once = _once(notifier, ddb)
+    once = _once(notifier, ddb, lambda_context)
     first = _send(once)
-    again = _send(_once(notifier, ddb))  # a new container, the same item
+    again = _send(_once(notifier, ddb, lambda_context))  # a new container, the same item
     assert (first, again) == ("sns-1", "sns-1")
     assert len(notifier.published) == 1
     # the record of it is in the table under its own partition, with an expiry for the table's TTL
@@ -82,9 +67,11 @@ def test_a_redelivered_item_is_not_published_again_and_gets_the_recorded_id(ddb:
     assert int(record["expires_at"]["N"]) > 0
 
 
-def test_every_message_carries_its_stable_id_and_distinct_items_are_published_each(ddb: Any) -> None:
+def test_every_message_carries_its_stable_id_and_distinct_items_are_published_each(
+    ddb: Any, lambda_context: Any
+) -> None:
     notifier = Recorder()
-    once = _once(notifier, ddb)
+    once = _once(notifier, ddb, lambda_context)
     _send(once, "ALERT#start#1")
     _send(once, "ALERT#stop#1")
     ids = [p["attributes"][MESSAGE_ID_ATTRIBUTE] for p in notifier.published]
@@ -93,10 +80,10 @@ def test_every_message_carries_its_stable_id_and_distinct_items_are_published_ea
     assert notifier.published[0]["attributes"]["kind"] == "alert"
 
 
-def test_a_failed_publish_leaves_no_record_and_the_retry_publishes(ddb: Any) -> None:
+def test_a_failed_publish_leaves_no_record_and_the_retry_publishes(ddb: Any, lambda_context: Any) -> None:
     notifier = Recorder()
     notifier.failures = 1
-    once = _once(notifier, ddb)
+    once = _once(notifier, ddb, lambda_context)
     with pytest.raises(RuntimeError):
         _send(once)
     assert _send(once) == "sns-1"
@@ -113,9 +100,9 @@ class LostAnswer(Recorder):
         return message_id
 
 
-def test_a_publish_whose_answer_is_lost_goes_out_again_with_the_same_message_id(ddb: Any) -> None:
+def test_a_publish_whose_answer_is_lost_goes_out_again_with_the_same_message_id(ddb: Any, lambda_context: Any) -> None:
     notifier = LostAnswer()
-    once = _once(notifier, ddb)
+    once = _once(notifier, ddb, lambda_context)
     with pytest.raises(TimeoutError):
         _send(once)
     _send(once)

@@ -1,4 +1,8 @@
-"""The `pipeshare` command (dev tooling): `pipeshare local run SCENARIO.yaml [--json] [--out FILE]`."""
+"""The `pipeshare` command (dev tooling): `pipeshare local run SCENARIO.yaml [--json] [--out FILE]`.
+
+Exit status: 0 when every expectation holds, 1 when one fails, 2 when the scenario is invalid (one line per problem
+on stderr; nothing ran).
+"""
 
 from __future__ import annotations
 
@@ -48,10 +52,21 @@ def _print_human(report: dict[str, Any]) -> None:
     out("\n" + ("OK" if report["ok"] else "FAILED") + "\n")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from pipeshare_local.scenario import load_scenario, run_scenario
+_MAX_PROBLEMS = 20  # problems listed for an invalid scenario (the rest are counted)
 
-    scenario = load_scenario(Path(args.scenario))
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeshare_local.scenario import ScenarioError, load_scenario, run_scenario
+
+    try:
+        scenario = load_scenario(Path(args.scenario))
+    except ScenarioError as exc:  # one line per problem, nothing ran
+        shown = exc.problems[:_MAX_PROBLEMS]
+        more = len(exc.problems) - len(shown)
+        sys.stderr.write("".join(f"{line}\n" for line in shown))
+        if more:
+            sys.stderr.write(f"{args.scenario}: ... and {more} more problem(s)\n")
+        return 2
     report = run_scenario(scenario).as_dict()
     text = json.dumps(report, indent=2, default=str, sort_keys=False)
     if args.out:

@@ -87,11 +87,15 @@ def test_cli_exits_non_zero_when_an_expectation_fails(tmp_path: Path) -> None:
     assert main(["local", "run", str(scenario)]) == 1
 
 
-def test_invalid_scenario_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+def test_invalid_scenario_is_refused_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tmp_path / "bad.yaml"
     scenario.write_text("name: x\naccounts: {a: {id: '1'}}\nsteps: [{teleport: {}}]\n")
-    with pytest.raises(SystemExit, match="invalid scenario"):
-        main(["local", "run", str(scenario)])
+    # When it is run / Then the command refuses it (exit 2), one line per problem on stderr
+    assert main(["local", "run", str(scenario)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2
+    assert errors[0] == f"{scenario}:2: accounts.a.id: String should match pattern '^[0-9]{{12}}$' (got '1')"
+    assert errors[1].startswith(f"{scenario}:3: steps[0]: unknown step kind 'teleport' (kinds: note, ")
 
 
 def test_invalid_history_item_is_counted_and_not_published(stack: LocalStack) -> None:

@@ -22,7 +22,7 @@ from pipeshare.adapters.dynamodb_costs import CostState
 from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
 from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
 from pipeshare.logic.estimate import PriceTable
-from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
+from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
     ExecutionNotFoundError,
     InvitationAlreadyAcceptedError,
@@ -369,6 +369,68 @@ class FakeShareRepository:
                 "fingerprint": fingerprint,
                 "errors": errors[:50],
                 "expires_at": history_expires_at,
+            }
+        )
+        return True
+
+    # ---- held digests (ports.ShareRepository.record_digest)
+
+    def record_digest(self, digest: HeldDigest, *, history_expires_at: int) -> bool:
+        sk = digest.key
+        if any(h["pk"] == "DIGEST" and h["sk"] == sk for h in self.history):
+            return False  # attribute_not_exists(pk)
+        self.history.append(
+            {
+                "pk": "DIGEST",
+                "sk": sk,
+                "item_type": "history",
+                "kind": "digest",
+                "to_status": "HELD",
+                "at": _iso(digest.at),
+                "expires_at": history_expires_at,
+                **digest.model_dump(mode="json", exclude={"at"}, exclude_none=True),
+            }
+        )
+        return True
+
+
+class FakeSharedResources:
+    """Implements ports.SharedResourceGateway: ListResources (OTHER-ACCOUNTS) records, every call recorded."""
+
+    def __init__(self, resources: Sequence[dict[str, Any]] = ()) -> None:
+        self.resources = [copy.deepcopy(r) for r in resources]
+        self.calls = 0
+
+    def list_shared_resources(self) -> list[dict[str, Any]]:
+        self.calls += 1
+        return copy.deepcopy(self.resources)
+
+
+@dataclass
+class FakeAuditRepository:
+    """Implements ports.AuditRepository with the adapter's guard: an alert is recorded only when the types known
+    before are still those on record (the set only grows)."""
+
+    alerted: dict[str, list[str]] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # the outbox items, as the adapter writes them
+
+    def alerted_types(self, share_arns: Sequence[str]) -> dict[str, list[str]]:
+        return {a: sorted(self.alerted[a]) for a in share_arns if a in self.alerted}
+
+    def record_audit_alert(self, finding: AuditFinding, *, known: Sequence[str], history_expires_at: int) -> bool:
+        if sorted(set(self.alerted.get(finding.share_arn, []))) != sorted(set(known)):
+            return False
+        self.alerted[finding.share_arn] = sorted({*known, *finding.disallowed_types})
+        self.alerts.append(
+            {
+                "pk": f"SHARE#{finding.share_arn}",
+                "sk": f"HIST#{_iso(finding.at)}#AUDIT",
+                "item_type": "history",
+                "kind": "audit",
+                "to_status": "DISALLOWED_RESOURCE",
+                "at": _iso(finding.at),
+                "expires_at": history_expires_at,
+                **finding.model_dump(mode="json", exclude={"at"}),
             }
         )
         return True

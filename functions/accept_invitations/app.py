@@ -35,6 +35,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=datetime.now(UTC),
         history_retention=timedelta(days=settings.history_retention_days),
         on_invalid=lambda reason, ref: reject_input(reason, event_id=trigger.event.id, kind=f"api:{ref}"),
+        held_digest_threshold=settings.held_digest_threshold,
     )
     report_sweep(outcome)
     if outcome.transient_failures or outcome.failures:

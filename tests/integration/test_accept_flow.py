@@ -89,9 +89,11 @@ def test_acceptance_is_notified_once_with_facts_and_reason(stack: LocalStack) ->
 def test_untrusted_sender_is_held_and_nothing_is_answered(stack: LocalStack) -> None:
     # Given a consumer with the default (hold) untrusted action
     stack.deploy(CONSUMER, TRUSTING_OWNER)
-    # When an untrusted account shares a pipeline
+    # When an untrusted account shares a pipeline (its event leaves it to the sweep) and the sweep runs
     share_pipeline(stack, STRANGER, "free-gpu", [CONSUMER])
     stack.deliver()
+    assert state(stack, CONSUMER, "free-gpu-share") is None
+    stack.run_schedule(CONSUMER)
     # Then the invitation stays pending in RAM, is recorded HELD, and the team is told
     assert ram_status(stack, CONSUMER, "free-gpu-share") == "PENDING"
     assert state(stack, CONSUMER, "free-gpu-share")["status"] == "HELD"
@@ -108,6 +110,7 @@ def test_untrusted_sender_is_rejected_under_a_reject_policy(stack: LocalStack) -
     # When an untrusted account shares a pipeline
     share_pipeline(stack, STRANGER, "free-gpu", [CONSUMER_B])
     stack.deliver()
+    stack.run_schedule(CONSUMER_B)
     # Then RAM shows it rejected and the record says why
     assert ram_status(stack, CONSUMER_B, "free-gpu-share") == "REJECTED"
     record = state(stack, CONSUMER_B, "free-gpu-share")
@@ -320,11 +323,12 @@ def test_unexpected_api_failure_is_retried_then_lands_in_the_dlq(stack: LocalSta
 
 
 def test_sweep_skips_held_invitations_checked_recently_under_the_same_policy(stack: LocalStack) -> None:
-    # Given 10 invitations held by their events
+    # Given 10 invitations held by a first sweep
     stack.deploy(CONSUMER, TRUSTING_OWNER)
     for n in range(10):
         share_pipeline(stack, STRANGER, f"p{n}", [CONSUMER])
     stack.deliver()
+    stack.run_schedule(CONSUMER)
     before = len(stack.calls(CONSUMER, functions_only=True))
     # When the scheduled sweep runs within the re-check interval
     stack.run_schedule(CONSUMER)
@@ -334,9 +338,9 @@ def test_sweep_skips_held_invitations_checked_recently_under_the_same_policy(sta
 
 
 def test_held_invitations_are_rechecked_hourly(stack: LocalStack) -> None:
-    # Given a held invitation
+    # Given an invitation held on its content (a trusted owner sharing a subnet)
     stack.deploy(CONSUMER, TRUSTING_OWNER)
-    share_pipeline(stack, STRANGER, "p", [CONSUMER])
+    share(stack, OWNER, "p-share", [create_subnet(stack, OWNER)], [CONSUMER])
     stack.deliver()
     first_seen = state(stack, CONSUMER, "p-share")["last_seen_at"]
     # When a little over an hour of sweeps pass

@@ -73,6 +73,7 @@ def test_policy_change_applies_without_redeploy(stack: LocalStack) -> None:
     _deploy_with_policy(stack, {"version": 1, "owners": [{"account_id": OWNER}]})
     share_pipeline(stack, STRANGER, "partner", [CONSUMER])
     stack.deliver()
+    stack.run_schedule(CONSUMER)
     assert state(stack, CONSUMER, "partner-share")["status"] == "HELD"
     # When the team trusts it in SSM (no redeploy) and the next sweep runs
     _set_policy(stack, {"version": 1, "owners": [{"account_id": OWNER}, {"account_id": STRANGER}]})

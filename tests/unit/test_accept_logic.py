@@ -141,8 +141,8 @@ def test_process_invitations_hold_makes_no_ram_write(world: World) -> None:
     # Given a pending share from an untrusted account, under the default hold policy
     arn = world.invite("gpu", sender=STRANGER)
 
-    # When it is processed
-    outcome = world.run([arn])
+    # When a sweep processes it (an event-triggered run leaves untrusted senders to the sweep)
+    outcome = world.run(None)
 
     # Then nothing is written to RAM and it is recorded HELD
     assert world.ram.writes == []
@@ -155,8 +155,8 @@ def test_process_invitations_reject_calls_reject_with_its_token() -> None:
     world = World(trust_policy(untrusted="reject"))
     arn = world.invite("gpu", sender=STRANGER)
 
-    # When it is processed
-    world.run([arn])
+    # When a sweep processes it
+    world.run(None)
 
     # Then RAM is asked to reject it once, and it is recorded REJECTED
     assert [(c.operation, c.client_token) for c in world.ram.writes] == [("reject", client_token(arn, Action.REJECT))]
@@ -297,8 +297,8 @@ def test_process_invitations_reject_error_is_recorded_as_ram_answered(
     arn = world.invite("gpu", sender=STRANGER)
     world.ram.fail("reject", error, arn=arn)
 
-    # When it is processed
-    world.run([arn])
+    # When a sweep processes it
+    world.run(None)
 
     # Then
     assert (world.status(arn), world.rule(arn)) == (status, rule)
@@ -668,8 +668,8 @@ def test_process_invitations_sweep_repeats_accept_with_same_token_while_ram_list
 
 
 def test_process_invitations_repeat_hold_touches_the_record_without_transition(world: World) -> None:
-    # Given a held invitation
-    arn = world.invite("gpu", sender=STRANGER)
+    # Given an invitation held on its content (a trusted owner, a type not allowed from it)
+    arn = world.invite("net", types=["ec2:Subnet"])
     world.run(None)
 
     # When a sweep after the re-check interval holds it again
@@ -678,7 +678,7 @@ def test_process_invitations_repeat_hold_touches_the_record_without_transition(w
 
     # Then no new history, but the record is marked as seen again
     assert len(world.shares.history_for(arn)) == 1
-    assert world.shares.last_checks[arn]["rule"] == "untrusted-owner"
+    assert world.shares.last_checks[arn]["rule"] == "resource-type-not-allowed"
     record = world.shares.get(arn)
     assert record is not None
     assert (record.last_seen_at, record.decided_at) == (later, NOW)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from pipeshare.config import AcceptInvitationsSettings, EstimateCostSettings, load_settings
+from pipeshare.config import EstimateCostSettings, TrustPolicySettings, load_settings
 
 if TYPE_CHECKING:
     from pipeshare.adapters.cloudtrail_status import CloudTrailStatusGateway
@@ -173,7 +173,7 @@ def get_run_history(table_name: str) -> DynamoDbRunHistory:
     return DynamoDbRunHistory(table_name)
 
 
-def get_policy_source(settings: AcceptInvitationsSettings) -> PolicySource:
+def get_policy_source(settings: TrustPolicySettings) -> PolicySource:
     from pipeshare.adapters.policy_source import ParametersPolicySource, SsmPolicySource
 
     if settings.trust_policy_parameter:

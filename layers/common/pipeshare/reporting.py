@@ -10,6 +10,7 @@ from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:  # annotations only: a handler must not import every other handler's logic at cold start
     from pipeshare.logic.accept import SweepOutcome
+    from pipeshare.logic.audit import AuditOutcome
     from pipeshare.logic.budget_watch import BudgetOutcome
     from pipeshare.logic.cost import CostOutcome, TickOutcome
     from pipeshare.logic.inventory import InventoryOutcome
@@ -52,6 +53,16 @@ def report_sweep(outcome: SweepOutcome) -> None:
     if outcome.problems:
         logger.warning("sweep finished with problems", extra={"problems": outcome.problems[:50]})
     logger.info("sweep finished", extra=outcome.summary())
+
+
+def report_audit(outcome: AuditOutcome) -> None:
+    metrics.add_metric(name="SharedResourcesAudited", unit=MetricUnit.Count, value=outcome.resources)
+    if outcome.alerted:
+        metrics.add_metric(name="DisallowedResourceAlerted", unit=MetricUnit.Count, value=len(outcome.alerted))
+    if outcome.status == "policy-invalid":
+        metrics.add_metric(name="PolicyInvalid", unit=MetricUnit.Count, value=1)
+        logger.error("trust policy invalid: accepted shares not audited", extra={"problems": outcome.problems})
+    logger.info("accepted shares audited", extra={**outcome.summary(), "alerted_shares": outcome.alerted[:50]})
 
 
 def report_notification(item: DecisionHistoryItem, message_id: str | None) -> None:

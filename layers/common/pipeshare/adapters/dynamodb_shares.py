@@ -1,6 +1,8 @@
 """Share state in DynamoDB: one STATE item per invitation plus append-only HIST# items (the notification outbox).
 
-Keys: pk = "INVITATION#<invitation arn>", sk = "STATE" | "HIST#<iso time>#<status>"; pk = "POLICY" for the policy.
+Keys: pk = "INVITATION#<invitation arn>", sk = "STATE" | "HIST#<iso time>#<status>"; pk = "POLICY" for the policy;
+pk = "DIGEST", sk = "HIST#<sweep time>#HELD" for a sweep's digest of untrusted-sender holds; pk = "SHARE#<share arn>",
+sk = "AUDIT" | "HIST#<iso time>#AUDIT" for the daily audit of accepted shares (the types alerted on, and each alert).
 Transitions are conditional writes in one transaction with their history item, so a repeat delivery changes nothing.
 """
 
@@ -18,13 +20,19 @@ from pipeshare.adapters.dynamodb_common import condition_failed as _condition_fa
 from pipeshare.adapters.dynamodb_common import deserialize, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
-from pipeshare.models.domain import RecordedState, ShareRecord, ShareStatus
+from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, ShareStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 STATE = "STATE"
 POLICY_PK = "POLICY"
+DIGEST_PK = "DIGEST"
+AUDIT_SK = "AUDIT"
+
+
+def share_pk(share_arn: str) -> str:
+    return f"SHARE#{share_arn}"
 
 
 def invitation_pk(invitation_arn: str) -> str:
@@ -226,6 +234,88 @@ class DynamoDbShareRepository:
                                 "expires_at": history_expires_at,
                             }
                         ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ],
+        )
+
+    def record_digest(self, digest: HeldDigest, *, history_expires_at: int) -> bool:
+        """Write the sweep's digest (an outbox item the notifier publishes once). False when it exists already."""
+        item = {
+            "pk": DIGEST_PK,
+            "sk": digest.key,
+            "item_type": "history",
+            "kind": "digest",
+            "to_status": ShareStatus.HELD.value,
+            "at": _iso(digest.at),
+            "expires_at": history_expires_at,
+            **digest.model_dump(mode="json", exclude={"at"}, exclude_none=True),
+        }
+        try:
+            self._ddb.put_item(TableName=self._table, Item=_item(item), ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        return True
+
+    def alerted_types(self, share_arns: Sequence[str]) -> dict[str, list[str]]:
+        """The disallowed resource types each share was already alerted on (shares never alerted on are absent)."""
+        found: dict[str, list[str]] = {}
+        arns = list(dict.fromkeys(share_arns))
+        for start in range(0, len(arns), 100):
+            keys = [_item({"pk": share_pk(a), "sk": AUDIT_SK}) for a in arns[start : start + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ProjectionExpression": "pk, alerted_types"}}
+            try:
+                while request:
+                    response = self._ddb.batch_get_item(RequestItems=request)
+                    for raw in response.get("Responses", {}).get(self._table, []):
+                        data = deserialize(raw)
+                        found[data["pk"].removeprefix("SHARE#")] = sorted(data.get("alerted_types") or [])
+                    request = response.get("UnprocessedKeys") or {}
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc) from exc
+        return found
+
+    def record_audit_alert(self, finding: AuditFinding, *, known: Sequence[str], history_expires_at: int) -> bool:
+        """Record the types alerted on and the alert (outbox) in one transaction, guarded by the types known before
+        (`known`, as read): a concurrent or repeated run records nothing. True when this call recorded it."""
+        pk = share_pk(finding.share_arn)
+        alerted = sorted({*known, *finding.disallowed_types})
+        values: dict[str, Any] = {":types": alerted, ":at": _iso(finding.at), ":type": "share-audit"}
+        condition = "attribute_not_exists(pk)"
+        if known:  # the set only grows (a union), so its size tells whether another run recorded more since
+            values[":n"] = len(set(known))
+            condition = "size(alerted_types) = :n"
+        history = {
+            "pk": pk,
+            "sk": f"HIST#{_iso(finding.at)}#AUDIT",
+            "item_type": "history",
+            "kind": "audit",
+            "to_status": "DISALLOWED_RESOURCE",
+            "at": _iso(finding.at),
+            "expires_at": history_expires_at,
+            **finding.model_dump(mode="json", exclude={"at"}),
+        }
+        return transact(
+            self._ddb,
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _item({"pk": pk, "sk": AUDIT_SK}),
+                        "UpdateExpression": "SET alerted_types = :types, last_alert_at = :at, item_type = :type",
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeValues": _item(values),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(history),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },

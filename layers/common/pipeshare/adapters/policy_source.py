@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
-from pipeshare.config import AcceptInvitationsSettings
+from pipeshare.config import TrustPolicySettings
 from pipeshare.logic.policy import fingerprint, parse_policy, policy_from_parameters
 from pipeshare.models.domain import TrustPolicy
 from pipeshare.models.errors import PolicyInvalidError, TransientError
@@ -18,7 +18,7 @@ from pipeshare.models.errors import PolicyInvalidError, TransientError
 class ParametersPolicySource:
     """The simple case: trusted owners and actions from template parameters (environment)."""
 
-    def __init__(self, settings: AcceptInvitationsSettings) -> None:
+    def __init__(self, settings: TrustPolicySettings) -> None:
         self._settings = settings
 
     def load(self) -> TrustPolicy:

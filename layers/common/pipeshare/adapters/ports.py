@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
     from pipeshare.logic.estimate import PriceTable
     from pipeshare.logic.projection import FinishedRun
-    from pipeshare.models.domain import RecordedState, ShareRecord, TrustPolicy
+    from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
     from pipeshare.models.owner import CountedJob, Finalisation, Grant, GrantChange, PendingFinish, SpendHolder
     from pipeshare.models.owner_events import SettleRequest
 
@@ -33,6 +33,24 @@ class InvitationGateway(Protocol):
     def accept(self, invitation_arn: str, client_token: str) -> None: ...
 
     def reject(self, invitation_arn: str, client_token: str) -> None: ...
+
+
+class SharedResourceGateway(Protocol):
+    """AWS RAM: what accepted shares carry now (ListResources, resourceOwner OTHER-ACCOUNTS). Raw records."""
+
+    def list_shared_resources(self) -> list[dict[str, Any]]:
+        """Every resource other accounts share with this one (all pages)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    """What the daily audit of accepted shares has alerted on (per share) and the alerts themselves (the outbox)."""
+
+    def alerted_types(self, share_arns: Sequence[str]) -> dict[str, list[str]]: ...
+
+    def record_audit_alert(self, finding: AuditFinding, *, known: Sequence[str], history_expires_at: int) -> bool:
+        """Record the alert once, guarded by the types known before; True when this call recorded it."""
+        ...
 
 
 class ShareRepository(Protocol):
@@ -63,6 +81,10 @@ class ShareRepository(Protocol):
         history_expires_at: int,
     ) -> bool:
         """Record an invalid policy. True when it is news (new fingerprint, or last notice before remind_after)."""
+        ...
+
+    def record_digest(self, digest: HeldDigest, *, history_expires_at: int) -> bool:
+        """Record a sweep's digest of untrusted-sender holds (an outbox item). True when written."""
         ...
 
 

@@ -44,6 +44,15 @@ class RamInvitationGateway:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc) from exc
 
+    def list_shared_resources(self) -> list[dict[str, Any]]:
+        """Implements ports.SharedResourceGateway: ListResources with resourceOwner OTHER-ACCOUNTS (what accepted
+        shares carry now), every page (its paginator follows nextToken through empty pages)."""
+        try:
+            paginator = self._ram.get_paginator("list_resources")
+            return [r for page in paginator.paginate(resourceOwner="OTHER-ACCOUNTS") for r in page.get("resources", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc) from exc
+
     def accept(self, invitation_arn: str, client_token: str) -> None:
         try:
             self._ram.accept_resource_share_invitation(

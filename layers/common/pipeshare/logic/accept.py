@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,10 +12,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeshare.adapters.ports import InvitationGateway, PolicySource, ShareRepository
-from pipeshare.logic.policy import decide
+from pipeshare.logic.policy import decide, decide_sender
 from pipeshare.models.domain import (
+    DIGEST_SAMPLE_SHARES,
+    DIGEST_TOP_SENDERS,
     Action,
     Decision,
+    HeldDigest,
     Invitation,
     PendingResource,
     RamInvitationStatus,
@@ -63,6 +67,8 @@ class SweepOutcome:
     policy_valid: bool = True
     invitations: list[InvitationOutcome] = field(default_factory=list)
     invalid_records: int = 0
+    digested: int = 0  # untrusted-sender holds announced in the sweep's digest, not one by one
+    left_to_sweep: int = 0  # untrusted senders' invitations an event-triggered run leaves to the sweep
     problems: list[str] = field(default_factory=list)
     transient_failures: int = 0
     failures: int = 0  # unexpected API errors: the sweep goes on, then the invocation fails (retry, then DLQ)
@@ -81,6 +87,8 @@ class SweepOutcome:
             "rejected": self.count("REJECTED"),
             "expired": self.count("EXPIRED"),
             "invalid_records": self.invalid_records,
+            "digested": self.digested,
+            "left_to_sweep": self.left_to_sweep,
             "problems": self.problems,
             "transient_failures": self.transient_failures,
             "failures": self.failures,
@@ -98,6 +106,8 @@ class _Context:
     outcome: SweepOutcome
     on_invalid: Any  # callable(reason, event_id) -> None
     recorded: dict[str, RecordedState] = field(default_factory=dict)
+    digest: HeldDigest | None = None
+    digested: set[str] = field(default_factory=set)  # invitation ARNs whose hold the digest announces
 
 
 def process_invitations(
@@ -109,10 +119,15 @@ def process_invitations(
     now: datetime,
     history_retention: timedelta,
     on_invalid: Any,
+    held_digest_threshold: int = 5,
 ) -> SweepOutcome:
     """Decide every PENDING invitation named (or all, when invitation_arns is None) and record what is seen.
 
     One bad invitation never stops the others: its problem is recorded in the outcome and the loop goes on.
+    The sender is judged before any resource is read: an untrusted sender's invitation costs no RAM call beyond the
+    listing (bar the reject, under a reject policy). An event-triggered run leaves such invitations to the sweep;
+    the sweep announces the first `held_digest_threshold` new untrusted-sender holds one by one and the rest in one
+    digest, and does not look at a held one again until the policy changes.
     """
     sweep = not invitation_arns
     outcome = SweepOutcome(mode="sweep" if sweep else "targeted")
@@ -146,25 +161,79 @@ def process_invitations(
     # those RAM shows answered, so the accept path stays at four calls
     to_read = [i.arn for i in invitations if sweep or i.status != RamInvitationStatus.PENDING]
     ctx.recorded = shares.recorded_states(to_read) if to_read else {}
+    todo: list[Invitation] = []
     for invitation in invitations:
         reason = _settled(invitation, ctx, sweep=sweep)
-        if reason is not None:
-            state = ctx.recorded[invitation.arn]
-            outcome.invitations.append(
-                InvitationOutcome(invitation.arn, state.status.value, "unchanged", reason, changed=False)
-            )
+        if reason is None:
+            todo.append(invitation)
             continue
+        state = ctx.recorded.get(invitation.arn)
+        status = state.status.value if state else ShareStatus.PENDING.value
+        rule = "unchanged"
+        if state is None:
+            rule = "left-to-sweep"
+            outcome.left_to_sweep += 1
+        outcome.invitations.append(InvitationOutcome(invitation.arn, status, rule, reason, changed=False))
+    if sweep:
+        _plan_digest(todo, ctx, held_digest_threshold)
+    for invitation in todo:
         _process_one(invitation, ctx)
     return outcome
+
+
+def _new_untrusted_hold(invitation: Invitation, ctx: _Context) -> bool:
+    """Whether deciding this invitation records a new hold on its sender alone (the notices a flood multiplies)."""
+    if ctx.policy is None or invitation.status != RamInvitationStatus.PENDING:
+        return False
+    decision = decide_sender(invitation, ctx.policy)
+    state = ctx.recorded.get(invitation.arn)
+    return (
+        decision is not None
+        and decision.status == ShareStatus.HELD
+        and (state is None or state.status.rank < ShareStatus.HELD.rank)
+    )
+
+
+def _plan_digest(todo: Sequence[Invitation], ctx: _Context, threshold: int) -> None:
+    """Beyond `threshold` new untrusted-sender holds, write ONE digest (before the holds: a crash in between
+    announces some twice on the retry, never none) and mark the rest to be announced by it."""
+    beyond = [i for i in todo if _new_untrusted_hold(i, ctx)][threshold:]
+    if not beyond:
+        return
+    senders = Counter(i.sender_account_id for i in beyond)
+    top = dict(sorted(senders.items(), key=lambda kv: (-kv[1], kv[0]))[:DIGEST_TOP_SENDERS])
+    digest = HeldDigest(
+        at=ctx.now,
+        count=len(beyond),
+        senders=top,
+        other_senders=len(senders) - len(top),
+        share_names=[i.share_name for i in beyond[:DIGEST_SAMPLE_SHARES]],
+        threshold=threshold,
+        policy_source=ctx.policy.source if ctx.policy else None,
+    )
+    ctx.shares.record_digest(digest, history_expires_at=ctx.history_expires_at)
+    ctx.digest = digest
+    ctx.digested = {i.arn for i in beyond}
+    ctx.outcome.digested = len(beyond)
 
 
 def _settled(invitation: Invitation, ctx: _Context, *, sweep: bool) -> str | None:
     """Why nothing needs doing for this invitation now, or None when it must be (re)evaluated."""
     state = ctx.recorded.get(invitation.arn)
+    if (
+        not sweep
+        and state is None
+        and invitation.status == RamInvitationStatus.PENDING
+        and ctx.policy is not None
+        and decide_sender(invitation, ctx.policy) is not None
+    ):
+        return "untrusted sender: left to the sweep, which announces floods in one digest"
     if state is None:
         return None
     if state.status.terminal:
         return "already recorded as answered"
+    if _untrusted_unchanged(invitation, state, ctx):
+        return "untrusted sender, decided under the same policy"
     fresh = state.last_seen_at is not None and ctx.now - state.last_seen_at < RECHECK_INTERVAL
     if (
         sweep
@@ -174,6 +243,18 @@ def _settled(invitation: Invitation, ctx: _Context, *, sweep: bool) -> str | Non
     ):
         return "evaluated recently under the same policy"
     return None
+
+
+def _untrusted_unchanged(invitation: Invitation, state: RecordedState, ctx: _Context) -> bool:
+    """A held invitation whose sender is untrusted under the policy it was last decided under: the decision rests on
+    the sender and the policy alone, so it cannot have changed (RAM's own status comes with the listing)."""
+    return (
+        invitation.status == RamInvitationStatus.PENDING
+        and state.status == ShareStatus.HELD
+        and state.policy_fingerprint == ctx.policy_marker
+        and ctx.policy is not None
+        and ctx.policy.owner(invitation.sender_account_id) is None
+    )
 
 
 def _brief(exc: ValidationError) -> str:
@@ -243,6 +324,12 @@ def _observe(invitation: Invitation, ctx: _Context) -> None:
 
 
 def _decide_pending(invitation: Invitation, policy: TrustPolicy, ctx: _Context) -> None:
+    by_sender = decide_sender(invitation, policy)
+    if by_sender is not None:  # the sender settles it: the resources are not read
+        if by_sender.action == Action.REJECT:
+            by_sender = _answer(invitation, by_sender, ctx)
+        _record(invitation, None, by_sender, ctx)
+        return
     try:
         raw_resources = ctx.ram.list_pending_resources(invitation.arn)
     except (InvitationExpiredError, InvitationAlreadyRejectedError, InvitationAlreadyAcceptedError) as exc:
@@ -336,6 +423,8 @@ def _record(
         policy_source=ctx.policy.source if ctx.policy else None,
         policy_fingerprint=ctx.policy_marker,
     )
+    if invitation.arn in ctx.digested and decision.status == ShareStatus.HELD and ctx.digest is not None:
+        record = record.model_copy(update={"notice": "digest", "digest": ctx.digest.key})
     known = ctx.recorded.get(invitation.arn)
     if known is not None and known.status == decision.status:
         changed = False  # no transition to attempt (it would fail its condition): refresh the record only

@@ -31,8 +31,65 @@ def _subject(text: str) -> str:
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
 
 
+def _digest(item: DecisionHistoryItem) -> Notification:
+    count = item.count or 0
+    return Notification(
+        subject=_subject(f"{count} more invitations HELD from untrusted senders - digest"),
+        message={
+            "schema": SCHEMA,
+            "event": "invitation.held.digest",
+            "status": "HELD",
+            "rule": "untrusted-owner",
+            "count": count,
+            "threshold": item.threshold,
+            "senders": item.senders,
+            "other_senders": item.other_senders,
+            "share_names": item.share_names,
+            "decided_at": item.at,
+            "policy_source": item.policy_source,
+            "note": f"the first {item.threshold} holds of this sweep were announced one by one; the records of "
+            "these are in the share table (status HELD, rule untrusted-owner); nothing was accepted",
+        },
+        attributes={"event": "invitation.held.digest", "status": "HELD"},
+    )
+
+
+def _audit(item: DecisionHistoryItem) -> Notification:
+    types = ", ".join(item.new_types)
+    share = item.share_arn or "?"
+    return Notification(
+        subject=_subject(f"accepted share from {item.owner_account_id} now carries {types} - review needed"),
+        message={
+            "schema": SCHEMA,
+            "event": "share.disallowed-resource",
+            "share_arn": share,
+            "owner_account_id": item.owner_account_id,
+            "trusted_owner": item.trusted_owner,
+            "new_types": item.new_types,
+            "disallowed_types": item.disallowed_types,
+            "resources": [r.model_dump() for r in item.resources],
+            "detected_at": item.at,
+            "policy_source": item.policy_source,
+            "effect": "nothing is changed: the share stays accepted; review it with its owner, or allow the type in "
+            "the trust policy if it is expected",
+        },
+        attributes={
+            "event": "share.disallowed-resource",
+            "status": "DISALLOWED_RESOURCE",
+            "sender_account_id": item.owner_account_id or "",
+        },
+    )
+
+
 def build_notification(item: DecisionHistoryItem) -> Notification | None:
-    """None when the item calls for no message (PENDING: waiting is not a decision)."""
+    """None when the item calls for no message (PENDING: waiting is not a decision; a hold the sweep's digest
+    announces)."""
+    if item.kind == "digest":
+        return _digest(item)
+    if item.kind == "audit":
+        return _audit(item)
+    if item.notice == "digest":
+        return None
     if item.kind == "policy":
         return Notification(
             subject=_subject("trust policy INVALID - no invitation will be accepted"),

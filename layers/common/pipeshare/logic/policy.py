@@ -123,15 +123,31 @@ def policy_from_parameters(
     return parse_policy(document, source="parameters")
 
 
+def decide_sender(invitation: Invitation, policy: TrustPolicy) -> Decision | None:
+    """The decision the sender alone settles (an untrusted owner account), or None when the content must be read."""
+    return _untrusted(invitation, policy) if policy.owner(invitation.sender_account_id) is None else None
+
+
+def _untrusted(invitation: Invitation, policy: TrustPolicy) -> Decision:
+    return _refuse(
+        policy.untrusted_action,
+        "untrusted-owner",
+        f"sender {invitation.sender_account_id} is not a trusted owner",
+    )
+
+
+def disallowed_types(owner_account_id: str, resource_types: Sequence[str], policy: TrustPolicy) -> list[str]:
+    """The resource types (sorted, as given) outside what the policy allows from this owner (all, when untrusted)."""
+    owner = policy.owner(owner_account_id)
+    allowed = {t.lower() for t in owner.allowed_resource_types} if owner else set()
+    return sorted({t for t in resource_types if t.lower() not in allowed})
+
+
 def decide(invitation: Invitation, resources: Sequence[PendingResource], policy: TrustPolicy) -> Decision:
     """Decide what to do with a PENDING invitation."""
     owner = policy.owner(invitation.sender_account_id)
     if owner is None:
-        return _refuse(
-            policy.untrusted_action,
-            "untrusted-owner",
-            f"sender {invitation.sender_account_id} is not a trusted owner",
-        )
+        return _untrusted(invitation, policy)
     if not resources:
         return Decision(
             action=Action.HOLD,
@@ -139,8 +155,7 @@ def decide(invitation: Invitation, resources: Sequence[PendingResource], policy:
             rule="no-resources",
             reason="the invitation lists no resources, so its content cannot be checked",
         )
-    allowed = {t.lower() for t in owner.allowed_resource_types}
-    disallowed = sorted({r.type for r in resources if r.type.lower() not in allowed})
+    disallowed = disallowed_types(invitation.sender_account_id, [r.type for r in resources], policy)
     if disallowed:
         return _refuse(
             policy.disallowed_resource_action,

@@ -144,6 +144,57 @@ class ShareRecord(_Frozen):
     last_seen_at: datetime
     policy_source: str | None = None
     policy_fingerprint: str | None = None
+    # "digest": the decision is announced in the sweep's digest message (`digest` names it), not on its own
+    notice: Literal["digest"] | None = None
+    digest: str | None = None
+
+
+DIGEST_SAMPLE_SHARES = 10  # share names a digest names, in the order RAM listed them
+DIGEST_TOP_SENDERS = 20  # senders a digest names with their counts (most invitations first); the rest are counted
+
+
+class HeldDigest(_Frozen):
+    """One sweep's untrusted-sender holds beyond the per-sweep threshold, announced in one message."""
+
+    at: datetime
+    count: int = Field(ge=1)
+    senders: dict[str, int]  # the DIGEST_TOP_SENDERS senders with the most invitations in the digest
+    other_senders: int = Field(default=0, ge=0)  # senders beyond those
+    share_names: list[str]  # the first DIGEST_SAMPLE_SHARES share names
+    threshold: int = Field(ge=0)
+    policy_source: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The digest's sort key (its outbox item): one per sweep."""
+        return f"HIST#{self.at.isoformat().replace('+00:00', 'Z')}#HELD"
+
+
+class SharedResource(_Frozen):
+    """A resource another account shares with this one (ListResources, resourceOwner OTHER-ACCOUNTS)."""
+
+    arn: str = Field(min_length=20, max_length=2048)
+    type: ResourceType
+    share_arn: ShareArn = Field(alias="resourceShareArn")
+
+    @property
+    def owner_account_id(self) -> str:
+        return self.share_arn.split(":")[4]
+
+
+class AuditFinding(_Frozen):
+    """An accepted share that now carries resource types outside what the policy allows from its owner."""
+
+    share_arn: str
+    owner_account_id: str
+    new_types: list[str]  # disallowed types not alerted on before: the reason for this alert
+    disallowed_types: list[str]  # every disallowed type the share carries now
+    resources: list[Resource]  # the share's resources of disallowed types (at most AUDIT_SAMPLE_RESOURCES)
+    trusted_owner: bool
+    at: datetime
+
+
+AUDIT_SAMPLE_RESOURCES = 20
 
 
 class RecordedState(_Frozen):

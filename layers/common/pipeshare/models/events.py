@@ -76,8 +76,8 @@ class DecisionHistoryItem(BaseModel):
 
     pk: str
     sk: Annotated[str, StringConstraints(pattern=r"^HIST#")]
-    kind: Literal["invitation", "policy"]
-    to_status: Literal["PENDING", "HELD", "ACCEPTED", "REJECTED", "EXPIRED", "POLICY_INVALID"]
+    kind: Literal["invitation", "policy", "digest", "audit"]
+    to_status: Literal["PENDING", "HELD", "ACCEPTED", "REJECTED", "EXPIRED", "POLICY_INVALID", "DISALLOWED_RESOURCE"]
     at: str
     invitation_arn: str | None = None
     share_arn: str | None = None
@@ -93,6 +93,19 @@ class DecisionHistoryItem(BaseModel):
     policy_source: str | None = None
     fingerprint: str | None = None
     errors: list[str] = Field(default_factory=list)
+    notice: Literal["digest"] | None = None  # an invitation hold announced in a digest (`digest`), not on its own
+    digest: str | None = None
+    # kind "digest": one sweep's untrusted-sender holds beyond the threshold
+    count: int | None = None
+    senders: dict[str, int] = Field(default_factory=dict)
+    other_senders: int = 0
+    share_names: list[str] = Field(default_factory=list)
+    threshold: int | None = None
+    # kind "audit": an accepted share that now carries disallowed resource types
+    owner_account_id: str | None = None
+    new_types: list[str] = Field(default_factory=list)
+    disallowed_types: list[str] = Field(default_factory=list)
+    trusted_owner: bool | None = None
 
 
 class OwnerOutboxItem(BaseModel):

@@ -15,13 +15,14 @@ from pipeshare.logic.notify import notify_decision
 from pipeshare.models.events import DecisionHistoryItem
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_notification
-from pipeshare.validation import parse_or_reject
+from pipeshare.validation import batch_or_reject, parse_or_reject, record_id, stream_image_or_reject
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    item = parse_or_reject(record.dynamodb.new_image if record.dynamodb else None, DecisionHistoryItem)
+    image = stream_image_or_reject(record)
+    item = None if image is None else parse_or_reject(image, DecisionHistoryItem, event_id=record_id(record))
     if item is None:
         return  # logged and counted; a retry cannot fix it
     settings = load_settings(NotifyDecisionsSettings)
@@ -33,7 +34,9 @@ def record_handler(record: DynamoDBRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(name="HistoryRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    if not batch_or_reject(event, processor.event_type):
+        return {"batchItemFailures": []}
+    metrics.add_metric(name="HistoryRecordsReceived", unit=MetricUnit.Count, value=len(event["Records"]))
     settings = load_settings(NotifyDecisionsSettings)
     get_publish_once(settings.consumer_topic_arn, settings.share_table_name).register(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -15,13 +15,14 @@ from pipeshare.logic.owner_notify import owner_notification
 from pipeshare.models.events import OwnerOutboxItem
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_owner_notification
-from pipeshare.validation import parse_or_reject
+from pipeshare.validation import batch_or_reject, parse_or_reject, record_id, stream_image_or_reject
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    item = parse_or_reject(record.dynamodb.new_image if record.dynamodb else None, OwnerOutboxItem)
+    image = stream_image_or_reject(record)
+    item = None if image is None else parse_or_reject(image, OwnerOutboxItem, event_id=record_id(record))
     if item is None:
         return  # logged and counted; a retry cannot fix it
     notification = owner_notification(item.model_dump())
@@ -39,7 +40,9 @@ def record_handler(record: DynamoDBRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(name="OwnerRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    if not batch_or_reject(event, processor.event_type):
+        return {"batchItemFailures": []}
+    metrics.add_metric(name="OwnerRecordsReceived", unit=MetricUnit.Count, value=len(event["Records"]))
     settings = load_settings(NotifyOwnerSettings)
     get_publish_once(settings.owner_topic_arn, settings.owner_table_name).register(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

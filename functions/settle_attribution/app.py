@@ -20,19 +20,19 @@ from pipeshare.logic.track import settle_attribution
 from pipeshare.models.owner_events import SettleRequest
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_tracking
-from pipeshare.validation import parse_json_or_reject
+from pipeshare.validation import batch_or_reject, parse_json_or_reject
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> None:
-    request = parse_json_or_reject(record.body, SettleRequest, event_id=record.message_id)
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    request = parse_json_or_reject(record.get("body"), SettleRequest, event_id=record.message_id)
     if request is None:
         return  # logged and counted; a retry cannot fix it
     settings = load_settings(SettleAttributionSettings)
     outcome = settle_attribution(
         request,
-        owner_account=record.event_source_arn.split(":")[4],
+        owner_account=lambda_context.invoked_function_arn.split(":")[4],  # the queue is this stack's own
         executions=get_execution_repository(settings.owner_table_name),
         grants=get_grant_repository(settings.owner_table_name),
         trail=get_trail_status(settings.trail_cache_seconds),
@@ -47,4 +47,6 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not batch_or_reject(event, processor.event_type):
+        return {"batchItemFailures": []}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

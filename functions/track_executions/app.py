@@ -23,7 +23,7 @@ from pipeshare.dependencies import (
     get_settle_scheduler,
 )
 from pipeshare.logic.track import ProjectionSources, Settle, track_event
-from pipeshare.models.owner_events import OwnerEvent
+from pipeshare.models.owner_events import OwnerEvent, OwnerShareStateChange
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_tracking
 from pipeshare.validation import parse_or_reject
@@ -37,6 +37,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     parsed = parse_or_reject(event, OwnerEvent, wrap="event")
     if parsed is None:
         return {"status": "invalid"}
+    if isinstance(parsed.event, OwnerShareStateChange):  # valid, but the share inventory's (OwnerInventoryFunction)
+        return {"status": "ignored", "reason": "a RAM share change is not an execution event"}
     settle = (
         Settle(get_settle_scheduler(settings.settle_queue_url), settings.inference_settle_minutes * 60)
         if settings.infer_consumer_starts

@@ -36,7 +36,7 @@ from pipeshare.models.budget_events import (
 )
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_budget
-from pipeshare.validation import parse_or_reject
+from pipeshare.validation import batch_or_reject, parse_or_reject, record_id, stream_image_or_reject
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -75,12 +75,12 @@ def _dispatch(image: StreamImage, old: dict[str, Any] | None, ports: BudgetPorts
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    image = (record.dynamodb.new_image if record.dynamodb else None) or {}
-    model = image_model(image)
-    parsed = parse_or_reject(image, model) if model is not None else None
+    image = stream_image_or_reject(record)
+    model = image_model(image) if image is not None else None
+    parsed = parse_or_reject(image, model, event_id=record_id(record)) if model is not None else None
     if parsed is None:
         return  # not a watcher's item, or invalid (logged and counted): a retry cannot change it
-    old = record.dynamodb.old_image if record.dynamodb else None
+    old = stream_image_or_reject(record, old=True)
     try:
         outcome = _dispatch(parsed, old, _ports(load_settings(WatchBudgetsSettings)))
     except EnforcementIncompleteError as exc:
@@ -111,7 +111,9 @@ def _evaluate_month(event: Any) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if isinstance(event, dict) and isinstance(event.get("Records"), list):  # the owner table's stream
+    if isinstance(event, dict) and "Records" in event:  # the owner table's stream
+        if not batch_or_reject(event, processor.event_type):
+            return {"batchItemFailures": []}
         metrics.add_metric(name="SpendChangesReceived", unit=MetricUnit.Count, value=len(event["Records"]))
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context

@@ -10,6 +10,11 @@ Consumer side (consumers 222222222222 and 444444444444 deployed; the owners only
    - per accepted invitation: the acceptor's first invocation, on the pending-invitation event (target <= 4);
    - per notification: every NotifyDecisionsFunction invocation of the run, over the decisions it published (1);
    - per scheduled sweep with N = 1, 10, 50 invitations already HELD (untrusted owner), in a second consumer.
+   - an invitation flood: FLOOD_SIZES pending invitations from an untrusted account (their events lost, so the
+     sweep finds every one undecided), each size in a consumer of its own; one scheduled sweep per size runs in a
+     fresh process (bench_child.py, the real handler against the running stack): its AWS calls per invitation
+     (target <= FLOOD_CALLS_TARGET), its wall time (process start and imports included) against the function's
+     Timeout in template.yaml, and its peak RSS, 1,000 next to 100 (flat: the ratio is reported).
 
 Owner side (the stack is reset, then deployed as tests/integration/test_owner_tracking.py does: a consumer trusting
 the owner, then the owner, Mode=owner, sharing a new pipeline allow-execution with that one consumer; the consumer
@@ -136,6 +141,9 @@ ACCOUNTS = {
 }
 CONSUMER_PARAMETERS = {"TrustedOwnerAccountIds": OWNER}
 SWEEP_SIZES = (1, 10, 50)
+FLOOD_SIZES = (100, 1000)
+FLOOD_CONSUMERS = {100: "101010101010", 1000: "121212121212"}
+FLOOD_CALLS_TARGET = 3  # AWS calls per invitation of a flood sweep (the issue's bound)
 STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 STEP_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
 ENDED = ("Succeeded", "Failed", "Stopped")  # terminal step and execution statuses (the estimator's rule patterns)
@@ -460,7 +468,8 @@ def measure_sweep_calls(stack: LocalStack, owners: Owners, names: OperationNames
         while shared < size:
             shared += 1
             owners.share_new_pipeline("untrusted", "sweeper", f"bench-held-{shared:03d}")
-        stack.deliver()  # the acceptor holds each one on its event (and the notifier publishes HELD)
+        stack.deliver()  # events leave untrusted senders to the sweep
+        stack.run_schedule(SWEEP_CONSUMER)  # the sweep holds each new one (and the notifier publishes HELD)
         held = [i for i in stack.table_items(SWEEP_CONSUMER) if i.get("sk") == "STATE" and i.get("status") == "HELD"]
         if len(held) != size:
             raise BenchError(f"expected {size} HELD invitations before the sweep, found {len(held)}")
@@ -482,6 +491,56 @@ def measure_sweep_calls(stack: LocalStack, owners: Owners, names: OperationNames
             }
         )
     return sweeps
+
+
+def _function_timeout(function: LocalFunction) -> float:
+    from pipeshare_local.template import load_template
+
+    template = load_template()
+    props = template["Resources"][function.logical_id]["Properties"]
+    return float(props.get("Timeout") or template["Globals"]["Function"]["Timeout"])
+
+
+def measure_flood(stack: LocalStack, owners: Owners, names: OperationNames) -> dict[str, Any]:
+    """FLOOD_SIZES untrusted invitations per consumer, events lost; one sweep each in a fresh process."""
+    for consumer in FLOOD_CONSUMERS.values():
+        stack.deploy(consumer, CONSUMER_PARAMETERS)
+    pipeline = owners.create_pipeline("untrusted", "bench-flood")
+    ram = stack.client(UNTRUSTED_OWNER, "ram")
+    for n in range(max(FLOOD_SIZES)):
+        principals = [c for size, c in FLOOD_CONSUMERS.items() if n < size]
+        stack.drop_next_events(1 + len(principals))  # an invitation event per principal and one to the owner
+        ram.create_resource_share(name=f"bench-flood-{n:04d}", resourceArns=[pipeline], principals=principals)
+    stack.deliver()
+    function = stack.deployments[FLOOD_CONSUMERS[max(FLOOD_SIZES)]].functions[ACCEPT]
+    timeout = _function_timeout(function)
+    runs: dict[str, Any] = {"timeout_seconds": timeout}
+    for size, consumer in FLOOD_CONSUMERS.items():
+        with probing(stack, consumer, ACCEPT, capture_only=True) as acceptor:
+            stack.run_schedule(consumer)
+        if len(acceptor.captured) != 1:
+            raise BenchError(f"expected one captured sweep event for {consumer}, got {len(acceptor.captured)}")
+        started = time.perf_counter()
+        data = measure_peak_rss(stack, stack.deployments[consumer].functions[ACCEPT], acceptor.captured[0], names)
+        seconds = time.perf_counter() - started
+        result = data.get("result") or {}
+        if data.get("error") or result.get("held") != size:
+            raise BenchError(f"the flood sweep of {size} did not hold them all: {data.get('error') or result}")
+        calls = sum(data["endpoint_calls"].values())
+        runs[str(size)] = {
+            "invitations": size,
+            "calls": calls,
+            "calls_per_invitation": calls / size,
+            "by_operation": data["endpoint_calls"],
+            "wall_seconds": seconds,
+            "peak_rss_mb": data["peak_rss_mb"],
+            "rss_after_import_mb": data.get("rss_after_import_mb"),
+            "result": result,
+        }
+        stack.deliver()  # publish what the sweep recorded (not measured)
+    small, large = str(min(FLOOD_SIZES)), str(max(FLOOD_SIZES))
+    runs["rss_ratio_large_to_small"] = runs[large]["peak_rss_mb"] / runs[small]["peak_rss_mb"]
+    return runs
 
 
 def summarize_notify_calls(
@@ -1527,6 +1586,33 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
             "-",
             "info",
         )
+    flood = results.get("flood")
+    if flood:
+        for size in FLOOD_SIZES:
+            run = flood[str(size)]
+            per = run["calls_per_invitation"]
+            table.add(
+                f"AWS calls per invitation, flood sweep of {size}",
+                ACCEPT,
+                f"{per:.3f} ({run['calls']})",
+                f"<= {FLOOD_CALLS_TARGET}",
+                _yes(per <= FLOOD_CALLS_TARGET),
+            )
+            table.add(
+                f"Flood sweep of {size}: wall time (fresh process)",
+                ACCEPT,
+                f"{run['wall_seconds']:.1f} s",
+                f"< {flood['timeout_seconds']:.0f} s (Timeout)",
+                _yes(run["wall_seconds"] < flood["timeout_seconds"]),
+            )
+            table.add(f"Flood sweep of {size}: peak RSS", ACCEPT, f"{run['peak_rss_mb']:.1f} MB", "-", "info")
+        table.add(
+            "Flood sweep peak RSS, 1000 / 100",
+            ACCEPT,
+            f"{flood['rss_ratio_large_to_small']:.2f}",
+            "flat",
+            "info",
+        )
     notify = results.get("notify_calls")
     if notify:
         per = notify["calls_per_notification"]
@@ -1961,6 +2047,8 @@ class Bench:
                 self.results["sweep_calls"] = measure_sweep_calls(stack, owners, self.names)
         with self.step("AWS calls per notification"):
             self.results["notify_calls"] = summarize_notify_calls([*notify_a.runs, *notify_b.runs], self.names)
+        with self.step(f"invitation flood: one sweep over {' and '.join(map(str, FLOOD_SIZES))} untrusted invitations"):
+            self.results["flood"] = measure_flood(stack, owners, self.names)
         peak: dict[str, Any] = self.results.setdefault("peak_rss", {})
         with self.step(f"peak RSS ({ACCEPT})"):
             event = rss_accept_event(stack, owners)
@@ -2104,6 +2192,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {
             "calls_per_accepted_invitation": CALLS_TARGET,
             "calls_per_notification": NOTIFY_CALLS_TARGET,
+            "calls_per_invitation_of_a_flood_sweep": FLOOD_CALLS_TARGET,
             "tracker_calls_per_unclaimed_start_status_event": TRACK_CALLS_TARGET,
             "settler_calls_per_inferred_start_alert": SETTLE_CALLS_TARGET,
             "estimator_calls_per_finalised_estimate": ESTIMATE_CALLS_TARGET,

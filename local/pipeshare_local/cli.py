@@ -88,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("scenario", help="scenario YAML file (see docs/scenarios.md)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--out", help="also write the JSON report to this file")
+    from pipeshare_local import redrive
+
+    redrive.add_parser(sub)  # `pipeshare redrive QUEUE` (pipeshare_local/redrive.py)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    return _run(args)
+    return int(args.handler(args)) if "handler" in args else _run(args)
 
 
 if __name__ == "__main__":

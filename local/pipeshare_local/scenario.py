@@ -122,6 +122,14 @@ class Scenario(_Strict):
             )
         return self
 
+    # the fault plan: a list of pipeshare_local.settings.Fault (docs/scenarios.md "Faults"), checked as the settings'
+    faults: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("faults")
+    @classmethod
+    def _faults_valid(cls, faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [fault.model_dump(exclude_none=True) for fault in EmulationSettings(faults=faults).faults]
+
     def emulation_settings(self) -> EmulationSettings:
         """The settings the scenario's local stack runs with (trails keyed by account ID)."""
         cloudtrail = self.cloudtrail.model_dump()
@@ -132,6 +140,7 @@ class Scenario(_Strict):
             cloudtrail=CloudTrailSettings(**cloudtrail),
             sagemaker=self.sagemaker.model_copy(),
             ram=self.ram.model_copy(),
+            faults=self.faults,
         )
 
 

@@ -6,12 +6,14 @@ One model, ``EmulationSettings``, with a block per emulated channel:
   and the order against the service events the same call causes);
 * ``sagemaker``: what the SageMaker pipeline-execution emulation sends where AWS documents no value or no rule;
 * ``ram``: the RAM emulation's invitation window and event shapes;
-* ``pricing``: the Price List (GetProducts) emulation's page size and filter matching.
+* ``pricing``: the Price List (GetProducts) emulation's page size and filter matching;
+* ``faults``: the fault plan, transient faults injected at the endpoint into the functions' calls (``Fault``).
 
-The local stack takes it (``LocalStack(settings=...)``), scenarios set it (top-level ``cloudtrail:``, ``sagemaker:``
-and ``ram:`` blocks), and docs/scenarios.md ("Emulation settings") lists every setting with its variants, its
-default and what AWS documents about it. Unknown keys and values are refused. The models validate assignments too,
-so a setting changed while a stack runs (``stack.settings.cloudtrail.delay_minutes = 5``) is checked as well.
+The local stack takes it (``LocalStack(settings=...)``), scenarios set it (top-level ``cloudtrail:``, ``sagemaker:``,
+``ram:`` blocks and a ``faults:`` list), and docs/scenarios.md ("Emulation settings") lists every setting with its
+variants, its default and what AWS documents about it. Unknown keys and values are refused. The models validate
+assignments too, so a setting changed while a stack runs (``stack.settings.cloudtrail.delay_minutes = 5``) is checked
+as well.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "SCENARIO_CLOUDTRAIL_DELAY_MINUTES",
     "STACK_CLOUDTRAIL_DELAY_MINUTES",
     "CloudTrailSettings",
     "EmulationSettings",
+    "Fault",
     "PricingSettings",
     "RamSettings",
     "SageMakerSettings",
@@ -110,6 +113,36 @@ class PricingSettings(_Settings):
     unknown_service_code: Literal["empty", "NotFoundException"] = "empty"  # a ServiceCode the fixture has no product of
 
 
+FaultKind = Literal["Throttling", "InternalError", "timeout"]
+
+
+class Fault(_Settings):
+    """One transient fault injected at the endpoint into the calls functions make (never into tooling calls).
+
+    The calls it applies to: `service` (the signing name, as `stack.calls()` reports it: dynamodb, sns, ram, ...) and
+    `operation` (the API operation, e.g. TransactWriteItems), optionally only one `account`'s and one `function`'s
+    (the signing function's logical ID). Which of them fail: the first `count` matching calls, or each with
+    probability `rate` (a random.Random(`seed`) per fault: the same calls fail on every run). `error`: `Throttling`
+    and `InternalError` answer the service's own throttling / internal error in its protocol (pipeshare_local/
+    faults.py lists the codes); `timeout` applies the request and loses the answer (the connection is closed).
+    """
+
+    service: str = Field(min_length=1)
+    operation: str = Field(min_length=1)
+    error: FaultKind
+    count: int | None = Field(default=None, ge=1)
+    rate: float | None = Field(default=None, ge=0, le=1)
+    seed: int = 0
+    account: AccountId | None = None
+    function: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _count_or_rate(self) -> Fault:
+        if (self.count is None) == (self.rate is None):
+            raise ValueError("a fault takes one of count (the first N matching calls) or rate (0..1)")
+        return self
+
+
 class EmulationSettings(_Settings):
     """Every emulation setting of the local stack (see the module docstring)."""
 
@@ -117,17 +150,22 @@ class EmulationSettings(_Settings):
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
     ram: RamSettings = Field(default_factory=RamSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
+    faults: list[Fault] = Field(default_factory=list)  # the fault plan: none by default
 
     def restore(self, other: EmulationSettings) -> None:
         """Take other's values, in place (whoever holds this object sees them)."""
         for name in type(self).model_fields:
-            setattr(self, name, getattr(other, name).model_copy(deep=True))
+            setattr(self, name, other.model_copy(deep=True).__dict__[name])
 
     def changed(self) -> dict[str, dict[str, object]]:
-        """The settings that differ from the defaults, per block (for reports)."""
+        """The settings that differ from the defaults, per block (for reports; the fault plan as `faults.plan`)."""
         default = EmulationSettings()
         changes: dict[str, dict[str, object]] = {}
+        if self.faults:
+            changes["faults"] = {"plan": [fault.model_dump(exclude_none=True) for fault in self.faults]}
         for name in type(self).model_fields:
+            if name == "faults":
+                continue
             mine, theirs = getattr(self, name).model_dump(), getattr(default, name).model_dump()
             diff = {key: value for key, value in mine.items() if theirs.get(key) != value}
             if diff:

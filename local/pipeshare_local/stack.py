@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler
 
 from pipeshare_local import moto_fixes, ssm_events
+from pipeshare_local.faults import CallSite, FaultInjector
 from pipeshare_local.iam import (
     LocalIam,
     Need,
@@ -54,12 +56,14 @@ from pipeshare_local.runtime import Invocation, LocalFunction
 from pipeshare_local.sagemaker import API_CALL_VIA_CLOUDTRAIL, SageMakerPipelineEmulator, moto_pipeline_exists
 from pipeshare_local.settings import EmulationSettings
 from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, load_template, references
-from pipeshare_local.wire import CREDENTIAL_RE, finish, serve
+from pipeshare_local.wire import CREDENTIAL_RE, ServiceError, error_response, fingerprint, finish, serve, service_model
 
 DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 _CREDENTIALS_ROLE = "pipeshare-local"
 _DYNAMODB_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")  # X-Amz-Target of DynamoDB and its streams
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_TOKEN_WINDOW = timedelta(minutes=10)  # DynamoDB: a TransactWriteItems client token is valid for 10 minutes
 
 
 def schedule_period(expression: str) -> timedelta:
@@ -88,6 +92,22 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self._coordinates.shift(delta)
+
+
+class _ScenarioSleep:
+    """botocore.endpoint's `time` while a stack runs: a retry's backoff passes on the scenario clock (the time a
+    function waits between attempts is spent, without waiting for it in real time)."""
+
+    def __init__(self, clock: Clock, real: Any) -> None:
+        self._clock = clock
+        self._real = real
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._clock.advance(timedelta(seconds=seconds))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 @dataclass
@@ -221,6 +241,11 @@ class LocalStack:
         self._warm: dict[tuple[str, str], dict[str, Any]] = {}
         self._tool_session = boto3.Session()
         self._clients: dict[tuple[str, str], Any] = {}
+        # the fault plan (settings.faults) at the endpoint; faults.injected records every fault injected
+        self.faults = FaultInjector(lambda: self.settings, self.clock.now)
+        self._invoke_queue: list[tuple[LocalFunction, dict[str, Any]]] = []  # Lambda Invoke (Event), run at deliver
+        self._transaction_tokens: dict[tuple[str, str, str], tuple[datetime, str, list[bytes], Any]] = {}
+        self._botocore_time: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalStack:
@@ -236,6 +261,10 @@ class LocalStack:
         self.clock.start()
         WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive, as AWS endpoints do
         self.endpoint, self._shutdown = serve(self._app)
+        import botocore.endpoint
+
+        self._botocore_time = botocore.endpoint.time
+        botocore.endpoint.time = _ScenarioSleep(self.clock, self._botocore_time)  # type: ignore[assignment]
         # moto's backends are process-wide: a new stack starts from nothing (one stack in use at a time)
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310
         self.client("111111111111", "sts").get_caller_identity()  # warm moto's lazy backends
@@ -244,6 +273,11 @@ class LocalStack:
         if self._shutdown is not None:
             self._shutdown()
             self._shutdown = None
+        if self._botocore_time is not None:
+            import botocore.endpoint
+
+            botocore.endpoint.time = self._botocore_time
+            self._botocore_time = None
         self.clock.stop()
 
     def reset(self) -> None:
@@ -266,6 +300,9 @@ class LocalStack:
         self._drop_next = 0
         self.delivered.clear()
         self.notifications.clear()
+        self.faults.reset()
+        self._invoke_queue.clear()
+        self._transaction_tokens.clear()
         with self._lock:
             self.aws_calls.clear()
         self._active_identity = None
@@ -278,6 +315,14 @@ class LocalStack:
         denied = self._authorize_call(environ)
         if denied is not None:
             return finish(start_response, denied, str(uuid.uuid4()))
+        faulted = self._fault_for(environ)
+        if faulted is not None:
+            fault, site = faulted
+            return self.faults.answer(fault, site, environ, start_response, self._dispatch)
+        return self._dispatch(environ, start_response)
+
+    def _dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """A call that has passed IAM (and the fault plan) to the service that serves it."""
         if self.ram.is_ram_request(environ):
             return self.ram(environ, start_response)
         if self.sagemaker.handles(environ):
@@ -291,8 +336,105 @@ class LocalStack:
             # by the server's request threads (a transaction's condition check, its writes and its rollback copy are
             # not atomic). One DynamoDB request at a time restores what DynamoDB guarantees.
             with self._dynamodb_lock:
+                if environ.get("HTTP_X_AMZ_TARGET", "") == "DynamoDB_20120810.TransactWriteItems":
+                    return self._transact_write(environ, start_response)
                 return [b"".join(self._moto(environ, start_response))]
+        invoked = _LAMBDA_INVOKE.match(environ.get("PATH_INFO", ""))
+        if invoked is not None and environ.get("REQUEST_METHOD") == "POST":
+            return self._lambda_invoke(environ, start_response, urllib.parse.unquote(invoked["name"]))
         return self._moto(environ, start_response)
+
+    def _fault_for(self, environ: dict[str, Any]) -> tuple[Any, CallSite] | None:
+        """The fault of the plan that applies to a function's call (tooling calls are never faulted)."""
+        if not self.settings.faults:
+            return None
+        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        principal = self.iam.principal(match["akid"]) if match else None
+        if match is None or principal is None:
+            return None
+        request = read_request(environ, service=match["service"], account=principal.account, region=match["region"])
+        site = CallSite(principal.function, match["service"], request.operation)
+        fault = self.faults.choose(principal.account, site)
+        return None if fault is None else (fault, site)
+
+    def _transact_write(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """TransactWriteItems with its ClientRequestToken honoured, as DynamoDB documents (moto ignores it): a repeat
+        of a successful call with the same token within 10 minutes succeeds without changing anything; the same
+        token with other parameters is IdempotentParameterMismatchException. botocore fills the token itself and
+        sends the same one on every retry of a call."""
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        params = json.loads(body or b"{}")
+        token = params.pop("ClientRequestToken", None)
+        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not token or match is None:
+            return [b"".join(self._moto(environ, start_response))]
+        key, now, request = (
+            (get_account_id_from(match["akid"]), match["region"], token),
+            self.clock.now(),
+            fingerprint(params),
+        )
+        stored = self._transaction_tokens.get(key)
+        if stored is not None and now - stored[0] <= _TOKEN_WINDOW:
+            if stored[1] != request:
+                error = ServiceError(
+                    "IdempotentParameterMismatchException",
+                    "The request uses the same client token as a previous, but non-identical request.",
+                    400,
+                )
+                return finish(start_response, error_response(service_model("dynamodb"), error), str(uuid.uuid4()))
+            start_response(*stored[3])
+            return stored[2]
+        status: list[Any] = []
+
+        def capture(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append((code, headers))
+            return start_response(code, headers, exc_info)
+
+        answer = [b"".join(self._moto(environ, capture))]
+        if status and status[0][0].startswith("200"):
+            self._transaction_tokens[key] = (now, request, answer, status[0])
+        return answer
+
+    def _lambda_invoke(self, environ: dict[str, Any], start_response: Callable[..., Any], name: str) -> list[bytes]:
+        """Lambda Invoke of a deployed function: InvocationType Event (queued: the function runs with Lambda's
+        asynchronous retries and on-failure destination at the next delivery) or DryRun. The caller's account is
+        the function's unless FunctionName is an ARN; a qualifier other than $LATEST is not deployed here."""
+        model = service_model("lambda")
+        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        caller = get_account_id_from(match["akid"]) if match else ""
+        qualifier = parse_qs(environ.get("QUERY_STRING", "")).get("Qualifier", ["$LATEST"])[0]
+        if name.startswith("arn:"):
+            parts = name.split(":")
+            account, name = parts[4], parts[6]
+            qualifier = parts[7] if len(parts) > 7 else qualifier
+        else:
+            account, _, name = name.rpartition(":function:") if ":function:" in name else (caller, "", name)
+            name, _, named_qualifier = name.partition(":")
+            qualifier = named_qualifier or qualifier
+        deployment = self.deployments.get(account)
+        function = next((f for f in (deployment.functions.values() if deployment else []) if f.name == name), None)
+        if function is None or qualifier != "$LATEST":
+            arn = f"arn:aws:lambda:{self.region}:{account}:function:{name}"
+            error = ServiceError("ResourceNotFoundException", f"Function not found: {arn}:{qualifier}", 404)
+            return finish(start_response, error_response(model, error), str(uuid.uuid4()))
+        kind = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        try:
+            payload = json.loads(body) if body.strip() else {}
+        except ValueError:
+            error = ServiceError("InvalidRequestContentException", "Could not parse request body into json", 400)
+            return finish(start_response, error_response(model, error), str(uuid.uuid4()))
+        if kind == "DryRun":
+            return finish(start_response, (204, [], b""), str(uuid.uuid4()))
+        if kind != "Event":
+            error = ServiceError(
+                "InvalidParameterValueException", "the local stack invokes functions asynchronously only (Event)", 400
+            )
+            return finish(start_response, error_response(model, error), str(uuid.uuid4()))
+        with self._lock:
+            self._invoke_queue.append((function, payload))
+        return finish(start_response, (202, [("Content-Type", "application/json")], b""), str(uuid.uuid4()))
 
     def _parameter_change(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """SSM PutParameter / DeleteParameter through moto, then the "Parameter Store Change" event AWS documents for
@@ -874,6 +1016,10 @@ class LocalStack:
         invocations: list[Invocation] = []
         self._sync_trails()
         self.sagemaker.tick()
+        with self._lock:
+            invoked, self._invoke_queue = self._invoke_queue, []
+        for function, payload in invoked:  # Lambda Invoke (Event) calls received since the last delivery
+            invocations += function.invoke_async(payload, trigger="invoke")
         while True:
             with self._lock:
                 now = self.clock.now()

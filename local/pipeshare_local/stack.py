@@ -902,7 +902,7 @@ class LocalStack:
             parameter_constants.DEFAULT_PROVIDERS.update(self._warm.get(self._active_identity, {}))
         key = os.environ.get("AWS_ACCESS_KEY_ID", "")
         if key not in self.iam.sessions:
-            self.iam.sessions[key] = boto3.Session()
+            self.iam.sessions[key] = _container_session()
         boto3.DEFAULT_SESSION = self.iam.sessions[key]
 
     def _switch_container(self, function: LocalFunction) -> None:
@@ -1381,6 +1381,31 @@ class LocalStack:
             for f in d.functions.values()
             for i in f.invocations
         ]
+
+
+def _container_session() -> boto3.Session:
+    """The boto3 session of one function's containers (one per function credential).
+
+    A warm Lambda container keeps the clients its module built; the local stack plays many accounts in one process
+    and rebuilds a function's adapters whenever it switches to another function (dependencies.reset()). The
+    clients come back warm: each is made once per (service, region, endpoint, config) of this credential, as a
+    warm container would hold it. Client state is only connections and retry quotas; nothing product-visible.
+    """
+    session = boto3.Session()
+    make_client = session.client
+    clients: dict[tuple[Any, ...], Any] = {}
+
+    def client(service_name: str, region_name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            return make_client(service_name, region_name, *args, **kwargs)
+        plain = (str, int, float, bool, type(None))
+        key = (service_name, region_name, *sorted((k, v if isinstance(v, plain) else id(v)) for k, v in kwargs.items()))
+        if key not in clients:  # the arguments are kept with the client, so an id in the key stays theirs
+            clients[key] = (make_client(service_name, region_name, **kwargs), kwargs)
+        return clients[key][0]
+
+    session.client = client  # type: ignore[method-assign]
+    return session
 
 
 @functools.cache

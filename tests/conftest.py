@@ -39,6 +39,15 @@ def load_fixture_index() -> list[dict[str, Any]]:
     return list(json.loads((EVENTS / "sources.json").read_text())["fixtures"])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_metrics() -> None:
+    """Each test starts as a fresh invocation: Powertools metrics are process-wide, so a metric one test added without
+    a flushing handler would otherwise be counted in the next test's EMF (an order-dependent failure under xdist)."""
+    from pipeshare.observability import metrics
+
+    metrics.clear_metrics()
+
+
 @pytest.fixture
 def lambda_context() -> Any:
     class _Context:

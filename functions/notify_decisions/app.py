@@ -37,6 +37,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not batch_or_reject(event, processor.event_type):
         return {"batchItemFailures": []}
     metrics.add_metric(name="HistoryRecordsReceived", unit=MetricUnit.Count, value=len(event["Records"]))
-    settings = load_settings(NotifyDecisionsSettings)
-    get_publish_once(settings.consumer_topic_arn, settings.share_table_name).register(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

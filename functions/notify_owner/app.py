@@ -43,6 +43,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not batch_or_reject(event, processor.event_type):
         return {"batchItemFailures": []}
     metrics.add_metric(name="OwnerRecordsReceived", unit=MetricUnit.Count, value=len(event["Records"]))
-    settings = load_settings(NotifyOwnerSettings)
-    get_publish_once(settings.owner_topic_arn, settings.owner_table_name).register(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

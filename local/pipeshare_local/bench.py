@@ -151,8 +151,8 @@ API_CALL = "AWS API Call via CloudTrail"
 ALERT_SCHEMA = "pipeshare.owner.execution-alert"
 
 CALLS_TARGET = 4
-# per notification: the publish record written (PutItem), the publish, the record completed (UpdateItem)
-PUBLISH_ONCE_CALLS = {"dynamodb:PutItem": 1, "sns:Publish": 1, "dynamodb:UpdateItem": 1}
+# per notification: the item's mark read (GetItem), the publish, the mark written (PutItem)
+PUBLISH_ONCE_CALLS = {"dynamodb:GetItem": 1, "sns:Publish": 1, "dynamodb:PutItem": 1}
 NOTIFY_CALLS_TARGET = 3
 TRACK_CALLS_TARGET = 3  # the status event of an unclaimed start: GetItem, SendMessage (settle), TransactWriteItems
 # the settle: GetItem, Query, DescribeTrails, GetTrailStatus, GetEventSelectors, GetItem, TWI; + one TWI that moves the
@@ -1621,7 +1621,7 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
             f"AWS calls per notification ({notify['notifications']} published)",
             NOTIFY,
             f"{per:g}",
-            f"{NOTIFY_CALLS_TARGET} (PutItem, sns:Publish, UpdateItem: published once)",
+            f"{NOTIFY_CALLS_TARGET} (GetItem, sns:Publish, PutItem: published once)",
             _yes(per == NOTIFY_CALLS_TARGET and only_publish),
         )
     _owner_rows(table, results)
@@ -1681,7 +1681,7 @@ def _owner_rows(table: Table, results: dict[str, Any]) -> None:
             f"AWS calls per owner alert published ({notify['notifications']} published)",
             NOTIFY_OWNER,
             f"{per:g}",
-            f"{OWNER_NOTIFY_CALLS_TARGET} (PutItem, sns:Publish, UpdateItem: published once)",
+            f"{OWNER_NOTIFY_CALLS_TARGET} (GetItem, sns:Publish, PutItem: published once)",
             _yes(per == OWNER_NOTIFY_CALLS_TARGET and only_publish),
         )
         total = track["calls"] + settle["calls"] + per

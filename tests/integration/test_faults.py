@@ -184,13 +184,7 @@ def _baseline(cache: dict[str, tuple[Scenario, Outcome]], name: str) -> tuple[Sc
 
 # Faulted runs known to fail: a product bug each, named here until it is fixed (the run must still fail, so a fix
 # shows up as this test failing: then remove the entry).
-KNOWN_BUGS = {
-    # The lost answer of the notifier's publish-record PutItem (Powertools idempotency "in progress"): botocore's
-    # retry meets its own INPROGRESS record (ConditionalCheckFailed -> IdempotencyAlreadyInProgressError) until the
-    # in-progress record expires with the invocation; the stream retries run out first and the decision is never
-    # published (the batch goes to NotifyDecisionsDlq).
-    ("lost-event", CallSite("NotifyDecisionsFunction", "dynamodb", "PutItem"), "timeout"),
-}
+KNOWN_BUGS: set[tuple[str, CallSite, str]] = set()
 
 
 def _lost_answer_of_publish(faulted: list[CallSite], kind: str) -> bool:

@@ -244,6 +244,6 @@ def test_inferred_alert_costs_three_calls_to_track_and_eight_to_settle_plus_the_
     ]
     assert estimate["spend_holder"] == f"consumer:{CONSUMER}:inferred"
     assert estimate["total"] > 0
-    # (the publish is recorded before and completed after: published once)
-    assert ops("NotifyOwnerFunction")[published:] == ["PutItem", "Publish", "UpdateItem"]
+    # (the item's mark is read before the publish and written after it: published once)
+    assert ops("NotifyOwnerFunction")[published:] == ["GetItem", "Publish", "PutItem"]
     assert ops("TrackExecutionsFunction") == ["GetItem", "SendMessage", "TransactWriteItems"]

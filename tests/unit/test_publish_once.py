@@ -196,7 +196,14 @@ def test_a_mark_that_cannot_be_written_is_logged_and_does_not_fail_the_published
         def error(self, text: str, *, extra: dict[str, Any]) -> None:
             errors.append((text, extra))
 
+    counted: list[tuple[str, float]] = []
+
+    class Metrics:
+        def add_metric(self, *, name: str, unit: Any, value: float) -> None:
+            counted.append((name, value))
+
     monkeypatch.setattr(publish_once, "logger", Logger())
+    monkeypatch.setattr(publish_once, "metrics", Metrics())
     notifier = Recorder()
     # the record succeeds: failing it would make the stream's retry publish the message again for certain
     assert _send(PublishOnce(notifier, TABLE, FailingPuts(ddb))) == "sns-1"  # type: ignore[arg-type]
@@ -205,6 +212,7 @@ def test_a_mark_that_cannot_be_written_is_logged_and_does_not_fail_the_published
     assert "mark was not written" in text
     assert extra["mark"] == mark_sk("EXECUTION#e", "ALERT#start#1")
     assert extra["sns_message_id"] == "sns-1"
+    assert counted == [("PublishMarkFailed", 1)]  # the possible duplicate is counted, for an alarm
     assert ddb.scan(TableName=TABLE)["Items"] == []
 
 

@@ -38,10 +38,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeshare.adapters.aws_errors import translate
-from pipeshare.observability import logger
+from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -124,6 +125,7 @@ def _mark_failed(key: dict[str, Any], sent: str, exc: Exception) -> None:
         "published, but the mark was not written: a redelivery of this record publishes again",
         extra={"mark": key["sk"]["S"], "sns_message_id": sent, "error": str(exc)[:500]},
     )
+    metrics.add_metric(name="PublishMarkFailed", unit=MetricUnit.Count, value=1)  # the possible duplicate, counted
 
 
 class _ItemNotifier:

@@ -14,6 +14,12 @@ The local stack serialises DynamoDB requests (stack.py), so no other request run
 An UpdateItem that creates its item is written by moto in two steps (the key alone, then the update), each with its
 stream record: two INSERT records, the first without the updated attributes. DynamoDB writes one INSERT record with
 the new item. The fix merges the two into the first (its event id and sequence number, the final image).
+
+Speed only (no behaviour the product or the emulation observes): moto generates a 2048-bit RSA key for every KMS key
+(symmetric ones included, for asymmetric signing nobody here does) and for every SNS subscription (to sign HTTP
+deliveries, which the local stack does not make), about 50-100 ms each, several per deployment; one key per key
+spec is generated once per process and shared. moto's server also lists its package directory on every request to
+tell a service name from a host; the list is read once.
 """
 
 from __future__ import annotations
@@ -149,4 +155,17 @@ def apply() -> None:
         return result
 
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    _share_generated_keys()
     _applied = True
+
+
+def _share_generated_keys() -> None:
+    import moto.backends
+    import moto.kms.models
+    import moto.sns.models
+
+    moto.kms.models.generate_private_key = functools.cache(moto.kms.models.generate_private_key)  # type: ignore[assignment]
+    subscription_key = functools.cache(moto.sns.models.Subscription.private_key.__wrapped__)  # type: ignore[attr-defined]
+    moto.sns.models.Subscription.private_key = lambda _self: subscription_key(None)  # type: ignore[method-assign]
+    modules = list(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]

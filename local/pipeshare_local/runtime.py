@@ -116,7 +116,7 @@ def _capture() -> Iterator[io.StringIO]:
 
 
 def _parse_output(text: str, invocation: Invocation) -> None:
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): a log line may hold U+0085 or U+2028
         try:
             entry = json.loads(line)
         except ValueError:

@@ -96,14 +96,17 @@ class Clock:
 
 class _ScenarioSleep:
     """botocore.endpoint's `time` while a stack runs: a retry's backoff passes on the scenario clock (the time a
-    function waits between attempts is spent, without waiting for it in real time)."""
+    function waits between attempts is spent, without waiting for it in real time), or passes no time at all when the
+    stack's `retry_backoff_passes_time` is off (a comparison of a faulted run with a fault-free one at the same
+    instants: tests/integration/test_faults.py)."""
 
-    def __init__(self, clock: Clock, real: Any) -> None:
+    def __init__(self, clock: Clock, real: Any, passes_time: Callable[[], bool]) -> None:
         self._clock = clock
         self._real = real
+        self._passes_time = passes_time
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
+        if seconds > 0 and self._passes_time():
             self._clock.advance(timedelta(seconds=seconds))
 
     def __getattr__(self, name: str) -> Any:
@@ -246,6 +249,7 @@ class LocalStack:
         self._invoke_queue: list[tuple[LocalFunction, dict[str, Any]]] = []  # Lambda Invoke (Event), run at deliver
         self._transaction_tokens: dict[tuple[str, str, str], tuple[datetime, str, list[bytes], Any]] = {}
         self._botocore_time: Any = None
+        self.retry_backoff_passes_time = True  # botocore's retry backoff advances the scenario clock
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalStack:
@@ -264,7 +268,9 @@ class LocalStack:
         import botocore.endpoint
 
         self._botocore_time = botocore.endpoint.time
-        botocore.endpoint.time = _ScenarioSleep(self.clock, self._botocore_time)  # type: ignore[assignment]
+        botocore.endpoint.time = _ScenarioSleep(  # type: ignore[assignment]
+            self.clock, self._botocore_time, lambda: self.retry_backoff_passes_time
+        )
         # moto's backends are process-wide: a new stack starts from nothing (one stack in use at a time)
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310
         self.client("111111111111", "sts").get_caller_identity()  # warm moto's lazy backends

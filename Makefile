@@ -61,11 +61,11 @@ test-integration: dev
 test-infra: dev
 	$(BIN)/python -m pytest tests/infrastructure -q
 
-# the suite on every core (at most 4 workers: each holds its own local stack, ~0.8 GB); `PYTEST_WORKERS=0` runs it in
-# one process
+# the suite on every core (at most 4 workers: each holds its own local stack, ~0.8 GB; tests sharing a scenario's run
+# carry one xdist_group, kept in one worker by loadgroup); `PYTEST_WORKERS=0` runs it in one process
 PYTEST_WORKERS ?= auto
 test: lint cfn-lint
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4 --dist worksteal
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 bench: dev
 	$(BIN)/python -m pipeshare_local.bench

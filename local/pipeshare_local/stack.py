@@ -75,10 +75,12 @@ def schedule_period(expression: str) -> timedelta:
 
 
 class Clock:
-    """Scenario time: real time flows, and can jump forward (time-machine patches the whole process)."""
+    """Scenario time: real time flows, and can jump forward (time-machine patches the whole process). With
+    `ticks=False` it stands still between jumps: two runs of one scenario then see the same instants (the fault
+    suite compares a faulted run's final state, durations and costs included, with the fault-free run's)."""
 
-    def __init__(self, start: datetime) -> None:
-        self._traveller = time_machine.travel(start, tick=True)
+    def __init__(self, start: datetime, *, ticks: bool = True) -> None:
+        self._traveller = time_machine.travel(start, tick=ticks)
         self._coordinates: Any = None
 
     def start(self) -> None:
@@ -186,12 +188,13 @@ class LocalStack:
         settings: EmulationSettings | None = None,
         invitation_ttl: timedelta | None = None,
         template: dict[str, Any] | None = None,
+        clock_ticks: bool = True,
     ) -> None:
         """settings: the emulation settings (pipeshare_local.settings; copied, then shared with the emulators and
         read at every use: change them through stack.settings; reset() restores these). invitation_ttl, when given,
         replaces settings.ram.invitation_ttl_hours."""
         self.region = region
-        self.clock = Clock(start)
+        self.clock = Clock(start, ticks=clock_ticks)
         self.template = template if template is not None else load_template()  # template: a (test's) override
         self.deployments: dict[str, Deployment] = {}
         self._credentials: dict[tuple[str, str], dict[str, str]] = {}

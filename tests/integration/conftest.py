@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,3 +20,9 @@ def _session_stack() -> Iterator[LocalStack]:
 def stack(_session_stack: LocalStack) -> LocalStack:
     _session_stack.reset()
     return _session_stack
+
+
+@pytest.fixture(scope="session")
+def scenario_runs() -> dict[str, Any]:
+    """Each scenario's fault-free run, played once per test process (tests/integration/scenario_runs.py)."""
+    return {}

@@ -5,21 +5,22 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeshare_local.cli import main
-from pipeshare_local.scenario import load_scenario, run_scenario
 from pipeshare_local.stack import LocalStack
 from tests.conftest import ROOT, load_event
+from tests.integration.scenario_runs import baseline
 from tests.integration.stackhelpers import CONSUMER, OWNER, notifications, share_pipeline
 
 
-def test_demo_scenario_plays_every_case_and_passes() -> None:
+@pytest.mark.xdist_group("scenario-demo")
+def test_demo_scenario_plays_every_case_and_passes(scenario_runs: dict[str, Any]) -> None:
     # Given the demo scenario (the README's first command plays it)
-    scenario = load_scenario(ROOT / "scenarios" / "demo.yaml")
-    # When it runs on a fresh local stack
-    report = run_scenario(scenario).as_dict()
+    # When it runs on a fresh local stack (its fault-free run, shared with the fault suite)
+    report = baseline(scenario_runs, "demo")[1].report
     # Then every expectation holds and the final state is what the story says
     assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
     final = {(i["share_name"], i["receiver"]): i["recorded_status"] for i in report["invitations"]}
@@ -162,10 +163,11 @@ def test_unpublishable_decision_is_retried_then_sent_to_the_dlq(stack: LocalStac
     assert dead["DDBStreamBatchInfo"]["batchSize"] == 1
 
 
-def test_attribution_scenario_covers_every_path_with_duplicates_and_reordering() -> None:
+@pytest.mark.xdist_group("scenario-attribution")
+def test_attribution_scenario_covers_every_path_with_duplicates_and_reordering(scenario_runs: dict[str, Any]) -> None:
     # Given the attribution scenario (forwarded, owner copy, inferred, ambiguous, owner; then every owner-side
     # event delivered again newest first)
-    report = run_scenario(load_scenario(ROOT / "scenarios" / "attribution.yaml")).as_dict()
+    report = baseline(scenario_runs, "attribution")[1].report  # shared with the fault suite
     # Then every expectation holds and each path is represented once
     assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
     assert sorted(e["attribution_source"] for e in report["executions"]) == [
@@ -177,10 +179,11 @@ def test_attribution_scenario_covers_every_path_with_duplicates_and_reordering()
     ]
 
 
-def test_owner_realism_scenario_holds_with_late_and_missing_cloudtrail_records() -> None:
+@pytest.mark.xdist_group("scenario-owner-realism")
+def test_owner_realism_scenario_holds_with_late_and_missing_cloudtrail_records(scenario_runs: dict[str, Any]) -> None:
     # Given the owner-realism scenario (CloudTrail 5 minutes late, then 20, then no owner trail; a retry without the
     # forwarder; one pipeline through two shares; an undocumented previous status on every first status event)
-    report = run_scenario(load_scenario(ROOT / "scenarios" / "owner-realism.yaml")).as_dict()
+    report = baseline(scenario_runs, "owner-realism")[1].report  # shared with the fault suite
     # Then every expectation holds, and no consumer is blamed for any owner run
     assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
     by_run = {e["execution_arn"]: e for e in report["executions"]}
@@ -197,10 +200,11 @@ def test_owner_realism_scenario_holds_with_late_and_missing_cloudtrail_records()
     assert sum(1 for e in report["events"] if e["detail"].get("previousPipelineExecutionStatus") == "Starting") >= 5
 
 
-def test_budgets_scenario_stops_each_offending_run_once_and_no_bystander() -> None:
+@pytest.mark.xdist_group("scenario-budgets")
+def test_budgets_scenario_stops_each_offending_run_once_and_no_bystander(scenario_runs: dict[str, Any]) -> None:
     # Given the budgets scenario (a long single step, a consumer taken off the share, a retry, an unpriced type, a run
     # the next day, a worst case above what is left, a lowered limit in dry run then for real)
-    report = run_scenario(load_scenario(ROOT / "scenarios" / "budgets.yaml")).as_dict()
+    report = baseline(scenario_runs, "budgets")[1].report  # shared with the fault suite
     # Then every expectation holds
     assert [e["text"] for e in report["expectations"] if not e["ok"]] == []
     accounts = {alias: a["id"] if isinstance(a, dict) else a for alias, a in report["accounts"].items()}

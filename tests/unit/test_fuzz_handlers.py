@@ -220,14 +220,10 @@ class Ledger(FakeBudgetLedger, FakeSpendSource, FakeRunningExecutions):
 
 
 class PublishOnce:
-    """adapters.publish_once.PublishOnce: registering the context is no side effect; each item publishes through
-    the recorded notifier."""
+    """adapters.publish_once.PublishOnce: each item publishes through the recorded notifier."""
 
     def __init__(self, notifier: Any) -> None:
         self.notifier = notifier
-
-    def register(self, context: Any) -> None:
-        pass
 
     def for_item(self, pk: str, sk: str) -> Any:
         return self.notifier

@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # sam build for python3.13 needs the interpreter on PATH (pyenv keeps it off by default)
 export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.(11|12|13)\.' | sort -V | tr '\n' ':' | sed 's/:$$//')
 
-.PHONY: help dev demo test lint format cfn-lint validate test-unit test-integration test-infra bench build deploy clean
+.PHONY: help dev demo test lint typecheck format cfn-lint validate test-unit test-integration test-infra bench build deploy clean
 
 help:
 	@echo "make demo   - set up and play the two-account story on the local stack"
@@ -45,6 +45,9 @@ lint: dev
 format: dev
 	$(BIN)/ruff format layers functions local tests
 	$(BIN)/ruff check --fix layers functions local tests
+
+typecheck: dev
+	$(BIN)/mypy
 
 cfn-lint: dev
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules

@@ -41,6 +41,12 @@ STACK = "pipeshare"
 # ------------------------------------------------------------------------------------- environment from template.yaml
 
 
+@cache
+def _template() -> Any:
+    """template.yaml, read once (its Fn::ForEach loops expanded for the defaults: slow enough to do only once)."""
+    return load_template()
+
+
 def _ref(logical_id: str, spec: Mapping[str, Any], account: str) -> str:
     """What `Ref` returns for a resource, as CloudFormation documents it: a topic's ARN, a queue's URL, else a name."""
     name = f"{STACK}-{logical_id}"
@@ -60,7 +66,7 @@ def _attribute(logical_id: str, attribute: str) -> str:
 def _environment(handler: str, parameters: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """The function's environment (Globals and its own Variables) resolved as CloudFormation would, for the
     template's parameter defaults overridden by `parameters`."""
-    template = load_template()
+    template = _template()
     spec = template["Resources"][FUNCTIONS[handler]["logical_id"]]
     account = account_of(handler)
     resolver = Resolver(
@@ -87,7 +93,7 @@ def _environment(handler: str, parameters: tuple[tuple[str, str], ...]) -> dict[
 def _every_function_variable() -> frozenset[str]:
     """Every variable any function of the template sets (cleared before a handler runs, so none leaks in)."""
     names: set[str] = set()
-    for spec in load_template()["Resources"].values():
+    for spec in _template()["Resources"].values():
         if spec["Type"] == "AWS::Serverless::Function":
             names |= set(spec["Properties"].get("Environment", {}).get("Variables", {}))
     return frozenset(names)
@@ -95,7 +101,7 @@ def _every_function_variable() -> frozenset[str]:
 
 def account_of(handler: str) -> str:
     """The account the function runs in: the owner's for an IsOwner function, else the consumer's."""
-    spec = load_template()["Resources"][FUNCTIONS[handler]["logical_id"]]
+    spec = _template()["Resources"][FUNCTIONS[handler]["logical_id"]]
     return OWNER if spec.get("Condition") == "IsOwner" else CONSUMER
 
 

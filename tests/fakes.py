@@ -19,9 +19,10 @@ from decimal import Decimal
 from typing import Any
 
 from pipeshare.adapters.dynamodb_costs import CostState
-from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
+from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
 from pipeshare.logic.estimate import PriceTable
+from pipeshare.logic.projection import FinishedRun
 from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
     ExecutionNotFoundError,
@@ -41,6 +42,7 @@ from pipeshare.models.owner import (
     PendingFinish,
     SpendHolder,
 )
+from pipeshare.models.owner_events import SettleRequest
 
 REGION = "us-east-1"
 OWNER = "111111111111"
@@ -1125,3 +1127,123 @@ class FakeEnforcementGateway:
         self._raise_scripted("grant_read_only", principal)
         self.read_only.setdefault(principal, set()).update(pipeline_arns)
         return f"arn:aws:ram:{REGION}:{OWNER}:resource-share/read-only-{principal.rsplit(':', 1)[-1][-12:]}"
+
+
+# ---------------------------------------------------------------------------------------- execution tracking (owner)
+
+
+class FakeExecutionRepository:
+    """Implements ports.ExecutionRepository like `DynamoDbExecutionRepository`: a save writes only while the record is
+    at the version read (else False: another writer was first), and each alert item (execution, ALERT#...) once: a
+    save carrying an alert already written is refused whole, as the transaction is. `alerts` holds the outbox items
+    written, in order; `saves` every attempt."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[ExecutionRecord, int]] = {}
+        self.alerts: dict[tuple[str, str], OwnerAlert] = {}  # (execution key, ALERT#...) -> message
+        self.worst_cases: dict[str, tuple[Decimal, bool]] = {}
+        self.saves: list[tuple[str, int, bool]] = []  # (execution key, version, written)
+
+    def get(self, execution_arn: str) -> tuple[ExecutionRecord | None, int]:
+        return self.records.get(execution_arn.lower(), (None, 0))
+
+    def save(
+        self,
+        record: ExecutionRecord,
+        *,
+        version: int,
+        alerts: list[tuple[AlertKey, OwnerAlert]],
+        at: datetime,
+        worst_case: tuple[Decimal, bool] | None = None,
+    ) -> bool:
+        keys = [(record.key, key.item_key) for key, _ in alerts]
+        written = self.records.get(record.key, (None, 0))[1] == version and not any(k in self.alerts for k in keys)
+        self.saves.append((record.key, version, written))
+        if not written:
+            return False
+        self.records[record.key] = (record, version + 1)
+        self.alerts.update({k: alert for k, (_, alert) in zip(keys, alerts, strict=True)})
+        if worst_case is not None:
+            self.worst_cases[record.key] = worst_case
+        return True
+
+    def alert_items(self) -> list[str]:
+        """The alert items' sort keys, in the order they were written."""
+        return [item_key for _, item_key in self.alerts]
+
+
+class FakeExecutionGateway:
+    """Implements ports.PipelineExecutionGateway: DescribePipelineExecution answers by ARN (case-insensitive), None for
+    an execution SageMaker does not know; records every call."""
+
+    def __init__(self, executions: Mapping[str, dict[str, Any]] | None = None) -> None:
+        self.executions = {arn.lower(): copy.deepcopy(r) for arn, r in (executions or {}).items()}
+        self.calls: list[str] = []
+
+    def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:
+        self.calls.append(execution_arn)
+        found = self.executions.get(execution_arn.lower())
+        return copy.deepcopy(found) if found is not None else None
+
+
+class FakeDefinitionGateway:
+    """Implements ports.PipelineDefinitionGateway: each execution's pipeline definition (JSON text) and parameters;
+    an unknown execution raises ExecutionNotFoundError as the adapter does."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, str] = {}
+        self.parameters: dict[str, dict[str, str]] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def add(self, execution_arn: str, definition: str, parameters: Mapping[str, str] | None = None) -> None:
+        self.definitions[execution_arn.lower()] = definition
+        self.parameters[execution_arn.lower()] = dict(parameters or {})
+
+    def definition_for_execution(self, execution_arn: str) -> str:
+        self.calls.append(("definition", execution_arn))
+        if execution_arn.lower() not in self.definitions:
+            raise ExecutionNotFoundError(f"ResourceNotFound: Pipeline execution '{execution_arn}' does not exist.")
+        return self.definitions[execution_arn.lower()]
+
+    def parameters_for_execution(self, execution_arn: str) -> dict[str, str]:
+        self.calls.append(("parameters", execution_arn))
+        return dict(self.parameters.get(execution_arn.lower(), {}))
+
+
+class FakeRunHistory:
+    """Implements ports.RunHistory: each pipeline's finished runs (newest first) and each consumer's month spend."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[FinishedRun]] = {}
+        self.spend: dict[tuple[str, str], Decimal] = {}
+        self.calls: list[tuple[str, ...]] = []
+
+    def recent_runs(self, pipeline_arn: str, limit: int) -> list[FinishedRun]:
+        self.calls.append(("recent_runs", pipeline_arn))
+        return list(self.runs.get(pipeline_arn.lower(), []))[:limit]
+
+    def month_spend(self, month: str, consumer: str) -> Decimal:
+        self.calls.append(("month_spend", month, consumer))
+        return self.spend.get((month, consumer), Decimal(0))
+
+
+class FakeSettleScheduler:
+    """Implements ports.SettleScheduler: keeps each request scheduled, with its delay."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[SettleRequest, int]] = []
+
+    def schedule(self, request: SettleRequest, *, delay_seconds: int) -> None:
+        self.scheduled.append((request, delay_seconds))
+
+
+class FakeTrailStatus:
+    """Implements ports.TrailStatusGateway: whether the owner's own calls are recorded (`recorded`); regions asked."""
+
+    def __init__(self, *, recorded: bool = True) -> None:
+        self.recorded = recorded
+        self.regions: list[str] = []
+
+    def owner_calls_recorded(self, region: str) -> bool:
+        self.regions.append(region)
+        return self.recorded

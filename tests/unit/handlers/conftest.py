@@ -20,7 +20,6 @@ import copy
 import importlib
 import io
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -222,7 +221,7 @@ class PlainValue:
 
 
 @pytest.fixture
-def invoke(request: pytest.FixtureRequest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Invoker:
+def invoke(request: pytest.FixtureRequest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoker]:
     """`invoke(event, **fakes) -> Run` for the test module's HANDLER, in the environment template.yaml gives its
     function (PARAMETERS: template parameter values), in its account (the owner's or the consumer's)."""
     handler: str = request.module.HANDLER
@@ -236,8 +235,8 @@ def invoke(request: pytest.FixtureRequest, lambda_context: Any, monkeypatch: pyt
     for name, value in invoker.environment.items():
         monkeypatch.setenv(name, value)
     dependencies.reset()  # settings are read (and cached) per environment
-    request.addfinalizer(dependencies.reset)
-    return invoker
+    yield invoker
+    dependencies.reset()
 
 
 # ----------------------------------------------------------------------------------------------- shared assertions
@@ -303,11 +302,11 @@ class Marks:
     def __init__(self) -> None:
         self.items: dict[tuple[str, str, str], dict[str, Any]] = {}
 
-    def get_item(self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = False) -> dict[str, Any]:  # noqa: N803
+    def get_item(self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = False) -> dict[str, Any]:
         found = self.items.get((TableName, Key["pk"]["S"], Key["sk"]["S"]))
         return {"Item": copy.deepcopy(found)} if found is not None else {}
 
-    def put_item(self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str) -> dict[str, Any]:  # noqa: N803
+    def put_item(self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         key = (TableName, Item["pk"]["S"], Item["sk"]["S"])

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.usefixtures("socket_disabled")
 
 HANDLER = "notify_decisions"
 NO_FAILURE = {"batchItemFailures": []}
+PENDING_ID = load_event("ram_invitation_pending")["id"]
 
 
 class Topic:
@@ -85,7 +86,8 @@ def test_each_decision_of_a_batch_is_published(invoke: Invoker) -> None:
     run = invoke(stream_batch(first, second), **topic.ports())
 
     # Then one message per item
-    assert [p.message["invitation_arn"] for p in topic.sns.published] == [first["invitation_arn"], second["invitation_arn"]]
+    arns = [p.message["invitation_arn"] for p in topic.sns.published]
+    assert arns == [first["invitation_arn"], second["invitation_arn"]]
     assert run.result == NO_FAILURE
 
 
@@ -102,7 +104,7 @@ def _without_sequence_number() -> dict[str, Any]:
         pytest.param({"Records": "x"}, None, id="records-not-a-list"),
         pytest.param(_without_sequence_number(), None, id="record-without-its-id"),
         pytest.param(load_event("invalid_wrong_source"), "bad-0001-wrong-source", id="an-eventbridge-event"),
-        pytest.param(load_event("ram_invitation_pending"), load_event("ram_invitation_pending")["id"], id="a-ram-event"),
+        pytest.param(load_event("ram_invitation_pending"), PENDING_ID, id="a-ram-event"),
     ],
 )
 def test_what_is_not_a_stream_batch_is_refused_once_without_any_port_call(
@@ -128,9 +130,7 @@ def test_what_is_not_a_stream_batch_is_refused_once_without_any_port_call(
         pytest.param({"to_status": 7}, id="wrong-type"),
     ],
 )
-def test_a_record_that_is_not_a_decision_is_refused_with_its_event_id(
-    invoke: Invoker, change: dict[str, Any]
-) -> None:
+def test_a_record_that_is_not_a_decision_is_refused_with_its_event_id(invoke: Invoker, change: dict[str, Any]) -> None:
     # Given a stream record whose image is not a decision history item
     topic = Topic(invoke)
     batch = stream_batch({**_image(stream_batch()), **change})

@@ -28,7 +28,7 @@ def alert_item(action: str = "start") -> dict[str, Any]:
         "item_type": "alert",
         "at": "2026-05-01T09:00:00Z",
         "subject": f"pipeshare: consumer {CONSUMER} started churn-train",
-        "message": {"schema": "pipeshare.owner.execution/1", "event": f"execution.{action}", "execution_arn": EXECUTION},
+        "message": {"schema": "pipeshare.owner.execution/1", "event": f"execution.{action}", "execution": EXECUTION},
         "attributes": {"event": f"execution.{action}", "consumer_account_id": CONSUMER},
     }
 

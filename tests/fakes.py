@@ -7,6 +7,9 @@
   (`ShareStatus.predecessors()`), one history item per successful transition, `touch` only on existing records,
   `record_policy_invalid` true only for a new fingerprint or after the reminder cut-off.
 - FakePolicySource and FakeNotifier are the trivial ports.
+
+Every Fake* class declares the ports it implements with `@implements(ports.X, ...)`; tests/unit/test_layering.py
+checks each against them (every method, with its parameter names, kinds, defaults and annotations).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+from pipeshare.adapters import ports
 from pipeshare.adapters.dynamodb_costs import CostState
 from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
@@ -44,11 +48,29 @@ from pipeshare.models.owner import (
 )
 from pipeshare.models.owner_events import SettleRequest
 
+T = TypeVar("T")
+
 REGION = "us-east-1"
 OWNER = "111111111111"
 CONSUMER = "222222222222"
 STRANGER = "333333333333"
 INVITED_AT = datetime(2026, 5, 1, 8, 56, 24, tzinfo=UTC)
+
+
+def implements(*protocols: type) -> Callable[[type[T]], type[T]]:
+    """Declare the ports (Protocols of pipeshare.adapters.ports) a fake implements: tests/unit/test_layering.py checks
+    every Fake* class here against them, method by method, signature by signature."""
+
+    def declare(cls: type[T]) -> type[T]:
+        cls.__ports__ = protocols  # type: ignore[attr-defined]
+        return cls
+
+    return declare
+
+
+def ports_of(fake: type) -> tuple[type, ...]:
+    """The ports a fake declared with @implements (none: an empty tuple)."""
+    return tuple(vars(fake).get("__ports__", ()))
 
 
 # ---------------------------------------------------------------------------------------------------- raw RAM records
@@ -137,6 +159,7 @@ _ANSWERED_ERRORS: dict[str, type[PipeshareError]] = {
 }
 
 
+@implements(ports.InvitationGateway)
 class FakeInvitationGateway:
     """Implements ports.InvitationGateway in memory.
 
@@ -257,6 +280,7 @@ class PolicyInvalidCall:
     notified: bool
 
 
+@implements(ports.ShareRepository)
 @dataclass
 class FakeShareRepository:
     """Implements ports.ShareRepository in memory, with the transition rules of the DynamoDB adapter."""
@@ -396,6 +420,7 @@ class FakeShareRepository:
         return True
 
 
+@implements(ports.SharedResourceGateway)
 class FakeSharedResources:
     """Implements ports.SharedResourceGateway: ListResources (OTHER-ACCOUNTS) records, every call recorded."""
 
@@ -408,6 +433,7 @@ class FakeSharedResources:
         return copy.deepcopy(self.resources)
 
 
+@implements(ports.AuditRepository)
 @dataclass
 class FakeAuditRepository:
     """Implements ports.AuditRepository with the adapter's guard: an alert is recorded only when the types known
@@ -441,6 +467,7 @@ class FakeAuditRepository:
 # -------------------------------------------------------------------------------------------- policy and notifier
 
 
+@implements(ports.PolicySource)
 class FakePolicySource:
     """Implements ports.PolicySource: returns `policy`, or raises `error` (e.g. PolicyInvalidError)."""
 
@@ -467,6 +494,7 @@ class Published:
     message_id: str
 
 
+@implements(ports.Notifier)
 class FakeNotifier:
     """Implements ports.Notifier: keeps every published message; ids are msg-1, msg-2, ..."""
 
@@ -508,6 +536,7 @@ class CommitCall:
         return self.finalise is not None
 
 
+@implements(ports.CostRepository, ports.SpendLedger)
 class FakeCostRepository:
     """Implements ports.CostRepository and ports.SpendLedger in memory, like `DynamoDbCostRepository`.
 
@@ -761,6 +790,7 @@ _DESCRIBE_OPERATIONS = {
 }
 
 
+@implements(ports.CostDataGateway)
 class FakeCostDataGateway:
     """Implements ports.CostDataGateway: scripted steps, jobs and executions.
 
@@ -821,6 +851,7 @@ class FakeCostDataGateway:
         return copy.deepcopy(found[1]) if found is not None and found[0] == kind else None
 
 
+@implements(ports.PriceLookup)
 class FakePriceLookup:
     """Implements ports.PriceLookup: `rates` ((component, instance type) -> USD per hour) stand for the live rates;
     `fill` returns `prices.merge(...)` with those of the wanted pairs it knows, and records every request."""
@@ -841,6 +872,7 @@ class FakePriceLookup:
 # --------------------------------------------------------------------------------------------------- budgets (owner)
 
 
+@implements(ports.BudgetSource)
 class FakeBudgetSource:
     """Implements ports.BudgetSource: returns `policy` (None: no budget policy), or raises `error`; counts loads and
     the fresh ones (a policy-change evaluation reads past the cache)."""
@@ -871,6 +903,7 @@ class LedgerWrite:
     written: bool
 
 
+@implements(ports.BudgetLedger)
 class FakeBudgetLedger:
     """Implements ports.BudgetLedger like `DynamoDbBudgetLedger`: `record` writes every key and the one message in a
     single transaction, only if none of the keys exists (else nothing: False). `alerts` lists the messages written,
@@ -920,6 +953,7 @@ class FakeBudgetLedger:
         return [a for *_, a in self.alerts if str(a.message.get("schema", "")).startswith(schema)]
 
 
+@implements(ports.RunningExecutions)
 class FakeRunningExecutions:
     """Implements ports.RunningExecutions: each consumer's running executions (RunViews) and the executions' state
     by ARN (case-insensitive); records every query."""
@@ -944,6 +978,7 @@ class FakeRunningExecutions:
         return self.states.get(execution_arn.lower())
 
 
+@implements(ports.SpendSource)
 class FakeSpendSource:
     """Implements ports.SpendSource: the month's spend items in memory; counts each read."""
 
@@ -979,6 +1014,7 @@ class FakeSpendSource:
         return dict(self.pipelines.get((month, consumer), {}))
 
 
+@implements(ports.OwnerShareGateway)
 class FakeOwnerShareGateway:
     """Implements ports.OwnerShareGateway: the owner's shares as RAM lists them (raw camelCase records).
 
@@ -1039,6 +1075,7 @@ class FakeOwnerShareGateway:
         ]
 
 
+@implements(ports.GrantRepository)
 class FakeGrantRepository:
     """Implements ports.GrantRepository like `DynamoDbGrantRepository`: grants by `Grant.key` (pipeline x consumer x
     share, lower-case), so a consumer holding a pipeline through two shares has two; `grants(pipeline)` matches the
@@ -1074,6 +1111,7 @@ class FakeGrantRepository:
         return True
 
 
+@implements(ports.EnforcementGateway)
 class FakeEnforcementGateway:
     """Implements ports.EnforcementGateway: records each call; an execution stops once (then False: it had ended), a
     principal leaves a share once (then False: not on it; `shares` says who is on which), a read-only grant returns
@@ -1132,6 +1170,7 @@ class FakeEnforcementGateway:
 # ---------------------------------------------------------------------------------------- execution tracking (owner)
 
 
+@implements(ports.ExecutionRepository)
 class FakeExecutionRepository:
     """Implements ports.ExecutionRepository like `DynamoDbExecutionRepository`: a save writes only while the record is
     at the version read (else False: another writer was first), and each alert item (execution, ALERT#...) once: a
@@ -1172,6 +1211,7 @@ class FakeExecutionRepository:
         return [item_key for _, item_key in self.alerts]
 
 
+@implements(ports.PipelineExecutionGateway)
 class FakeExecutionGateway:
     """Implements ports.PipelineExecutionGateway: DescribePipelineExecution answers by ARN (case-insensitive), None for
     an execution SageMaker does not know; records every call."""
@@ -1186,6 +1226,7 @@ class FakeExecutionGateway:
         return copy.deepcopy(found) if found is not None else None
 
 
+@implements(ports.PipelineDefinitionGateway)
 class FakeDefinitionGateway:
     """Implements ports.PipelineDefinitionGateway: each execution's pipeline definition (JSON text) and parameters;
     an unknown execution raises ExecutionNotFoundError as the adapter does."""
@@ -1210,6 +1251,7 @@ class FakeDefinitionGateway:
         return dict(self.parameters.get(execution_arn.lower(), {}))
 
 
+@implements(ports.RunHistory)
 class FakeRunHistory:
     """Implements ports.RunHistory: each pipeline's finished runs (newest first) and each consumer's month spend."""
 
@@ -1227,6 +1269,7 @@ class FakeRunHistory:
         return self.spend.get((month, consumer), Decimal(0))
 
 
+@implements(ports.SettleScheduler)
 class FakeSettleScheduler:
     """Implements ports.SettleScheduler: keeps each request scheduled, with its delay."""
 
@@ -1237,6 +1280,7 @@ class FakeSettleScheduler:
         self.scheduled.append((request, delay_seconds))
 
 
+@implements(ports.TrailStatusGateway)
 class FakeTrailStatus:
     """Implements ports.TrailStatusGateway: whether the owner's own calls are recorded (`recorded`); regions asked."""
 

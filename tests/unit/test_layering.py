@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -187,31 +188,114 @@ def test_layering_logic_uses_only_the_ports_of_the_adapters(path: Path) -> None:
 # ---------------------------------------------------------------------------------------- fakes follow the ports
 
 
-@pytest.mark.parametrize(
-    ("port", "fake"),
-    [
-        (ports.InvitationGateway, fakes.FakeInvitationGateway),
-        (ports.ShareRepository, fakes.FakeShareRepository),
-        (ports.PolicySource, fakes.FakePolicySource),
-        (ports.Notifier, fakes.FakeNotifier),
-        (ports.OwnerShareGateway, fakes.FakeOwnerShareGateway),
-        (ports.GrantRepository, fakes.FakeGrantRepository),
-        (ports.CostDataGateway, fakes.FakeCostDataGateway),
-        (ports.BudgetSource, fakes.FakeBudgetSource),
-        (ports.BudgetLedger, fakes.FakeBudgetLedger),
-        (ports.RunningExecutions, fakes.FakeRunningExecutions),
-        (ports.SpendSource, fakes.FakeSpendSource),
-        (ports.EnforcementGateway, fakes.FakeEnforcementGateway),
-    ],
-    ids=lambda p: p.__name__,
-)
-def test_layering_fakes_implement_every_port_method_with_its_signature(port: type, fake: type) -> None:
-    # Given a port (Protocol) and its in-memory fake
-    methods = [n for n, v in vars(port).items() if inspect.isfunction(v) and not n.startswith("_")]
+def port_protocols() -> list[type]:
+    """Every port: a Protocol class defined in pipeshare.adapters.ports."""
+    return [
+        value
+        for value in vars(ports).values()
+        if inspect.isclass(value) and value.__module__ == ports.__name__ and getattr(value, "_is_protocol", False)
+    ]
 
-    # When / Then the fake has each method, with the same parameter names and kinds
-    assert methods
-    for name in methods:
-        expected = [(p.name, p.kind) for p in inspect.signature(getattr(port, name)).parameters.values()]
-        actual = [(p.name, p.kind) for p in inspect.signature(getattr(fake, name)).parameters.values()]
-        assert actual == expected, f"{fake.__name__}.{name}"
+
+def fake_classes() -> list[type]:
+    """Every class of tests/fakes.py named Fake* (defined there, not imported)."""
+    return [
+        value
+        for name, value in vars(fakes).items()
+        if name.startswith("Fake") and inspect.isclass(value) and value.__module__ == fakes.__name__
+    ]
+
+
+def port_methods(port: type) -> dict[str, inspect.Signature]:
+    """The public methods of a port, those of the ports it extends included (CostDataGateway's describe_execution)."""
+    found: dict[str, inspect.Signature] = {}
+    for base in reversed(port.__mro__):
+        if base in PORTS:
+            found |= {n: inspect.signature(v) for n, v in vars(base).items() if inspect.isfunction(v) and n[0] != "_"}
+    return found
+
+
+def _annotation(value: object) -> object:
+    """An annotation as written (`from __future__ import annotations`: text), spaces ignored."""
+    return value.replace(" ", "") if isinstance(value, str) else value
+
+
+def signature_differences(expected: inspect.Signature, actual: inspect.Signature) -> list[str]:
+    """How `actual` differs from `expected`: parameter names and kinds, defaults, annotations, return annotation."""
+    differences: list[str] = []
+    want, have = list(expected.parameters.values()), list(actual.parameters.values())
+    if [(p.name, p.kind) for p in want] != [(p.name, p.kind) for p in have]:
+        return [f"parameters {[(p.name, p.kind.name) for p in have]} != {[(p.name, p.kind.name) for p in want]}"]
+    for port_param, fake_param in zip(want, have, strict=True):
+        if port_param.default != fake_param.default:
+            differences.append(f"{port_param.name}: default {fake_param.default!r} != {port_param.default!r}")
+        if _annotation(port_param.annotation) != _annotation(fake_param.annotation):
+            differences.append(f"{port_param.name}: {fake_param.annotation} != {port_param.annotation}")
+    if _annotation(expected.return_annotation) != _annotation(actual.return_annotation):
+        differences.append(f"returns {actual.return_annotation} != {expected.return_annotation}")
+    return differences
+
+
+PORTS = port_protocols()
+FAKES = fake_classes()
+PAIRS = [(port, fake) for fake in FAKES for port in fakes.ports_of(fake)]
+
+
+def test_layering_finds_the_ports_and_the_fakes() -> None:
+    # Given / When / Then: the checks below are not vacuous
+    assert {p.__name__ for p in PORTS} >= {"InvitationGateway", "CostDataGateway", "PipelineExecutionGateway"}
+    assert {f.__name__ for f in FAKES} >= {"FakeInvitationGateway", "FakeCostRepository", "FakeEnforcementGateway"}
+
+
+@pytest.mark.parametrize("fake", FAKES, ids=lambda f: f.__name__)
+def test_layering_every_fake_declares_the_ports_it_implements(fake: type) -> None:
+    # Given a Fake* class of tests/fakes.py
+    declared = fakes.ports_of(fake)
+
+    # When / Then it declares (@implements) at least one port, and only ports
+    assert declared, f"{fake.__name__} declares no port: decorate it with @implements(ports.<Port>)"
+    assert [p for p in declared if p not in PORTS] == [], fake.__name__
+
+
+def test_layering_every_port_has_a_fake() -> None:
+    # Given every port and the ports the fakes declare
+    faked = {port for port, _ in PAIRS}
+
+    # When / Then each port can be played in memory (a port extended by another counts as faked with it)
+    extended = {base for port in faked for base in port.__mro__}
+    assert sorted(p.__name__ for p in PORTS if p not in faked | extended) == []
+
+
+@pytest.mark.parametrize(("port", "fake"), PAIRS, ids=lambda p: p.__name__)
+def test_layering_fakes_implement_every_port_method_with_its_signature(port: type, fake: type) -> None:
+    # Given a port (Protocol, with the ports it extends) and a fake declaring it
+    methods = port_methods(port)
+
+    # When / Then the fake defines each method itself, with the same parameters (names, kinds, defaults,
+    # annotations) and return annotation
+    assert methods, port.__name__
+    for name, expected in methods.items():
+        owner = next((c for c in fake.__mro__ if name in vars(c)), None)
+        assert owner is not None, f"{fake.__name__} has no {name}"
+        assert owner not in PORTS, f"{fake.__name__}.{name} is the port's own stub"
+        actual = inspect.signature(getattr(fake, name))
+        assert signature_differences(expected, actual) == [], f"{fake.__name__}.{name}"
+
+
+def test_layering_the_signature_check_sees_each_kind_of_difference() -> None:
+    # Given a port method and variants of it
+    class Port(Protocol):
+        def save(self, item: str, *, version: int = 0) -> bool: ...
+
+    def renamed(self, thing: str, *, version: int = 0) -> bool: ...
+    def positional(self, item: str, version: int = 0) -> bool: ...
+    def defaulted(self, item: str, *, version: int = 1) -> bool: ...
+    def annotated(self, item: bytes, *, version: int = 0) -> bool: ...
+    def returning(self, item: str, *, version: int = 0) -> None: ...
+    def same(self, item: str, *, version: int = 0) -> bool: ...
+
+    # When / Then each difference is found, and the same signature passes
+    expected = inspect.signature(Port.save)
+    for variant in (renamed, positional, defaulted, annotated, returning):
+        assert signature_differences(expected, inspect.signature(variant)) != [], variant.__name__
+    assert signature_differences(expected, inspect.signature(same)) == []

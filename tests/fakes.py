@@ -562,6 +562,7 @@ class FakeCostRepository:
         self.commits: list[CommitCall] = []
         self.state_reads: list[str] = []
         self.calls: list[str] = []  # every port call, in order
+        self.moves: list[SpendHolder] = []  # the holder of each move_spend call, in order
         self._conflicts = 0
         self._interleaved: list[Callable[[], Any]] = []
 
@@ -765,6 +766,7 @@ class FakeCostRepository:
 
     def move_spend(self, execution_arn: str, *, holder: SpendHolder, at: datetime) -> Decimal | None:
         self.calls.append("move_spend")
+        self.moves.append(holder)
         estimate = self.estimates.get(execution_arn.lower())
         if estimate is None:
             return None
@@ -1210,6 +1212,14 @@ class FakeExecutionRepository:
         """The alert items' sort keys, in the order they were written."""
         return [item_key for _, item_key in self.alerts]
 
+    def seed(self, record: ExecutionRecord) -> None:
+        """Put a record in place (written by an earlier invocation), at version 1, without alerts."""
+        self.records[record.key] = (record, 1)
+
+    def record(self, execution_arn: str) -> ExecutionRecord | None:
+        """The record as stored (None: none)."""
+        return self.records.get(execution_arn.lower(), (None, 0))[0]
+
 
 @implements(ports.PipelineExecutionGateway)
 class FakeExecutionGateway:
@@ -1291,3 +1301,14 @@ class FakeTrailStatus:
     def owner_calls_recorded(self, region: str) -> bool:
         self.regions.append(region)
         return self.recorded
+
+
+@implements(ports.BudgetLedger, ports.SpendSource, ports.RunningExecutions)
+class FakeOwnerTable(FakeBudgetLedger, FakeSpendSource, FakeRunningExecutions):
+    """The owner table as the budget watcher reads and writes it: its ledger, spend items and running executions
+    (one get_budget_ledger port), each as its fake above."""
+
+    def __init__(self) -> None:
+        FakeBudgetLedger.__init__(self)
+        FakeSpendSource.__init__(self)
+        FakeRunningExecutions.__init__(self)

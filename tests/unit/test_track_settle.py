@@ -9,16 +9,23 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
+from pipeshare.logic.attribution import ExecutionRecord
 from pipeshare.logic.track import Settle, settle_attribution, track_event
-from pipeshare.models.owner import Grant, SpendHolder
+from pipeshare.models.owner import OWNER_HOLDER, UNATTRIBUTED, CountedJob, Grant, SpendHolder
 from pipeshare.models.owner_events import (
     PipelineAction,
     PipelineApiCallEvent,
     PipelineExecutionStatusEvent,
-    SettleRequest,
 )
 from tests.conftest import load_event
+from tests.fakes import (
+    FakeCostRepository,
+    FakeExecutionGateway,
+    FakeExecutionRepository,
+    FakeGrantRepository,
+    FakeSettleScheduler,
+    FakeTrailStatus,
+)
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 
@@ -28,114 +35,50 @@ EXECUTION = f"{PIPELINE}/execution/p4jn9xou8a8s"
 ALLOW = "arn:aws:ram::aws:permission/AWSRAMPermissionSageMakerPipelineAllowExecution"
 T0 = datetime(2024, 5, 1, 9, 30, 2, tzinfo=UTC)
 SETTLE_SECONDS = 600
+MONTH = "2024-05"
+COUNTED = Decimal("1.25")
 
 
-# ---------------------------------------------------------------------------------------------------------- fakes
+# ---------------------------------------------------------------------------------------------------------- world
 
 
-class Executions:
-    """ports.ExecutionRepository in memory: optimistic versions; each alert key written once."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, tuple[ExecutionRecord, int]] = {}
-        self.alerts: dict[str, OwnerAlert] = {}
-
-    def get(self, execution_arn: str) -> tuple[ExecutionRecord | None, int]:
-        record, version = self.records.get(execution_arn.lower(), (None, 0))
-        return record, version
-
-    def save(
-        self,
-        record: ExecutionRecord,
-        *,
-        version: int,
-        alerts: list[tuple[AlertKey, OwnerAlert]],
-        at: datetime,
-        worst_case: Any = None,
-    ) -> bool:
-        if self.records.get(record.key, (None, 0))[1] != version or any(k.item_key in self.alerts for k, _ in alerts):
-            return False
-        self.records[record.key] = (record, version + 1)
-        self.alerts.update({key.item_key: alert for key, alert in alerts})
-        return True
-
-
-class Grants:
-    def __init__(self, *consumers: str) -> None:
-        self.items = {
-            f"{c}#share": Grant.model_validate(
-                {
-                    "pipeline_arn": PIPELINE,
-                    "consumer": c,
-                    "association_status": "ASSOCIATED",
-                    "share_arn": "arn:aws:ram:us-east-1:111111111111:resource-share/s1",
-                    "share_name": "churn-share",
-                    "permission_arn": ALLOW,
-                    "permission_name": "AWSRAMPermissionSageMakerPipelineAllowExecution",
-                }
-            )
-            for c in consumers
+def allow_execution(consumer: str) -> Grant:
+    return Grant.model_validate(
+        {
+            "pipeline_arn": PIPELINE,
+            "consumer": consumer,
+            "association_status": "ASSOCIATED",
+            "share_arn": "arn:aws:ram:us-east-1:111111111111:resource-share/s1",
+            "share_name": "churn-share",
+            "permission_arn": ALLOW,
+            "permission_name": "AWSRAMPermissionSageMakerPipelineAllowExecution",
         }
-
-    def grants(self, pipeline_arn: str | None = None) -> dict[str, Grant]:
-        return dict(self.items)
-
-    def apply(self, change: Any, *, history_expires_at: int) -> bool:  # pragma: no cover - not used here
-        raise NotImplementedError
-
-
-class Scheduler:
-    def __init__(self) -> None:
-        self.scheduled: list[tuple[SettleRequest, int]] = []
-
-    def schedule(self, request: SettleRequest, *, delay_seconds: int) -> None:
-        self.scheduled.append((request, delay_seconds))
-
-
-class Trail:
-    def __init__(self, *, recorded: bool = True) -> None:
-        self.recorded = recorded
-        self.asked: list[str] = []
-
-    def owner_calls_recorded(self, region: str) -> bool:
-        self.asked.append(region)
-        return self.recorded
-
-
-class Spend:
-    """ports.SpendLedger in memory: the estimate's counted total and whose spend holds it."""
-
-    def __init__(self, total: Decimal = Decimal(0)) -> None:
-        self.total, self.holder = total, None
-        self.by_consumer: dict[str, Decimal] = {}
-        self.moves: list[str | None] = []
-
-    def move_spend(self, execution_arn: str, *, holder: SpendHolder, at: datetime) -> Decimal | None:
-        consumer = holder.account
-        self.moves.append(consumer)
-        if consumer == self.holder:
-            return None
-        if self.holder:
-            self.by_consumer[self.holder] -= self.total
-        if consumer:
-            self.by_consumer[consumer] = self.by_consumer.get(consumer, Decimal(0)) + self.total
-        self.holder = consumer
-        return self.total
-
-
-class NoSageMaker:
-    def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:
-        return {"PipelineArn": PIPELINE, "PipelineExecutionArn": execution_arn}
+    )
 
 
 class World:
     def __init__(self, *consumers: str, trail: bool = True, settle: bool = True) -> None:
-        self.executions = Executions()
-        self.grants = Grants(*consumers)
-        self.scheduler = Scheduler()
-        self.trail = Trail(recorded=trail)
+        self.executions = FakeExecutionRepository()
+        self.grants = FakeGrantRepository([allow_execution(c) for c in consumers])
+        self.scheduler = FakeSettleScheduler()
+        self.trail = FakeTrailStatus(recorded=trail)
         self.settle = Settle(self.scheduler, SETTLE_SECONDS) if settle else None
-        self.spend = Spend(Decimal("1.25"))  # what the cost estimator counted before anybody was attributed
+        self.spend = FakeCostRepository()
+        self.sagemaker = FakeExecutionGateway({EXECUTION: {"PipelineArn": PIPELINE, "PipelineExecutionArn": EXECUTION}})
+        # what the cost estimator counted before anybody was attributed
+        job = CountedJob(
+            f"arn:aws:sagemaker:us-east-1:{OWNER}:processing-job/prep", "Preprocess", "processing", COUNTED, {}
+        )
+        assert self.spend.commit(
+            EXECUTION,
+            holder=UNATTRIBUTED,
+            pipeline_arn=PIPELINE,
+            month=MONTH,
+            jobs=[job],
+            estimate={"steps": [], "complete": True, "total": COUNTED},
+            version=0,
+            at=T0,
+        )
 
     def event(self, event: dict[str, Any], now: datetime = T0) -> Any:
         model = PipelineExecutionStatusEvent if "Status Change" in event["detail-type"] else PipelineApiCallEvent
@@ -144,7 +87,7 @@ class World:
             owner_account=OWNER,
             executions=self.executions,
             grants=self.grants,
-            sagemaker=NoSageMaker(),
+            sagemaker=self.sagemaker,
             alert_on_owner=False,
             settle=self.settle,
             spend=self.spend,
@@ -172,9 +115,17 @@ class World:
         return sorted((a.message["event"], a.message["consumer_account"]) for a in self.executions.alerts.values())
 
     def record(self) -> ExecutionRecord:
-        record, _ = self.executions.get(EXECUTION)
+        record = self.executions.record(EXECUTION)
         assert record is not None
         return record
+
+    def consumer_spend(self) -> dict[str, Decimal]:
+        """Month-to-date spend per consumer, as the owner table holds it (CONSUMER#<account> items)."""
+        return {
+            sk.removeprefix("CONSUMER#"): total
+            for (month, sk), total in self.spend.spend.items()
+            if month == MONTH and sk.startswith("CONSUMER#") and "#PIPELINE#" not in sk
+        }
 
 
 def status(current: str, time: datetime, previous: str | None = None, **detail: Any) -> dict[str, Any]:
@@ -339,7 +290,7 @@ def test_without_an_owner_trail_the_owner_is_a_candidate_and_the_alert_says_why(
     assert (record.source, record.initiator_account, record.candidates) == ("ambiguous", None, (OWNER, CONSUMER))
     (alert,) = world.executions.alerts.values()
     assert "owner account is among them" in alert.message["attribution"]["caveat"]
-    assert world.trail.asked == ["us-east-1"]
+    assert world.trail.regions == ["us-east-1"]
 
 
 def test_without_an_owner_trail_or_consumers_the_owner_is_inferred_and_not_alerted() -> None:
@@ -398,15 +349,15 @@ def test_spend_counted_before_the_settle_moves_to_the_inferred_consumer_once() -
     # Given USD 1.25 counted for an execution before anybody was attributed
     world = World(CONSUMER)
     world.event(status("Executing", T0))
-    assert world.spend.by_consumer == {}
+    assert world.consumer_spend() == {}
 
     # When the settle period infers the consumer (and the settle message comes twice)
     world.settle_due()
     world.settle_due()
 
     # Then the consumer's month-to-date spend holds the execution's total, moved once
-    assert world.spend.by_consumer == {CONSUMER: Decimal("1.25")}
-    assert world.spend.moves == [CONSUMER]
+    assert world.consumer_spend() == {CONSUMER: COUNTED}
+    assert world.spend.moves == [SpendHolder("consumer", CONSUMER, False)]
 
 
 def test_a_correction_takes_the_spend_back_from_the_wrongly_inferred_consumer() -> None:
@@ -419,8 +370,8 @@ def test_a_correction_takes_the_spend_back_from_the_wrongly_inferred_consumer() 
     world.event(owner_start(), now=T0 + timedelta(minutes=20))
 
     # Then nothing stays counted to the consumer
-    assert world.spend.by_consumer == {CONSUMER: Decimal(0)}
-    assert world.spend.holder is None
+    assert world.consumer_spend() == {CONSUMER: Decimal(0)}
+    assert world.spend.estimate_of(EXECUTION)["spend_holder"] == OWNER_HOLDER.key  # type: ignore[index]
 
 
 def test_a_late_owner_record_inside_the_settle_period_never_counts_spend_to_a_consumer() -> None:
@@ -433,5 +384,5 @@ def test_a_late_owner_record_inside_the_settle_period_never_counts_spend_to_a_co
     world.settle_due()
 
     # Then no spend was ever moved to a consumer (only to the owner's own run)
-    assert [m for m in world.spend.moves if m is not None] == []
-    assert world.spend.by_consumer == {}
+    assert [m for m in world.spend.moves if m.kind == "consumer"] == []
+    assert world.consumer_spend() == {}

@@ -16,9 +16,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import deserialize_value, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
@@ -40,7 +39,7 @@ class DynamoDbExecutionRepository:
         self._ddb = client or boto3.client("dynamodb")
 
     def get(self, execution_arn: str) -> tuple[ExecutionRecord | None, int]:
-        try:
+        with translated():
             response = self._ddb.get_item(
                 TableName=self._table,
                 Key=_item({"pk": execution_pk(execution_arn), "sk": "STATE"}),
@@ -48,8 +47,6 @@ class DynamoDbExecutionRepository:
                 ProjectionExpression="#r, version",
                 ExpressionAttributeNames={"#r": "record"},
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
         if "Item" not in response:
             return None, 0
         data = {k: deserialize_value(v) for k, v in response["Item"].items()}

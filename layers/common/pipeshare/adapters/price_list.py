@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.models.errors import PipeshareError
 from pipeshare.observability import logger, metrics
 
@@ -130,14 +129,12 @@ class PriceListGateway:
 
     def _products(self, filters: Mapping[str, str]) -> Iterator[dict[str, Any]]:
         request = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in filters.items()]
-        try:
+        with translated():
             for page in self._pricing.get_paginator("get_products").paginate(ServiceCode=SERVICE_CODE, Filters=request):
                 for item in page.get("PriceList", []):
                     product = json.loads(item) if isinstance(item, str) else item
                     if isinstance(product, dict):
                         yield product
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
 
 
 class RateCache(Protocol):

@@ -6,9 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 
 if TYPE_CHECKING:
     from mypy_boto3_ram import RAMClient
@@ -30,11 +29,9 @@ class RamOwnerGateway:
     def __init__(self, client: RAMClient | None = None) -> None:
         self._ram = client or boto3.client("ram")
 
+    @translated()
     def _read(self, call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> list[dict[str, Any]]:
-        try:
-            return list(_pages(call, key, **kwargs))
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
+        return list(_pages(call, key, **kwargs))
 
     def owned_shares(self) -> list[dict[str, Any]]:
         return self._read(

@@ -17,21 +17,23 @@ from pipeshare.adapters.aws_errors import CONDITION_FAILED, TRANSIENT_CANCELLATI
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 
-def item(values: dict[str, Any]) -> dict[str, Any]:
+def item(values: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
     """Attribute values in DynamoDB's wire form; None values are left out."""
     return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
 
 
-def deserialize(raw: dict[str, Any]) -> dict[str, Any]:
+def deserialize(raw: Mapping[str, AttributeValueTypeDef]) -> dict[str, Any]:
+    """An item's attributes as Python values (numbers as Decimal): what DynamoDB holds is untyped JSON."""
     return {k: _de.deserialize(v) for k, v in raw.items()}
 
 
-def deserialize_value(raw: dict[str, Any]) -> Any:
+def deserialize_value(raw: AttributeValueTypeDef) -> Any:
     return _de.deserialize(raw)
 
 

@@ -22,6 +22,8 @@ from pipeshare.models.owner import READ_ONLY
 
 if TYPE_CHECKING:
     from mypy_boto3_ram import RAMClient
+    from mypy_boto3_ram.literals import ResourceShareAssociationTypeType
+    from mypy_boto3_ram.type_defs import ResourceShareTypeDef
     from mypy_boto3_sagemaker import SageMakerClient
 
 _NAMESPACE = uuid.UUID("b7a1c3f0-52a4-4a46-9c1e-1f6f0a5d8e21")
@@ -101,7 +103,7 @@ class AwsEnforcementGateway:
         """The owner's ACTIVE share named for the consumer that grants the read-only permission (the oldest if
         several); a share of that name with another permission is never used."""
         name = read_only_share_name(principal)
-        found: list[dict[str, Any]] = []
+        found: list[ResourceShareTypeDef] = []
         for page in self._ram.get_paginator("get_resource_shares").paginate(
             resourceOwner="SELF", name=name, resourceShareStatus="ACTIVE", permissionArn=permission
         ):
@@ -145,7 +147,7 @@ class AwsEnforcementGateway:
         token = client_token("read-only-complete", share_arn, principal, month, str(invite), *missing)
         self._ram.associate_resource_share(**request, clientToken=token)
 
-    def _held(self, share_arn: str, kind: str) -> set[str]:
+    def _held(self, share_arn: str, kind: ResourceShareAssociationTypeType) -> set[str]:
         """Entities (lower-case resource ARNs, or principals) associated or associating with the share."""
         held: set[str] = set()
         for page in self._ram.get_paginator("get_resource_share_associations").paginate(

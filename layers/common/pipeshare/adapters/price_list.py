@@ -31,6 +31,7 @@ from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:
     from mypy_boto3_pricing import PricingClient
+    from mypy_boto3_pricing.type_defs import FilterTypeDef
 
     from pipeshare.logic.estimate import PriceTable
 
@@ -128,7 +129,7 @@ class PriceListGateway:
         return found.pop() if len(found) == 1 else None
 
     def _products(self, filters: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-        request = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in filters.items()]
+        request: list[FilterTypeDef] = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in filters.items()]
         with translated():
             for page in self._pricing.get_paginator("get_products").paginate(ServiceCode=SERVICE_CODE, Filters=request):
                 for item in page.get("PriceList", []):

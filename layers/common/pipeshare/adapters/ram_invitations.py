@@ -23,7 +23,8 @@ class RamInvitationGateway:
         kwargs: dict[str, Any] = {"resourceShareInvitationArns": list(arns)} if arns else {}
         with translated():
             paginator = self._ram.get_paginator("get_resource_share_invitations")
-            return [inv for page in paginator.paginate(**kwargs) for inv in page.get("resourceShareInvitations", [])]
+            pages = paginator.paginate(**kwargs)
+            return [dict(invitation) for page in pages for invitation in page.get("resourceShareInvitations", [])]
 
     def list_pending_resources(self, invitation_arn: str) -> list[dict[str, Any]]:
         resources: list[dict[str, Any]] = []
@@ -34,7 +35,7 @@ class RamInvitationGateway:
                 if token:
                     kwargs["nextToken"] = token
                 page = self._ram.list_pending_invitation_resources(**kwargs)
-                resources.extend(page.get("resources", []))
+                resources.extend(dict(resource) for resource in page.get("resources", []))
                 token = page.get("nextToken")
                 if not token:
                     return resources
@@ -44,7 +45,8 @@ class RamInvitationGateway:
         shares carry now), every page (its paginator follows nextToken through empty pages)."""
         with translated():
             paginator = self._ram.get_paginator("list_resources")
-            return [r for page in paginator.paginate(resourceOwner="OTHER-ACCOUNTS") for r in page.get("resources", [])]
+            pages = paginator.paginate(resourceOwner="OTHER-ACCOUNTS")
+            return [dict(resource) for page in pages for resource in page.get("resources", [])]
 
     @translated()
     def accept(self, invitation_arn: str, client_token: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ram import RAMClient
 
 
-def _pages(call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def _pages(call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     token: str | None = None
     while True:
         page = call(**kwargs, **({"nextToken": token} if token else {}))
@@ -30,7 +30,7 @@ class RamOwnerGateway:
         self._ram = client or boto3.client("ram")
 
     @translated()
-    def _read(self, call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    def _read(self, call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> list[dict[str, Any]]:
         return list(_pages(call, key, **kwargs))
 
     def owned_shares(self) -> list[dict[str, Any]]:

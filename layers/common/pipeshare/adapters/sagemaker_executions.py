@@ -53,7 +53,7 @@ class SageMakerCostGateway(SageMakerExecutionGateway):
                     kwargs["NextToken"] = token
                 page = self._sagemaker.list_pipeline_execution_steps(**kwargs)
                 pages += 1
-                steps.extend(page.get("PipelineExecutionSteps", []))
+                steps.extend(dict(step) for step in page.get("PipelineExecutionSteps", []))
                 token = page.get("NextToken")
                 if not token:
                     return steps, pages

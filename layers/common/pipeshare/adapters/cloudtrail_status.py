@@ -6,8 +6,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeshare.adapters.aws_errors import translated
+from pipeshare.models.errors import PipeshareError
 from pipeshare.observability import logger
 
 if TYPE_CHECKING:
@@ -55,16 +56,22 @@ class CloudTrailStatusGateway:
 
     def _look_up(self, region: str) -> bool:
         try:
-            trails = self._cloudtrail.describe_trails(includeShadowTrails=True).get("trailList", [])
-            for trail in trails:
-                if trail.get("HomeRegion") != region and not trail.get("IsMultiRegionTrail"):
-                    continue
-                arn = trail["TrailARN"]
-                if not self._cloudtrail.get_trail_status(Name=arn).get("IsLogging"):
-                    continue
-                if _logs_writes(dict(self._cloudtrail.get_event_selectors(TrailName=arn))):
-                    return True
-        except (ClientError, BotoCoreError, KeyError) as exc:
-            logger.warning("trail status unknown: the owner stays a candidate", extra={"error": str(exc)[:500]})
+            return self._logged(region)
+        except (PipeshareError, KeyError) as exc:  # the AWS error's own text is logged, as before translation
+            logger.warning(
+                "trail status unknown: the owner stays a candidate", extra={"error": str(exc.__cause__ or exc)[:500]}
+            )
             return False
+
+    @translated()
+    def _logged(self, region: str) -> bool:
+        """Whether a trail of the region (or a multi-region one) is logging the owner's management writes."""
+        for trail in self._cloudtrail.describe_trails(includeShadowTrails=True).get("trailList", []):
+            if trail.get("HomeRegion") != region and not trail.get("IsMultiRegionTrail"):
+                continue
+            arn = trail["TrailARN"]
+            if not self._cloudtrail.get_trail_status(Name=arn).get("IsLogging"):
+                continue
+            if _logs_writes(dict(self._cloudtrail.get_event_selectors(TrailName=arn))):
+                return True
         return False

@@ -15,10 +15,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import consumer_spend_item, deserialize, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
@@ -123,7 +122,7 @@ class DynamoDbBudgetLedger:
 
     def execution(self, execution_arn: str) -> RunView | None:
         names = {f"#{a}": a for a in _RUN_ATTRIBUTES}
-        try:
+        with translated():
             response = self._ddb.get_item(
                 TableName=self._table,
                 Key=_item({"pk": execution_pk(execution_arn), "sk": "STATE"}),
@@ -131,8 +130,6 @@ class DynamoDbBudgetLedger:
                 ProjectionExpression=", ".join(names),
                 ExpressionAttributeNames=names,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
         return _run(deserialize(response["Item"])) if "Item" in response else None
 
     # ----------------------------------------------------------------------------------------- ports.SpendSource
@@ -180,15 +177,13 @@ class DynamoDbBudgetLedger:
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """Every item of a Query, page after page."""
         request: dict[str, Any] = {"TableName": self._table, **kwargs}
-        try:
+        with translated():
             while True:
                 page = self._ddb.query(**request)
                 yield from page.get("Items", [])
                 if "LastEvaluatedKey" not in page:
                     return
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
 
 
 def _n(values: Mapping[str, Any], key: str = "total") -> Decimal:

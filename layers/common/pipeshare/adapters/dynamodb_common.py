@@ -5,33 +5,35 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import CONDITION_FAILED, TRANSIENT_CANCELLATION, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 
-def item(values: dict[str, Any]) -> dict[str, Any]:
+def item(values: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
     """Attribute values in DynamoDB's wire form; None values are left out."""
     return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
 
 
-def deserialize(raw: dict[str, Any]) -> dict[str, Any]:
+def deserialize(raw: Mapping[str, AttributeValueTypeDef]) -> dict[str, Any]:
+    """An item's attributes as Python values (numbers as Decimal): what DynamoDB holds is untyped JSON."""
     return {k: _de.deserialize(v) for k, v in raw.items()}
 
 
-def deserialize_value(raw: dict[str, Any]) -> Any:
+def deserialize_value(raw: AttributeValueTypeDef) -> Any:
     return _de.deserialize(raw)
 
 
@@ -48,33 +50,16 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def condition_failed(exc: ClientError) -> bool:
-    """A conditional write refused (alone, or as the only reason a transaction was cancelled)."""
-    code = exc.response.get("Error", {}).get("Code")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons", [])
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) and all(
-            r.get("Code") in ("None", "ConditionalCheckFailed", None) for r in reasons
-        )
-    return False
-
-
-# cancellation reasons worth trying again at once: another transaction held an item, or the table was throttled
-TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 TRANSACT_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
 sleep: Callable[[float], None] = time.sleep  # replaced by tests and by the local stack's scenario clock
 
 
-def transient(exc: ClientError) -> bool:
-    """A transaction cancelled only for transient reasons (conflict, throttling): the same request may succeed."""
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    codes = {r.get("Code") for r in exc.response.get("CancellationReasons", [])} - {"None", None}
-    return bool(codes) and codes <= TRANSIENT_REASONS
+class _Again(Enum):
+    """A transaction cancelled for transient reasons only: send it again."""
+
+    AGAIN = "again"
 
 
 def backoff_seconds(attempt: int, rng: random.Random | None = None) -> float:
@@ -87,29 +72,35 @@ def transact(ddb: DynamoDBClient, items: list[dict[str, Any]]) -> bool:
 
     A transaction cancelled for transient reasons only (`TransactionConflict`, throttling) is sent again after a
     jittered backoff, up to TRANSACT_ATTEMPTS times in all, inside this invocation; then the error is raised."""
-    for attempt in range(TRANSACT_ATTEMPTS):
-        try:
-            ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as exc:
-            if condition_failed(exc):
-                return False
-            if transient(exc) and attempt < TRANSACT_ATTEMPTS - 1:
-                sleep(backoff_seconds(attempt))
-                continue
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
-        return True
-    raise AssertionError("unreachable")  # pragma: no cover
+    for attempt in range(TRANSACT_ATTEMPTS - 1):
+        written = _transact_or_again(ddb, items)
+        if written is not _Again.AGAIN:
+            return written
+        sleep(backoff_seconds(attempt))
+    return _transact_once(ddb, items)
 
 
+_REFUSED: Final[Mapping[str, bool | _Again]] = {CONDITION_FAILED: False, TRANSIENT_CANCELLATION: _Again.AGAIN}
+
+
+@translated(returning=_REFUSED)
+def _transact_or_again(ddb: DynamoDBClient, items: list[dict[str, Any]]) -> bool:
+    ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+    return True
+
+
+@translated(returning={CONDITION_FAILED: False})
+def _transact_once(ddb: DynamoDBClient, items: list[dict[str, Any]]) -> bool:
+    """The last attempt: a transient cancellation is raised (translated) too."""
+    ddb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+    return True
+
+
+@translated()
 def consumer_spend_item(ddb: DynamoDBClient, table: str, month: str, consumer: str) -> dict[str, Any]:
     """The consumer's month-to-date spend item (`SPEND#<month>`, `CONSUMER#<account>`), read strongly consistent
     ({} when nothing is counted yet)."""
-    try:
-        response = ddb.get_item(
-            TableName=table, Key=item({"pk": f"SPEND#{month}", "sk": f"CONSUMER#{consumer}"}), ConsistentRead=True
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc) from exc
+    response = ddb.get_item(
+        TableName=table, Key=item({"pk": f"SPEND#{month}", "sk": f"CONSUMER#{consumer}"}), ConsistentRead=True
+    )
     return deserialize(response.get("Item") or {})

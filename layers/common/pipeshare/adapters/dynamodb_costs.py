@@ -28,9 +28,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import consumer_spend_item, deserialize_value, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
@@ -100,15 +99,13 @@ class DynamoDbCostRepository:
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         kwargs = {"TableName": self._table, **kwargs}
-        try:
+        with translated():
             while True:
                 page = self._ddb.query(**kwargs)
                 found += page.get("Items", [])
                 if "LastEvaluatedKey" not in page:
                     return found
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
 
     def state(self, execution_arn: str) -> CostState:
         """One query: the execution record, the jobs already counted and the estimate."""
@@ -229,53 +226,16 @@ class DynamoDbCostRepository:
         finalise: Finalisation | None,
         at: datetime,
     ) -> dict[str, Any]:
+        """The Update of the ESTIMATE item: ADD the jobs' deltas to its total and SET the rest (with `finalise`, the
+        attempt that ended too), conditioned on the version read (see `_version_guard`)."""
         added = sum((job.delta for job in jobs), Decimal(0))
-        values: dict[str, Any] = {
-            ":type": "estimate",
-            ":breakdown": _plain(estimate.get("steps", [])),
-            ":complete": bool(estimate.get("complete", False)),
-            ":at": _iso(at),
-            ":pipeline": pipeline_arn,
-            ":consumer": holder.account or "-",
-            ":holder": holder.key,
-            ":month": month,
-            ":final": finalise is not None,
-            ":unpriced": _plain(estimate.get("unpriced", [])),
-            ":unpriced_hours": _plain(estimate.get("unpriced_instance_hours", {})),
-            ":added": added,
-            ":version": version + 1,
-        }
-        sets = [
-            "#item_type = :type",
-            "#breakdown = :breakdown",
-            "#complete = :complete",
-            "#updated_at = :at",
-            "#pipeline_arn = :pipeline",
-            "#consumer_account = :consumer",
-            "#spend_holder = :holder",
-            "#month = if_not_exists(#month, :month)",
-            "#final = :final",
-            "#unpriced = :unpriced",
-            "#unpriced_instance_hours = :unpriced_hours",
-            "#version = :version",
-        ]
+        values = _estimate_values(holder, pipeline_arn, month, estimate, finalise is not None, at, added, version)
+        sets = list(_ESTIMATE_SETS)
         if finalise is not None:
-            values |= {
-                ":ended_at": _iso(finalise.ended_at),
-                ":attempt": finalise.attempt,
-                ":status": finalise.status,
-                ":finalised_total": Decimal(str(estimate.get("total", 0))),
-            }
-            sets += [
-                "#ended_at = :ended_at",
-                "#attempt = :attempt",
-                "#status = :status",
-                "#finalised_total = :finalised_total",
-            ]
+            values |= _finalised_values(finalise, estimate)
+            sets += _FINALISED_SETS
         names = {f"#{part.split(' ')[0][1:]}": part.split(" ")[0][1:] for part in sets} | {"#total": "total"}
-        guard = "attribute_not_exists(#version)" if version == 0 else "#version = :read_version"
-        if version:
-            values[":read_version"] = version
+        guard, read = _version_guard(version)
         return {
             "Update": {
                 "TableName": self._table,
@@ -284,7 +244,7 @@ class DynamoDbCostRepository:
                 "UpdateExpression": "SET " + ", ".join(sets) + " ADD #total :added",
                 "ConditionExpression": guard,
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": _item(values),
+                "ExpressionAttributeValues": _item(values | read),
             }
         }
 
@@ -386,10 +346,8 @@ class DynamoDbCostRepository:
         commit or move makes it read again). Returns the amount moved (None: nothing to move)."""
         key = _item({"pk": execution_pk(execution_arn), "sk": "ESTIMATE"})
         for _ in range(4):
-            try:
+            with translated():
                 raw = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-            except (ClientError, BotoCoreError) as exc:
-                raise translate(exc) from exc
             if raw is None:
                 return None
             estimate = {k: deserialize_value(v) for k, v in raw.items()}
@@ -504,6 +462,74 @@ class DynamoDbCostRepository:
                 "ExpressionAttributeValues": _item(values),
             }
         }
+
+
+# the ESTIMATE item's attributes SET by every commit (`#month` only by the first), and by one that finalises
+_ESTIMATE_SETS = (
+    "#item_type = :type",
+    "#breakdown = :breakdown",
+    "#complete = :complete",
+    "#updated_at = :at",
+    "#pipeline_arn = :pipeline",
+    "#consumer_account = :consumer",
+    "#spend_holder = :holder",
+    "#month = if_not_exists(#month, :month)",
+    "#final = :final",
+    "#unpriced = :unpriced",
+    "#unpriced_instance_hours = :unpriced_hours",
+    "#version = :version",
+)
+_FINALISED_SETS = (
+    "#ended_at = :ended_at",
+    "#attempt = :attempt",
+    "#status = :status",
+    "#finalised_total = :finalised_total",
+)
+
+
+def _estimate_values(
+    holder: SpendHolder,
+    pipeline_arn: str,
+    month: str,
+    estimate: dict[str, Any],
+    final: bool,
+    at: datetime,
+    added: Decimal,
+    version: int,
+) -> dict[str, Any]:
+    """The values of `_ESTIMATE_SETS` (and `:added`, the amount added to the total)."""
+    return {
+        ":type": "estimate",
+        ":breakdown": _plain(estimate.get("steps", [])),
+        ":complete": bool(estimate.get("complete", False)),
+        ":at": _iso(at),
+        ":pipeline": pipeline_arn,
+        ":consumer": holder.account or "-",
+        ":holder": holder.key,
+        ":month": month,
+        ":final": final,
+        ":unpriced": _plain(estimate.get("unpriced", [])),
+        ":unpriced_hours": _plain(estimate.get("unpriced_instance_hours", {})),
+        ":added": added,
+        ":version": version + 1,
+    }
+
+
+def _finalised_values(finalise: Finalisation, estimate: dict[str, Any]) -> dict[str, Any]:
+    """The values of `_FINALISED_SETS`: the end closed and the total when it closed."""
+    return {
+        ":ended_at": _iso(finalise.ended_at),
+        ":attempt": finalise.attempt,
+        ":status": finalise.status,
+        ":finalised_total": Decimal(str(estimate.get("total", 0))),
+    }
+
+
+def _version_guard(version: int) -> tuple[str, dict[str, Any]]:
+    """The condition on the ESTIMATE item's version as read (none yet when 0), and its placeholder's value."""
+    if version == 0:
+        return "attribute_not_exists(#version)", {}
+    return "#version = :read_version", {":read_version": version}
 
 
 class _Line(NamedTuple):

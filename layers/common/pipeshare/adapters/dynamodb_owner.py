@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import deserialize_value, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
@@ -47,7 +46,7 @@ class DynamoDbGrantRepository:
             "ExpressionAttributeValues": _item({":pk": GRANTS, ":prefix": prefix}),
             "ConsistentRead": True,
         }
-        try:
+        with translated():
             while True:
                 page = self._ddb.query(**kwargs)
                 for raw in page.get("Items", []):
@@ -56,8 +55,6 @@ class DynamoDbGrantRepository:
                 if "LastEvaluatedKey" not in page:
                     return found
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
 
     def apply(self, change: GrantChange, *, history_expires_at: int) -> bool:
         grant = change.grant

@@ -15,9 +15,8 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import item as _item
 from pipeshare.logic.projection import FinishedRun
 
@@ -44,7 +43,7 @@ class DynamoDbRunHistory:
 
     def recent_runs(self, pipeline_arn: str, limit: int) -> list[FinishedRun]:
         """Newest first. An item without a numeric `total` counts as a run that is not complete."""
-        try:
+        with translated():
             response = self._ddb.query(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk",
@@ -54,12 +53,10 @@ class DynamoDbRunHistory:
                 ScanIndexForward=False,
                 Limit=limit,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
         return [_run(raw) for raw in response.get("Items", [])]
 
     def month_spend(self, month: str, consumer: str) -> Decimal:
-        try:
+        with translated():
             response = self._ddb.get_item(
                 TableName=self._table,
                 Key=_item({"pk": f"SPEND#{month}", "sk": f"CONSUMER#{consumer}"}),
@@ -67,8 +64,6 @@ class DynamoDbRunHistory:
                 ExpressionAttributeNames={"#total": "total"},
                 ConsistentRead=True,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
         total = _number(response.get("Item", {}).get("total"))
         return total if total is not None else Decimal(0)
 

@@ -13,10 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
-from pipeshare.adapters.dynamodb_common import condition_failed as _condition_failed
+from pipeshare.adapters.aws_errors import CONDITION_FAILED, translated
 from pipeshare.adapters.dynamodb_common import deserialize, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
@@ -47,76 +45,16 @@ class DynamoDbShareRepository:
         self._ddb = client or boto3.client("dynamodb")
 
     def record_transition(self, record: ShareRecord, *, history_expires_at: int) -> bool:
-        status = record.status
-        predecessors = [s.value for s in status.predecessors()]
-        snapshot = record.model_dump(mode="json", exclude={"status", "first_seen_at", "last_seen_at"})
-        names = {"#status": "status"}
-        values: dict[str, Any] = {
-            ":status": status.value,
-            ":now": _iso(record.decided_at),
-            ":first": _iso(record.first_seen_at),
-            ":type": "invitation",
-        }
-        sets = [
-            "#status = :status",
-            "decided_at = :now",
-            "last_seen_at = :now",
-            "first_seen_at = if_not_exists(first_seen_at, :first)",
-            "item_type = :type",
-        ]
-        for key in (
-            "invitation_arn",
-            "share_arn",
-            "share_name",
-            "sender_account_id",
-            "receiver_account_id",
-            "region",
-            "decision",
-            "rule",
-            "reason",
-            "invited_at",
-            "policy_source",
-            "policy_fingerprint",
-        ):
-            if snapshot.get(key) is not None:
-                names[f"#{key}"] = key  # several of these are DynamoDB reserved words (region, rule, ...)
-                values[f":{key}"] = snapshot[key]
-                sets.append(f"#{key} = :{key}")
-        if record.resources:
-            names["#resources"] = "resources"
-            values[":resources"] = snapshot["resources"]
-            sets.append("#resources = :resources")
-        condition = "attribute_not_exists(pk)"
-        if predecessors:
-            placeholders = []
-            for i, p in enumerate(predecessors):
-                values[f":p{i}"] = p
-                placeholders.append(f":p{i}")
-            condition += f" OR #status IN ({', '.join(placeholders)})"
+        """Move the STATE item to the record's status (from none yet, or from a predecessor) and write its history
+        item (the outbox), in one transaction. False when a condition refused it (the status had moved on)."""
         pk = invitation_pk(record.invitation_arn)
-        history = {
-            "pk": pk,
-            "sk": f"HIST#{_iso(record.decided_at)}#{status.value}",
-            "item_type": "history",
-            "kind": "invitation",
-            "to_status": status.value,
-            "at": _iso(record.decided_at),
-            "expires_at": history_expires_at,
-            **{k: v for k, v in snapshot.items() if k not in ("decided_at",)},
-        }
+        snapshot = record.model_dump(mode="json", exclude={"status", "first_seen_at", "last_seen_at"})
+        state = {"TableName": self._table, "Key": _item({"pk": pk, "sk": STATE}), **_transition(record, snapshot)}
+        history = _history(record, snapshot, pk, history_expires_at)
         return transact(
             self._ddb,
             [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": _item({"pk": pk, "sk": STATE}),
-                        "UpdateExpression": "SET " + ", ".join(sets),
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": _item(values),
-                    }
-                },
+                {"Update": state},
                 {
                     "Put": {
                         "TableName": self._table,
@@ -127,34 +65,26 @@ class DynamoDbShareRepository:
             ],
         )
 
+    @translated(returning={CONDITION_FAILED: None})  # no STATE item (never recorded): nothing to touch
     def touch(self, invitation_arn: str, *, seen_at: datetime, reason: str, rule: str, policy_fingerprint: str) -> None:
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}),
-                UpdateExpression="SET last_seen_at = :seen, last_check_reason = :reason, last_check_rule = :rule, "
-                "policy_fingerprint = :fp",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=_item(
-                    {":seen": _iso(seen_at), ":reason": reason, ":rule": rule, ":fp": policy_fingerprint}
-                ),
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}),
+            UpdateExpression="SET last_seen_at = :seen, last_check_reason = :reason, last_check_rule = :rule, "
+            "policy_fingerprint = :fp",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=_item(
+                {":seen": _iso(seen_at), ":reason": reason, ":rule": rule, ":fp": policy_fingerprint}
+            ),
+        )
 
     def get(self, invitation_arn: str) -> ShareRecord | None:
-        try:
+        with translated():
             response = self._ddb.get_item(
                 TableName=self._table,
                 Key=_item({"pk": invitation_pk(invitation_arn), "sk": STATE}),
                 ConsistentRead=True,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
         if "Item" not in response:
             return None
         data = deserialize(response["Item"])
@@ -174,15 +104,13 @@ class DynamoDbShareRepository:
                     "ExpressionAttributeNames": {"#s": "status"},
                 }
             }
-            try:
+            with translated():
                 while request:
                     response = self._ddb.batch_get_item(RequestItems=request)
                     for item in response.get("Responses", {}).get(self._table, []):
                         data = deserialize(item)
                         found[data.pop("pk").removeprefix("INVITATION#")] = RecordedState.model_validate(data)
                     request = response.get("UnprocessedKeys") or {}
-            except (ClientError, BotoCoreError) as exc:
-                raise translate(exc) from exc
         return found
 
     def record_policy_invalid(
@@ -240,6 +168,7 @@ class DynamoDbShareRepository:
             ],
         )
 
+    @translated(returning={CONDITION_FAILED: False})
     def record_digest(self, digest: HeldDigest, *, history_expires_at: int) -> bool:
         """Write the sweep's digest (an outbox item the notifier publishes once). False when it exists already."""
         item = {
@@ -252,14 +181,7 @@ class DynamoDbShareRepository:
             "expires_at": history_expires_at,
             **digest.model_dump(mode="json", exclude={"at"}, exclude_none=True),
         }
-        try:
-            self._ddb.put_item(TableName=self._table, Item=_item(item), ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
+        self._ddb.put_item(TableName=self._table, Item=_item(item), ConditionExpression="attribute_not_exists(pk)")
         return True
 
     def alerted_types(self, share_arns: Sequence[str]) -> dict[str, list[str]]:
@@ -269,15 +191,13 @@ class DynamoDbShareRepository:
         for start in range(0, len(arns), 100):
             keys = [_item({"pk": share_pk(a), "sk": AUDIT_SK}) for a in arns[start : start + 100]]
             request: dict[str, Any] = {self._table: {"Keys": keys, "ProjectionExpression": "pk, alerted_types"}}
-            try:
+            with translated():
                 while request:
                     response = self._ddb.batch_get_item(RequestItems=request)
                     for raw in response.get("Responses", {}).get(self._table, []):
                         data = deserialize(raw)
                         found[data["pk"].removeprefix("SHARE#")] = sorted(data.get("alerted_types") or [])
                     request = response.get("UnprocessedKeys") or {}
-            except (ClientError, BotoCoreError) as exc:
-                raise translate(exc) from exc
         return found
 
     def record_audit_alert(self, finding: AuditFinding, *, known: Sequence[str], history_expires_at: int) -> bool:
@@ -321,3 +241,87 @@ class DynamoDbShareRepository:
                 },
             ],
         )
+
+
+# the record's attributes copied onto the STATE item when they have a value
+_SNAPSHOT_KEYS = (
+    "invitation_arn",
+    "share_arn",
+    "share_name",
+    "sender_account_id",
+    "receiver_account_id",
+    "region",
+    "decision",
+    "rule",
+    "reason",
+    "invited_at",
+    "policy_source",
+    "policy_fingerprint",
+)
+
+
+def _transition(record: ShareRecord, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The Update of the STATE item for a transition: its expressions and their attributes."""
+    names, values, sets = _state_attributes(record, snapshot)
+    condition, predecessors = _transition_guard(record.status)
+    return {
+        "UpdateExpression": "SET " + ", ".join(sets),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": _item(values | predecessors),
+    }
+
+
+def _state_attributes(
+    record: ShareRecord, snapshot: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+    """The attribute names, values and SET clauses of the STATE item: the status, the times (first_seen_at only
+    when it has none yet) and every snapshot attribute with a value."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {
+        ":status": record.status.value,
+        ":now": _iso(record.decided_at),
+        ":first": _iso(record.first_seen_at),
+        ":type": "invitation",
+    }
+    sets = [
+        "#status = :status",
+        "decided_at = :now",
+        "last_seen_at = :now",
+        "first_seen_at = if_not_exists(first_seen_at, :first)",
+        "item_type = :type",
+    ]
+    for key in _SNAPSHOT_KEYS:
+        if snapshot.get(key) is not None:
+            names[f"#{key}"] = key  # several of these are DynamoDB reserved words (region, rule, ...)
+            values[f":{key}"] = snapshot[key]
+            sets.append(f"#{key} = :{key}")
+    if record.resources:
+        names["#resources"] = "resources"
+        values[":resources"] = snapshot["resources"]
+        sets.append("#resources = :resources")
+    return names, values, sets
+
+
+def _transition_guard(status: ShareStatus) -> tuple[str, dict[str, str]]:
+    """The condition of a transition into `status`: no STATE item yet, or one in a predecessor status (with the
+    placeholders of those statuses)."""
+    predecessors = {f":p{i}": p.value for i, p in enumerate(status.predecessors())}
+    condition = "attribute_not_exists(pk)"
+    if predecessors:
+        condition += f" OR #status IN ({', '.join(predecessors)})"
+    return condition, predecessors
+
+
+def _history(record: ShareRecord, snapshot: dict[str, Any], pk: str, expires_at: int) -> dict[str, Any]:
+    """The transition's history item: the outbox item the notifier publishes."""
+    return {
+        "pk": pk,
+        "sk": f"HIST#{_iso(record.decided_at)}#{record.status.value}",
+        "item_type": "history",
+        "kind": "invitation",
+        "to_status": record.status.value,
+        "at": _iso(record.decided_at),
+        "expires_at": expires_at,
+        **{k: v for k, v in snapshot.items() if k not in ("decided_at",)},
+    }

@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.models.errors import InvalidEventError, TransientError
 from pipeshare.models.owner import READ_ONLY
 
 if TYPE_CHECKING:
     from mypy_boto3_ram import RAMClient
+    from mypy_boto3_ram.literals import ResourceShareAssociationTypeType
+    from mypy_boto3_ram.type_defs import ResourceShareTypeDef
     from mypy_boto3_sagemaker import SageMakerClient
 
 _NAMESPACE = uuid.UUID("b7a1c3f0-52a4-4a46-9c1e-1f6f0a5d8e21")
@@ -56,47 +57,33 @@ class AwsEnforcementGateway:
         self._sagemaker = sagemaker or boto3.client("sagemaker")
         self._ram = ram or boto3.client("ram")
 
+    @translated(returning={"ConflictException": False})  # it had already ended
     def stop_execution(self, execution_arn: str) -> bool:
         token = str(uuid.uuid5(_NAMESPACE, f"stop:{execution_arn}"))  # a retried stop is the same request
-        try:
-            self._sagemaker.stop_pipeline_execution(PipelineExecutionArn=execution_arn, ClientRequestToken=token)
-        except ClientError as exc:
-            if _code(exc) == "ConflictException":  # it had already ended
-                return False
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
+        self._sagemaker.stop_pipeline_execution(PipelineExecutionArn=execution_arn, ClientRequestToken=token)
         return True
 
+    # RAM knows no such association (the consumer was removed already, left, or the share is gone): the consumer has
+    # no access through this share. Terraform's AWS provider reads the code the same way.
+    @translated(returning={"UnknownResourceException": False})
     def remove_principal(self, share_arn: str, principal: str, *, month: str) -> bool:
         _check(_SHARE_ARN, share_arn, "resource share ARN")
         _check(_ACCOUNT, principal, "consumer account ID")
         _check(_MONTH, month, "month (YYYY-MM)")
-        try:
-            self._ram.disassociate_resource_share(
-                resourceShareArn=share_arn,
-                principals=[principal],
-                clientToken=client_token("remove-principal", share_arn, principal, month),
-            )
-        except ClientError as exc:
-            # RAM knows no such association (the consumer was removed already, left, or the share is gone): the
-            # consumer has no access through this share. Terraform's AWS provider reads the code the same way.
-            if _code(exc) == "UnknownResourceException":
-                return False
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
+        self._ram.disassociate_resource_share(
+            resourceShareArn=share_arn,
+            principals=[principal],
+            clientToken=client_token("remove-principal", share_arn, principal, month),
+        )
         return True
 
+    @translated()
     def grant_read_only(self, principal: str, pipeline_arns: Sequence[str], *, month: str) -> str:
         _check(_ACCOUNT, principal, "consumer account ID")
         _check(_MONTH, month, "month (YYYY-MM)")
         pipelines = _pipelines(pipeline_arns)
         permission = f"arn:{_partition(pipelines[0])}:ram::aws:permission/{READ_ONLY}"
-        try:
-            return self._ensure_read_only_share(principal, pipelines, permission, month)
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
+        return self._ensure_read_only_share(principal, pipelines, permission, month)
 
     # ------------------------------------------------------------------------------------------ read-only share
 
@@ -116,7 +103,7 @@ class AwsEnforcementGateway:
         """The owner's ACTIVE share named for the consumer that grants the read-only permission (the oldest if
         several); a share of that name with another permission is never used."""
         name = read_only_share_name(principal)
-        found: list[dict[str, Any]] = []
+        found: list[ResourceShareTypeDef] = []
         for page in self._ram.get_paginator("get_resource_shares").paginate(
             resourceOwner="SELF", name=name, resourceShareStatus="ACTIVE", permissionArn=permission
         ):
@@ -126,26 +113,22 @@ class AwsEnforcementGateway:
         oldest = min(found, key=lambda s: (str(s.get("creationTime", "")), str(s["resourceShareArn"])))
         return str(oldest["resourceShareArn"])
 
+    @translated(returning={"IdempotentParameterMismatchException": None})
     def _create_read_only_share(self, principal: str, pipelines: list[str], permission: str, month: str) -> str | None:
         """CreateResourceShare, one request per (consumer, month). None when this month's request was made with other
         pipelines (IdempotentParameterMismatchException): the share exists already and the caller completes it."""
-        try:
-            created = self._ram.create_resource_share(
-                name=read_only_share_name(principal),
-                resourceArns=pipelines,
-                principals=[principal],
-                permissionArns=[permission],
-                allowExternalPrincipals=True,
-                clientToken=client_token("read-only-share", principal, month),
-                tags=[
-                    {"key": PURPOSE_TAG_KEY, "value": PURPOSE_TAG_VALUE},
-                    {"key": CONSUMER_TAG_KEY, "value": principal},
-                ],
-            )
-        except ClientError as exc:
-            if _code(exc) == "IdempotentParameterMismatchException":
-                return None
-            raise
+        created = self._ram.create_resource_share(
+            name=read_only_share_name(principal),
+            resourceArns=pipelines,
+            principals=[principal],
+            permissionArns=[permission],
+            allowExternalPrincipals=True,
+            clientToken=client_token("read-only-share", principal, month),
+            tags=[
+                {"key": PURPOSE_TAG_KEY, "value": PURPOSE_TAG_VALUE},
+                {"key": CONSUMER_TAG_KEY, "value": principal},
+            ],
+        )
         return str(created["resourceShare"]["resourceShareArn"])
 
     def _complete(self, share_arn: str, principal: str, pipelines: list[str], month: str) -> None:
@@ -164,7 +147,7 @@ class AwsEnforcementGateway:
         token = client_token("read-only-complete", share_arn, principal, month, str(invite), *missing)
         self._ram.associate_resource_share(**request, clientToken=token)
 
-    def _held(self, share_arn: str, kind: str) -> set[str]:
+    def _held(self, share_arn: str, kind: ResourceShareAssociationTypeType) -> set[str]:
         """Entities (lower-case resource ARNs, or principals) associated or associating with the share."""
         held: set[str] = set()
         for page in self._ram.get_paginator("get_resource_share_associations").paginate(
@@ -176,10 +159,6 @@ class AwsEnforcementGateway:
                 if a.get("status") in _HELD
             }
         return held
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _check(pattern: re.Pattern[str], value: object, what: str) -> None:

@@ -9,9 +9,8 @@ from decimal import Decimal
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.logic.budgets import BudgetPolicy, parse_budget_policy
 from pipeshare.logic.estimate import PriceTable, PriceTableError, load_shipped_prices
 from pipeshare.models.errors import TransientError
@@ -19,15 +18,16 @@ from pipeshare.observability import logger, metrics
 
 
 def _read(name: str, max_age: int, *, fresh: bool = False) -> str | None:
+    """The parameter's value; None when there is no such parameter."""
     try:
-        return str(parameters.get_parameter(name, max_age=max_age, force_fetch=fresh))
-    except GetParameterError as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ParameterNotFound":
-            return None
-        if isinstance(cause, ClientError | BotoCoreError):
-            raise translate(cause) from exc
+        return _get(name, max_age, fresh)
+    except GetParameterError as exc:  # no AWS error under it
         raise TransientError(f"reading {name}: {exc}") from exc
+
+
+@translated(returning={"ParameterNotFound": None}, unwrapping=(GetParameterError,))
+def _get(name: str, max_age: int, fresh: bool) -> str:
+    return str(parameters.get_parameter(name, max_age=max_age, force_fetch=fresh))
 
 
 class SsmBudgetSource:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.config import TrustPolicySettings
 from pipeshare.logic.policy import fingerprint, parse_policy, policy_from_parameters
 from pipeshare.models.domain import TrustPolicy
@@ -30,6 +30,16 @@ class ParametersPolicySource:
         )
 
 
+class _Missing(Enum):
+    PARAMETER = "no such parameter"
+
+
+# Powertools raises GetParameterError inside the botocore error's handler: the botocore error is its context
+@translated(returning={"ParameterNotFound": _Missing.PARAMETER}, unwrapping=(GetParameterError,))
+def _get(name: str, max_age: int) -> str:
+    return parameters.get_parameter(name, max_age=max_age)
+
+
 class SsmPolicySource:
     """A JSON policy document in an SSM String parameter; changes apply within max_age seconds, without a redeploy."""
 
@@ -40,14 +50,11 @@ class SsmPolicySource:
     def load(self) -> TrustPolicy:
         source = f"ssm:{self._name}"
         try:
-            raw = parameters.get_parameter(self._name, max_age=self._max_age)
-        except GetParameterError as exc:
-            cause = exc.__cause__ or exc.__context__  # Powertools raises it inside the botocore handler
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                raise PolicyInvalidError(source, ["the parameter does not exist"], fingerprint(None)) from None
-            if isinstance(cause, ClientError | BotoCoreError):
-                raise translate(cause) from exc
+            raw = _get(self._name, self._max_age)
+        except GetParameterError as exc:  # no AWS error under it
             raise TransientError(f"reading {source}: {exc}") from exc
+        if raw is _Missing.PARAMETER:
+            raise PolicyInvalidError(source, ["the parameter does not exist"], fingerprint(None))
         try:
             document = json.loads(raw)
         except (TypeError, ValueError) as exc:

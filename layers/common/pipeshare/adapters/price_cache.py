@@ -13,9 +13,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import deserialize, iso, item
 
 if TYPE_CHECKING:
@@ -43,10 +42,8 @@ class DynamoDbPriceCache:
         for start in range(0, len(unique), BATCH_GET_LIMIT):
             chunk = unique[start : start + BATCH_GET_LIMIT]
             request = {self._table: {"Keys": [item({"pk": price_pk(region), "sk": k}) for k in chunk]}}
-            try:
+            with translated():
                 response = self._ddb.batch_get_item(RequestItems=request)  # type: ignore[arg-type]
-            except (ClientError, BotoCoreError) as exc:
-                raise translate(exc) from exc
             for raw in response.get("Responses", {}).get(self._table, []):
                 found.update(_answer(deserialize(raw), now))
         return found
@@ -61,10 +58,8 @@ class DynamoDbPriceCache:
             "fetched_at": iso(datetime.fromtimestamp(now, UTC)),
             "expires_at": int(now) + ttl_seconds,
         }
-        try:
+        with translated():
             self._ddb.put_item(TableName=self._table, Item=item(values))
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
 
 
 def _answer(values: dict[str, Any], now: float) -> dict[str, Decimal | None]:

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.models.errors import PipeshareError
 from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:
     from mypy_boto3_pricing import PricingClient
+    from mypy_boto3_pricing.type_defs import FilterTypeDef
 
     from pipeshare.logic.estimate import PriceTable
 
@@ -129,15 +129,13 @@ class PriceListGateway:
         return found.pop() if len(found) == 1 else None
 
     def _products(self, filters: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-        request = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in filters.items()]
-        try:
+        request: list[FilterTypeDef] = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in filters.items()]
+        with translated():
             for page in self._pricing.get_paginator("get_products").paginate(ServiceCode=SERVICE_CODE, Filters=request):
                 for item in page.get("PriceList", []):
                     product = json.loads(item) if isinstance(item, str) else item
                     if isinstance(product, dict):
                         yield product
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
 
 
 class RateCache(Protocol):

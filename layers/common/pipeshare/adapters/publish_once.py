@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import CONDITION_FAILED, translated
+from pipeshare.models.errors import PipeshareError
 from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:
@@ -93,10 +93,8 @@ class PublishOnce:
 
     def _recorded(self, key: dict[str, Any]) -> str | None:
         """The SNS message id of the item's unexpired mark, or None."""
-        try:
+        with translated():
             found = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
         if not found or found.get("status", {}).get("S") != COMPLETED:
             return None  # no mark (a Powertools INPROGRESS record is no mark: its publish may not have happened)
         if int(found.get("expires_at", {}).get("N", "0")) <= time.time():
@@ -111,16 +109,16 @@ class PublishOnce:
             "expires_at": {"N": str(int(time.time()) + RECORD_SECONDS)},
         }
         try:
-            self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return  # marked already: this write's own retry after a lost answer
-            _mark_failed(key, sent, exc)
-        except BotoCoreError as exc:
-            _mark_failed(key, sent, exc)
+            self._put_mark(item)
+        except PipeshareError as exc:  # still failing after botocore's retries
+            _mark_failed(key, sent, exc.__cause__ or exc)  # the botocore error, as it was logged before
+
+    @translated(returning={CONDITION_FAILED: None})  # marked already: this write's own retry after a lost answer
+    def _put_mark(self, item: dict[str, Any]) -> None:
+        self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
 
 
-def _mark_failed(key: dict[str, Any], sent: str, exc: Exception) -> None:
+def _mark_failed(key: dict[str, Any], sent: str, exc: BaseException) -> None:
     logger.error(
         "published, but the mark was not written: a redelivery of this record publishes again",
         extra={"mark": key["sk"]["S"], "sns_message_id": sent, "error": str(exc)[:500]},

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 
 if TYPE_CHECKING:
     from mypy_boto3_ram import RAMClient
 
 
-def _pages(call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def _pages(call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     token: str | None = None
     while True:
         page = call(**kwargs, **({"nextToken": token} if token else {}))
@@ -30,11 +29,9 @@ class RamOwnerGateway:
     def __init__(self, client: RAMClient | None = None) -> None:
         self._ram = client or boto3.client("ram")
 
-    def _read(self, call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> list[dict[str, Any]]:
-        try:
-            return list(_pages(call, key, **kwargs))
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
+    @translated()
+    def _read(self, call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return list(_pages(call, key, **kwargs))
 
     def owned_shares(self) -> list[dict[str, Any]]:
         return self._read(

@@ -6,13 +6,12 @@ short timeouts: the start projection must not hold up the start alert (a failure
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Never
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import ErrorDetail, Translation, translated
 from pipeshare.models.errors import ExecutionNotFoundError
 
 if TYPE_CHECKING:
@@ -37,27 +36,26 @@ class SageMakerDefinitionGateway:
         return self._client
 
     def definition_for_execution(self, execution_arn: str) -> str:
-        try:
+        with _translated(execution_arn):
             response = self._sagemaker.describe_pipeline_definition_for_execution(PipelineExecutionArn=execution_arn)
-        except (ClientError, BotoCoreError) as exc:
-            raise _error(exc, execution_arn) from exc
         return str(response.get("PipelineDefinition", ""))
 
     def parameters_for_execution(self, execution_arn: str) -> dict[str, str]:
         found: dict[str, str] = {}
         kwargs: dict[str, Any] = {"PipelineExecutionArn": execution_arn, "MaxResults": PAGE_SIZE}
-        try:
+        with _translated(execution_arn):
             while True:
                 page = self._sagemaker.list_pipeline_parameters_for_execution(**kwargs)
                 found.update({p["Name"]: p["Value"] for p in page.get("PipelineParameters", [])})
                 if not page.get("NextToken"):
                     return found
                 kwargs["NextToken"] = page["NextToken"]
-        except (ClientError, BotoCoreError) as exc:
-            raise _error(exc, execution_arn) from exc
 
 
-def _error(exc: ClientError | BotoCoreError, execution_arn: str) -> Exception:
-    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ResourceNotFound":
-        return ExecutionNotFoundError(f"{execution_arn}: {exc.response['Error'].get('Message', 'not found')}")
-    return translate(exc)
+def _translated(execution_arn: str) -> Translation[Never]:
+    """AWS errors translated; ResourceNotFound (the execution, or its pipeline, was deleted): ExecutionNotFoundError."""
+    return translated(raising={"ResourceNotFound": lambda error: _not_found(execution_arn, error)})
+
+
+def _not_found(execution_arn: str, error: ErrorDetail) -> ExecutionNotFoundError:
+    return ExecutionNotFoundError(f"{execution_arn}: {'not found' if error.message is None else error.message}")

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 from pipeshare.models.errors import ExecutionNotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
+
+
+# SageMaker's answers for an execution or a job it does not know (deleted, or never there): None
+_UNKNOWN: dict[str, None] = {"ResourceNotFound": None, "ValidationException": None}
 
 
 class SageMakerExecutionGateway:
@@ -20,16 +23,9 @@ class SageMakerExecutionGateway:
     def __init__(self, client: SageMakerClient | None = None) -> None:
         self._sagemaker = client or boto3.client("sagemaker")
 
+    @translated(returning=_UNKNOWN)
     def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:
-        try:
-            return dict(self._sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn))
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("ResourceNotFound", "ValidationException"):
-                return None
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
+        return dict(self._sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn))
 
 
 _DESCRIBE = {
@@ -49,32 +45,21 @@ class SageMakerCostGateway(SageMakerExecutionGateway):
         steps: list[dict[str, Any]] = []
         pages = 0
         token: str | None = None
-        try:
+        deleted = {"ResourceNotFound": lambda error: ExecutionNotFoundError(f"{execution_arn}: {error.message or ''}")}
+        with translated(raising=deleted):
             while True:
                 kwargs: dict[str, Any] = {"PipelineExecutionArn": execution_arn, "MaxResults": 100}
                 if token:
                     kwargs["NextToken"] = token
                 page = self._sagemaker.list_pipeline_execution_steps(**kwargs)
                 pages += 1
-                steps.extend(page.get("PipelineExecutionSteps", []))
+                steps.extend(dict(step) for step in page.get("PipelineExecutionSteps", []))
                 token = page.get("NextToken")
                 if not token:
                     return steps, pages
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFound":
-                raise ExecutionNotFoundError(f"{execution_arn}: {exc.response['Error'].get('Message', '')}") from exc
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
 
+    @translated(returning=_UNKNOWN)
     def describe_job(self, kind: str, job_arn: str) -> dict[str, Any] | None:
         """Describe*Job for a step's job (kind: training, processing, transform, tuning); None when unknown."""
         operation, parameter = _DESCRIBE[kind]
-        try:
-            return dict(getattr(self._sagemaker, operation)(**{parameter: job_arn.rsplit("/", 1)[-1]}))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("ResourceNotFound", "ValidationException"):
-                return None
-            raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
+        return dict(getattr(self._sagemaker, operation)(**{parameter: job_arn.rsplit("/", 1)[-1]}))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -27,9 +26,7 @@ class SqsSettleScheduler:
     def schedule(self, request: SettleRequest, *, delay_seconds: int) -> None:
         if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
             raise ValueError(f"delay_seconds must be 0..{MAX_DELAY_SECONDS}, not {delay_seconds}")
-        try:
+        with translated():
             self._sqs.send_message(
                 QueueUrl=self._queue_url, MessageBody=request.model_dump_json(), DelaySeconds=delay_seconds
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc

@@ -7,9 +7,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeshare.adapters.aws_errors import translate
+from pipeshare.adapters.aws_errors import translated
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -30,13 +29,11 @@ class SnsNotifier:
         self._sns = client or boto3.client("sns")
 
     def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
-        try:
+        with translated():
             response = self._sns.publish(
                 TopicArn=self._topic,
                 Subject=subject,
                 Message=json.dumps(message, sort_keys=True, default=_json_default),
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc) from exc
         return str(response["MessageId"])

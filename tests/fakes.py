@@ -19,9 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeshare.adapters.dynamodb_costs import CostState
-from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
-from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
-from pipeshare.logic.estimate import PriceTable
+from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
 from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
     ExecutionNotFoundError,
@@ -31,6 +29,8 @@ from pipeshare.models.errors import (
     InvitationNotFoundError,
     PipeshareError,
 )
+from pipeshare.models.estimates import PriceTable
+from pipeshare.models.executions import ExecutionRecord, OwnerAlert
 from pipeshare.models.owner import (
     ALLOW_EXECUTION,
     READ_ONLY,

@@ -17,14 +17,13 @@ from pipeshare.dependencies import get_budget_ledger, get_budget_source, get_enf
 from pipeshare.logic.budget_watch import (
     BudgetOutcome,
     BudgetPorts,
-    EnforcementIncompleteError,
     evaluate_month,
     on_execution_state,
     on_line_change,
     on_spend_change,
     on_unpriced_estimate,
 )
-from pipeshare.logic.budgets import RunView, month_of
+from pipeshare.logic.budgets import month_of
 from pipeshare.models.budget_events import (
     BudgetTrigger,
     ConsumerTotalImage,
@@ -34,6 +33,8 @@ from pipeshare.models.budget_events import (
     UnattributedTotalImage,
     image_model,
 )
+from pipeshare.models.budgets import RunView
+from pipeshare.models.errors import EnforcementIncompleteError
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_budget
 from pipeshare.validation import batch_or_reject, parse_or_reject, record_id, stream_image_or_reject

@@ -35,13 +35,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeshare import dependencies
-from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.logic.budgets import parse_budget_policy
 from pipeshare.logic.estimate import load_shipped_prices
-from pipeshare.logic.projection import FinishedRun
 from pipeshare.models.domain import OwnerRule, TrustPolicy
+from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.models.owner import Grant
 from pipeshare.models.owner_events import SettleRequest
+from pipeshare.models.projections import FinishedRun
 from pipeshare.observability import logger
 from tests.conftest import EVENTS, load_fixture_index
 from tests.fakes import (

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.logic.track import Settle, settle_attribution, track_event
+from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.models.owner import Grant, SpendHolder
 from pipeshare.models.owner_events import (
     PipelineAction,

@@ -10,13 +10,13 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from pipeshare.adapters.dynamodb_costs import CostState
-    from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
-    from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
-    from pipeshare.logic.estimate import PriceTable
-    from pipeshare.logic.projection import FinishedRun
+    from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
     from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
+    from pipeshare.models.estimates import PriceTable
+    from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
     from pipeshare.models.owner import CountedJob, Finalisation, Grant, GrantChange, PendingFinish, SpendHolder
     from pipeshare.models.owner_events import SettleRequest
+    from pipeshare.models.projections import FinishedRun
 
 
 class InvitationGateway(Protocol):

@@ -30,7 +30,6 @@ from pipeshare.adapters.ports import (
     RunningExecutions,
     SpendSource,
 )
-from pipeshare.logic.attribution import OwnerAlert
 from pipeshare.logic.budget_messages import (
     Outcome,
     group_share_message,
@@ -40,14 +39,6 @@ from pipeshare.logic.budget_messages import (
     unattributed_message,
 )
 from pipeshare.logic.budgets import (
-    Budget,
-    BudgetPolicy,
-    BudgetPolicyInvalidError,
-    ConsumerSpend,
-    LineSpend,
-    RunView,
-    ShareRemoval,
-    StopOrder,
     failure_key,
     month_of,
     over_limit,
@@ -56,21 +47,12 @@ from pipeshare.logic.budgets import (
     threshold_key,
     thresholds_reached,
 )
-from pipeshare.models.errors import PipeshareError
+from pipeshare.models.budgets import Budget, BudgetPolicy, ConsumerSpend, LineSpend, RunView, ShareRemoval, StopOrder
+from pipeshare.models.errors import BudgetPolicyInvalidError, EnforcementIncompleteError, PipeshareError
+from pipeshare.models.executions import OwnerAlert
 
 RECORD_ATTEMPTS = 3  # another writer recorded some thresholds first: read the ledger again and write the rest
 EXECUTING = "Executing"
-
-
-class EnforcementIncompleteError(PipeshareError):
-    """An enforcement action failed (reported once): the invocation fails so that Lambda tries it again."""
-
-    def __init__(self, outcome: BudgetOutcome) -> None:
-        failures = "; ".join(f"{k}: {outcome.actions[k]}" for k in outcome.failures)
-        super().__init__(
-            f"{len(outcome.failures)} enforcement action(s) failed (tried again on retry): {failures}"[:1500]
-        )
-        self.outcome = outcome
 
 
 @dataclass(frozen=True)

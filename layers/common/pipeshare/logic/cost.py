@@ -20,18 +20,14 @@ from decimal import Decimal
 from typing import Any
 
 from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository, PriceLookup
-from pipeshare.logic.attribution import AttributionSource, ExecutionRecord, OwnerAlert, spend_holder
-from pipeshare.logic.budgets import Budget, BudgetPolicyInvalidError, month_of
+from pipeshare.logic.attribution import spend_holder
+from pipeshare.logic.budgets import month_of
 from pipeshare.logic.cost_messages import finish_message
-from pipeshare.logic.estimate import (
-    ENDED_STEP_STATUSES,
-    PriceTable,
-    job_cost,
-    jobs_to_describe,
-    quantize_usd,
-    step_costs,
-)
-from pipeshare.models.errors import ExecutionNotFoundError, PipeshareError
+from pipeshare.logic.estimate import ENDED_STEP_STATUSES, job_cost, jobs_to_describe, quantize_usd, step_costs
+from pipeshare.models.budgets import Budget
+from pipeshare.models.errors import BudgetPolicyInvalidError, CostConflictError, ExecutionNotFoundError
+from pipeshare.models.estimates import PriceTable
+from pipeshare.models.executions import AttributionSource, ExecutionRecord, OwnerAlert
 from pipeshare.models.owner import CountedJob, Finalisation, SpendHolder
 from pipeshare.models.owner_events import PipelineExecutionStatusEvent, PipelineStepStatusEvent, arn_account
 
@@ -41,10 +37,6 @@ MAX_ATTEMPTS = 4
 # an end finalised before anyone was known to have started the execution waits this long for its attribution
 PENDING_FINISH_MAX = timedelta(hours=1)
 PRICED_STATES = ("estimated", "cached", "no-compute")
-
-
-class CostConflictError(PipeshareError):
-    """Another invocation kept counting the same execution: fail, and let Lambda retry."""
 
 
 @dataclass

@@ -11,21 +11,10 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from pipeshare.logic.attribution import Candidate, OwnerAlert
-from pipeshare.logic.budgets import (
-    ESTIMATE_STATEMENT,
-    Budget,
-    Money,
-    Month,
-    _amount,
-    _budget_block,
-    _cents,
-    _fit,
-    _Frozen,
-    _iso,
-    _money,
-)
+from pipeshare.logic.budgets import ESTIMATE_STATEMENT, _amount, _budget_block, _cents, _fit, _iso
+from pipeshare.models.budgets import Budget, Money, Month, _Frozen, _money
 from pipeshare.models.domain import AccountId
+from pipeshare.models.executions import Candidate, OwnerAlert
 from pipeshare.models.owner_events import TERMINAL_STATUSES, arn_account, pipeline_of
 
 FINISH_SCHEMA = "pipeshare.owner.execution-cost/2"

@@ -27,11 +27,6 @@ from pipeshare.adapters.ports import (
     TrailStatusGateway,
 )
 from pipeshare.logic.attribution import (
-    AlertKey,
-    AttributionSource,
-    ExecutionRecord,
-    Observation,
-    OwnerAlert,
     alert_message,
     alerts_due,
     candidate_of,
@@ -42,7 +37,8 @@ from pipeshare.logic.attribution import (
     observe_status,
     spend_holder,
 )
-from pipeshare.models.errors import PipeshareError
+from pipeshare.models.errors import ConcurrentUpdateError
+from pipeshare.models.executions import AlertKey, AttributionSource, ExecutionRecord, Observation, OwnerAlert
 from pipeshare.models.owner import Grant, strongest
 from pipeshare.models.owner_events import (
     PipelineAction,
@@ -57,14 +53,10 @@ from pipeshare.models.owner_events import (
 from pipeshare.observability import logger
 
 if TYPE_CHECKING:
-    from pipeshare.logic.estimate import PriceTable
-    from pipeshare.logic.projection import StartProjection
+    from pipeshare.models.estimates import PriceTable
+    from pipeshare.models.projections import StartProjection
 
 MAX_ATTEMPTS = 4
-
-
-class ConcurrentUpdateError(PipeshareError):
-    """The execution record kept changing under us: the invocation fails and Lambda retries it."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from pipeshare.logic.budgets import ConsumerSpend, LineSpend, RunView
+from pipeshare.models.budgets import ConsumerSpend, LineSpend, RunView
 from pipeshare.models.domain import AccountId
 from pipeshare.models.events import ScheduledEvent, _Arn, _Envelope
 

@@ -7,7 +7,6 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     Strict,
@@ -16,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeshare.models.base import Model
 from pipeshare.models.domain import AccountId
 
 DEFAULT_THRESHOLDS = (50, 80, 100)
@@ -56,7 +56,7 @@ PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")  # SageMaker'
 PIPELINE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:pipeline/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 
 
-class _Frozen(BaseModel):
+class _Frozen(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

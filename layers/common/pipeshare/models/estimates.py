@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeshare.models.base import Model
 from pipeshare.models.errors import PriceTableError
 
 CENT = Decimal("0.01")
@@ -59,7 +60,7 @@ class StepState(StrEnum):
     INCOMPLETE = "incomplete"  # missing data or an unknown price (reason given)
 
 
-class _Frozen(BaseModel):
+class _Frozen(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

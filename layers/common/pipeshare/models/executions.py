@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, computed_field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, computed_field, model_validator
 
+from pipeshare.models.base import Model
 from pipeshare.models.domain import AccountId
 from pipeshare.models.owner_events import (
     RETRYABLE_STATUSES,
@@ -73,7 +74,7 @@ Candidate = Annotated[str, StringConstraints(pattern=r"^([0-9]{12}|arn:aws[a-z-]
 _EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class _Frozen(BaseModel):
+class _Frozen(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -199,7 +200,7 @@ class Attempt(NamedTuple):
     since: datetime | None
 
 
-class ExecutionRecord(BaseModel):
+class ExecutionRecord(Model):
     """What is known of one execution. Build it with `merge`; store it under `key`."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")  # ignore: a stored dump carries the computed fields

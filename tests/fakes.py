@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeshare.adapters.dynamodb_costs import CostState
 from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
+from pipeshare.models.costs import CostState
 from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
     ExecutionNotFoundError,

@@ -49,7 +49,10 @@ from pipeshare.models.owner_events import (
     same_arn,
 )
 
-# Re-exported for the adapters that still import these from here (they move to pipeshare.models at merge).
+# isort: off
+# Re-exported for the adapters that import these from here (pipeshare.models is their home now).
+# isort: on
+
 
 SCHEMA = "pipeshare.owner.execution-alert/1"
 SUBJECT_MAX = 100  # SNS limit

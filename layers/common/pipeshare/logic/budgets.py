@@ -43,11 +43,12 @@ from pipeshare.models.budgets import (
     _Line,
     _money,
 )
-
-# Re-exported for the adapters that still import these from here (they move to pipeshare.models at merge).
-from pipeshare.models.budgets import LineSpend as LineSpend
-from pipeshare.models.budgets import MonthSpend as MonthSpend
 from pipeshare.models.errors import BudgetPolicyInvalidError
+
+# isort: off
+# Re-exported for the adapters that import these from here (pipeshare.models is their home now).
+from pipeshare.models.budgets import LineSpend as LineSpend, MonthSpend as MonthSpend
+# isort: on
 
 SUBJECT_MAX = 100  # SNS limit
 HOLDING_STATUSES = frozenset({"ASSOCIATED", "ASSOCIATING"})  # a grant in these states gives (or will give) access

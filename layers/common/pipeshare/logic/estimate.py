@@ -44,7 +44,10 @@ from pipeshare.models.estimates import (
     _validated,
 )
 
-# Re-exported for the adapters that still import these from here (they move to pipeshare.models at merge).
+# isort: off
+# Re-exported for the adapters that import these from here (pipeshare.models is their home now).
+# isort: on
+
 
 SECONDS_PER_HOUR = Decimal(3600)
 SECONDS_PER_MONTH = Decimal(30 * 24 * 3600)  # the GB-month of the storage price

@@ -36,10 +36,12 @@ from pipeshare.logic.budgets import month_of
 from pipeshare.logic.estimate import LOCAL_STORAGE_FAMILIES, SECONDS_PER_HOUR, SECONDS_PER_MONTH
 from pipeshare.models.errors import BudgetPolicyInvalidError, PipeshareError
 from pipeshare.models.estimates import CENT, ZERO, Component, PriceTable
-
-# Re-exported for the adapters that still import these from here (they move to pipeshare.models at merge).
-from pipeshare.models.projections import FinishedRun as FinishedRun
 from pipeshare.models.projections import Projection, StartProjection, StepWorstCase, UnboundedStep
+
+# isort: off
+# Re-exported for the adapters that import these from here (pipeshare.models is their home now).
+from pipeshare.models.projections import FinishedRun as FinishedRun
+# isort: on
 
 if TYPE_CHECKING:
     from pipeshare.adapters.ports import BudgetSource, PipelineDefinitionGateway, PriceLookup, RunHistory

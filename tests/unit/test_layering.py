@@ -250,7 +250,7 @@ def test_layering_models_do_not_import_logic_or_adapters() -> None:
 def test_layering_logic_defines_no_models(path: Path) -> None:
     """Every model, data contract and error lives in models/: logic/ defines no pydantic model, error class, enum or
     named tuple or dataclass (a private class holding one invocation's working state is allowed, unless a pydantic
-    model).
+    model)."""
     offenders = [
         node.name
         for node in ast.walk(ast.parse(path.read_text()))

@@ -22,11 +22,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from pipeshare.adapters import ports
-from pipeshare.adapters.dynamodb_costs import CostState
-from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
-from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
-from pipeshare.logic.estimate import PriceTable
-from pipeshare.logic.projection import FinishedRun
+from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
+from pipeshare.models.costs import CostState
 from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
     ExecutionNotFoundError,
@@ -36,6 +33,8 @@ from pipeshare.models.errors import (
     InvitationNotFoundError,
     PipeshareError,
 )
+from pipeshare.models.estimates import PriceTable
+from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.models.owner import (
     ALLOW_EXECUTION,
     READ_ONLY,
@@ -47,6 +46,7 @@ from pipeshare.models.owner import (
     SpendHolder,
 )
 from pipeshare.models.owner_events import SettleRequest
+from pipeshare.models.projections import FinishedRun
 
 T = TypeVar("T")
 

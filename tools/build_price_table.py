@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeshare.adapters.price_list import SERVICE_CODE, component_of, hourly_usd, storage_usd
-from pipeshare.logic.estimate import PriceTable, PriceTableError, parse_price_table
+from pipeshare.logic.estimate import parse_price_table
+from pipeshare.models.errors import PriceTableError
+from pipeshare.models.estimates import PriceTable
 
 INSTANCE_FAMILY = "ML Instance"
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9-]+$")

@@ -13,6 +13,7 @@ from pipeshare.dependencies import get_policy_source, get_ram_gateway, get_share
 from pipeshare.logic.accept import process_invitations
 from pipeshare.models.errors import SweepIncompleteError
 from pipeshare.models.events import AcceptTrigger, RamStateChangeEvent
+from pipeshare.models.outcomes import Rejected
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_sweep
 from pipeshare.validation import parse_or_reject, reject_input
@@ -25,7 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = load_settings(AcceptInvitationsSettings)
     trigger = parse_or_reject(event, AcceptTrigger, wrap="event")
     if trigger is None:
-        return {"status": "invalid"}
+        return Rejected().response()
     targeted = trigger.event.invitation_arns() if isinstance(trigger.event, RamStateChangeEvent) else []
     outcome = process_invitations(
         targeted or None,
@@ -42,4 +43,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise SweepIncompleteError(
             f"{outcome.transient_failures} transient and {outcome.failures} unexpected error(s); the sweep is retried"
         )
-    return {"status": "ok", **outcome.summary()}
+    return outcome.response()

@@ -12,6 +12,7 @@ from pipeshare.config import AuditSharesSettings, load_settings
 from pipeshare.dependencies import get_policy_source, get_ram_gateway, get_share_repository
 from pipeshare.logic.audit import audit_shares
 from pipeshare.models.events import ScheduledTrigger
+from pipeshare.models.outcomes import Rejected
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_audit
 from pipeshare.validation import parse_or_reject, reject_input
@@ -24,7 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = load_settings(AuditSharesSettings)
     trigger = parse_or_reject(event, ScheduledTrigger, wrap="event")
     if trigger is None:
-        return {"status": "invalid"}
+        return Rejected().response()
     outcome = audit_shares(
         ram=get_ram_gateway(),
         audits=get_share_repository(settings.share_table_name),
@@ -34,4 +35,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         on_invalid=lambda reason, ref: reject_input(reason, event_id=trigger.event.id, kind=f"api:{ref}"),
     )
     report_audit(outcome)
-    return outcome.summary()
+    return outcome.response()

@@ -19,6 +19,7 @@ from pipeshare.dependencies import (
 )
 from pipeshare.logic.cost import on_execution_end, on_running_tick, on_step_event
 from pipeshare.models.events import ScheduledTrigger
+from pipeshare.models.outcomes import Ignored, Rejected
 from pipeshare.models.owner_events import OwnerEvent, PipelineExecutionStatusEvent, PipelineStepStatusEvent
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_cost, report_tick
@@ -41,26 +42,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     budgets = get_budget_source(settings.budget_policy_parameter, settings.parameter_cache_seconds)
     if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
         if parse_or_reject(event, ScheduledTrigger, wrap="event") is None:
-            return {"status": "invalid"}
+            return Rejected().response()
         tick = on_running_tick(budgets=budgets, **common)
         report_tick(tick)
-        return {**tick.__dict__, "added": str(tick.added)}
+        return tick.response()
     parsed = parse_or_reject(event, OwnerEvent, wrap="event")
     if parsed is None or not isinstance(parsed.event, PipelineStepStatusEvent | PipelineExecutionStatusEvent):
-        return {"status": "invalid" if parsed is None else "ignored"}
+        return (Rejected() if parsed is None else Ignored()).response()
     if isinstance(parsed.event, PipelineStepStatusEvent):
         outcome = on_step_event(parsed.event, **common)
     else:
         outcome = on_execution_end(parsed.event, budgets=budgets, **common)
     report_cost(outcome, event_id=parsed.event.id)
-    return {
-        "status": outcome.status,
-        "execution_arn": outcome.execution_arn,
-        "added": str(outcome.added),
-        "total": None if outcome.total is None else str(outcome.total),
-        "consumer": outcome.consumer,
-        "alerts": outcome.alerts,
-        "attempt": outcome.attempt,
-        "unpriced": outcome.unpriced,
-        "reason": outcome.reason,
-    }
+    return outcome.response()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -15,9 +13,8 @@ from pipeshare.logic.notify import notify_decision
 from pipeshare.models.events import DecisionHistoryItem
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_notification
-from pipeshare.validation import batch_or_reject, parse_or_reject, record_id, stream_image_or_reject
-
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+from pipeshare.streams import process_stream
+from pipeshare.validation import parse_or_reject, record_id, stream_image_or_reject
 
 
 def record_handler(record: DynamoDBRecord) -> None:
@@ -34,7 +31,4 @@ def record_handler(record: DynamoDBRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not batch_or_reject(event, processor.event_type):
-        return {"batchItemFailures": []}
-    metrics.add_metric(name="HistoryRecordsReceived", unit=MetricUnit.Count, value=len(event["Records"]))
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_stream(event, context, record_handler, received_metric="HistoryRecordsReceived")

@@ -12,6 +12,7 @@ from pipeshare.config import OwnerInventorySettings, load_settings
 from pipeshare.dependencies import get_grant_repository, get_owner_gateway
 from pipeshare.logic.inventory import reconcile_inventory
 from pipeshare.models.events import AcceptTrigger
+from pipeshare.models.outcomes import Rejected
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_inventory
 from pipeshare.validation import parse_or_reject
@@ -23,7 +24,7 @@ from pipeshare.validation import parse_or_reject
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(OwnerInventorySettings)
     if parse_or_reject(event, AcceptTrigger, wrap="event") is None:  # a RAM state change or the schedule
-        return {"status": "invalid"}
+        return Rejected().response()
     outcome = reconcile_inventory(
         ram=get_owner_gateway(),
         grants=get_grant_repository(settings.owner_table_name),
@@ -31,4 +32,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         history_retention=timedelta(days=settings.history_retention_days),
     )
     report_inventory(outcome)
-    return {"status": "ok", **outcome.model_dump()}
+    return outcome.response()

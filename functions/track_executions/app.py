@@ -9,6 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeshare.adapters.ports import ProjectionSources, Settle
 from pipeshare.config import TrackExecutionsSettings, load_settings
 from pipeshare.dependencies import (
     get_budget_source,
@@ -22,7 +23,8 @@ from pipeshare.dependencies import (
     get_run_history,
     get_settle_scheduler,
 )
-from pipeshare.logic.track import ProjectionSources, Settle, track_event
+from pipeshare.logic.track import track_event
+from pipeshare.models.outcomes import Ignored, Rejected
 from pipeshare.models.owner_events import OwnerEvent, OwnerShareStateChange
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_tracking
@@ -36,9 +38,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = load_settings(TrackExecutionsSettings)
     parsed = parse_or_reject(event, OwnerEvent, wrap="event")
     if parsed is None:
-        return {"status": "invalid"}
+        return Rejected().response()
     if isinstance(parsed.event, OwnerShareStateChange):  # valid, but the share inventory's (OwnerInventoryFunction)
-        return {"status": "ignored", "reason": "a RAM share change is not an execution event"}
+        return Ignored(reason="a RAM share change is not an execution event").response()
     settle = (
         Settle(get_settle_scheduler(settings.settle_queue_url), settings.inference_settle_minutes * 60)
         if settings.infer_consumer_starts

@@ -7,24 +7,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeshare.adapters.ports import BudgetPorts
 from pipeshare.config import WatchBudgetsSettings, load_settings
 from pipeshare.dependencies import get_budget_ledger, get_budget_source, get_enforcer, get_grant_repository
 from pipeshare.logic.budget_watch import (
-    BudgetOutcome,
-    BudgetPorts,
-    EnforcementIncompleteError,
     evaluate_month,
     on_execution_state,
     on_line_change,
     on_spend_change,
     on_unpriced_estimate,
 )
-from pipeshare.logic.budgets import RunView, month_of
+from pipeshare.logic.budgets import month_of
 from pipeshare.models.budget_events import (
     BudgetTrigger,
     ConsumerTotalImage,
@@ -34,11 +30,13 @@ from pipeshare.models.budget_events import (
     UnattributedTotalImage,
     image_model,
 )
+from pipeshare.models.budgets import RunView
+from pipeshare.models.errors import EnforcementIncompleteError
+from pipeshare.models.outcomes import BudgetOutcome, Ignored, Rejected
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_budget
-from pipeshare.validation import batch_or_reject, parse_or_reject, record_id, stream_image_or_reject
-
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+from pipeshare.streams import process_stream
+from pipeshare.validation import parse_or_reject, record_id, stream_image_or_reject
 
 
 def _ports(settings: WatchBudgetsSettings) -> BudgetPorts:
@@ -70,7 +68,9 @@ def _dispatch(image: StreamImage, old: dict[str, Any] | None, ports: BudgetPorts
     if isinstance(image, ExecutionStateImage):
         return on_execution_state(image.run(), _previous(old), ports=ports, now=now)
     if not image.unpriced:
-        return BudgetOutcome("ignored", image.execution_key, month_of(now))  # incomplete for another reason
+        return BudgetOutcome(
+            status="ignored", subject=image.execution_key, month=month_of(now)
+        )  # incomplete for another reason
     return on_unpriced_estimate(image.execution_key, image.unpriced, ports=ports, now=now)
 
 
@@ -93,10 +93,10 @@ def _evaluate_month(event: Any) -> dict[str, Any]:
     settings = load_settings(WatchBudgetsSettings)
     trigger = parse_or_reject(event, BudgetTrigger, wrap="event")
     if trigger is None:
-        return {"status": "invalid"}
+        return Rejected().response()
     changed = isinstance(trigger.event, ParameterStoreChangeEvent)
     if changed and trigger.event.detail.name != settings.budget_policy_parameter:
-        return {"status": "ignored", "reason": "not the budget policy parameter"}
+        return Ignored(reason="not the budget policy parameter").response()
     now = datetime.now(UTC)
     try:
         outcome = evaluate_month(month_of(now), ports=_ports(settings), now=now, fresh=changed)
@@ -104,7 +104,7 @@ def _evaluate_month(event: Any) -> dict[str, Any]:
         report_budget(exc.outcome)
         raise  # Lambda retries the invocation (then its on-failure destination)
     report_budget(outcome)
-    return {"status": outcome.status, "evaluated": outcome.evaluated, "thresholds": outcome.thresholds}
+    return outcome.response()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
@@ -112,10 +112,5 @@ def _evaluate_month(event: Any) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and "Records" in event:  # the owner table's stream
-        if not batch_or_reject(event, processor.event_type):
-            return {"batchItemFailures": []}
-        metrics.add_metric(name="SpendChangesReceived", unit=MetricUnit.Count, value=len(event["Records"]))
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        return process_stream(event, context, record_handler, received_metric="SpendChangesReceived")
     return _evaluate_month(event)  # the budget policy changed (SSM), or the daily schedule

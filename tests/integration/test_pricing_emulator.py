@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from pipeshare.adapters.price_cache import DynamoDbPriceCache
 from pipeshare.adapters.price_list import STORAGE_KEY, PriceListGateway, PriceListLookup
-from pipeshare.logic.estimate import STORAGE, load_shipped_prices
+from pipeshare.logic.estimate import load_shipped_prices
 from pipeshare.models.errors import AccessDeniedError, TransientError
+from pipeshare.models.estimates import STORAGE
 from pipeshare_local.stack import LocalStack
 from pipeshare_local.wire import StrictParamValidator, service_model
 from tests.integration.emulator_helpers import output_checker

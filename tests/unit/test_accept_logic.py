@@ -121,7 +121,7 @@ def test_process_invitations_records_accepted_with_trusted_owner_rule(world: Wor
     assert [r.type for r in record.resources] == ["sagemaker:Pipeline"]
     assert (record.sender_account_id, record.region, record.policy_source) == (OWNER, "us-east-1", "parameters")
     assert [h["to_status"] for h in world.shares.history_for(arn)] == ["ACCEPTED"]
-    assert outcome.summary()["accepted"] == 1
+    assert outcome.log_fields()["accepted"] == 1
 
 
 def test_client_token_is_deterministic_and_differs_per_action_and_invitation() -> None:
@@ -147,7 +147,7 @@ def test_process_invitations_hold_makes_no_ram_write(world: World) -> None:
     # Then nothing is written to RAM and it is recorded HELD
     assert world.ram.writes == []
     assert (world.status(arn), world.rule(arn)) == (ShareStatus.HELD, "untrusted-owner")
-    assert outcome.summary()["held"] == 1
+    assert outcome.log_fields()["held"] == 1
 
 
 def test_process_invitations_reject_calls_reject_with_its_token() -> None:
@@ -648,7 +648,7 @@ def test_process_invitations_repeat_sweep_does_not_accept_again(world: World) ->
     # Then there is no second accept and no second transition
     assert len(world.ram.calls_to("accept")) == 1
     assert len(world.shares.history_for(arn)) == 1
-    assert outcome.summary()["accepted"] == 0
+    assert outcome.log_fields()["accepted"] == 0
 
 
 def test_process_invitations_sweep_repeats_accept_with_same_token_while_ram_lists_pending(world: World) -> None:

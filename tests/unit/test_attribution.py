@@ -16,6 +16,14 @@ from pydantic import ValidationError
 from pipeshare.logic.attribution import (
     SCHEMA,
     SUBJECT_MAX,
+    alert_message,
+    alerts_due,
+    infer,
+    merge,
+    observe_call,
+    observe_status,
+)
+from pipeshare.models.executions import (
     ActionObservation,
     AlertKey,
     AttributionSource,
@@ -23,12 +31,6 @@ from pipeshare.logic.attribution import (
     InferenceObservation,
     Observation,
     StatusObservation,
-    alert_message,
-    alerts_due,
-    infer,
-    merge,
-    observe_call,
-    observe_status,
 )
 from pipeshare.models.owner import Grant
 from pipeshare.models.owner_events import PipelineAction, PipelineApiCallEvent, PipelineExecutionStatusEvent

@@ -16,8 +16,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.stub import Stubber
 
 from pipeshare.adapters.dynamodb_budgets import DynamoDbBudgetLedger
-from pipeshare.logic.attribution import OwnerAlert
-from pipeshare.logic.budgets import ConsumerSpend, LineSpend
+from pipeshare.models.budgets import ConsumerSpend, LineSpend
+from pipeshare.models.executions import OwnerAlert
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 

@@ -17,22 +17,15 @@ from pipeshare.logic.budget_messages import ENFORCEMENT_SCHEMA, THRESHOLD_SCHEMA
 from pipeshare.logic.budget_watch import (
     BudgetOutcome,
     BudgetPorts,
-    EnforcementIncompleteError,
     evaluate_month,
     on_execution_state,
     on_line_change,
     on_spend_change,
     on_unpriced_estimate,
 )
-from pipeshare.logic.budgets import (
-    BudgetPolicy,
-    BudgetPolicyInvalidError,
-    ConsumerSpend,
-    LineSpend,
-    RunView,
-    parse_budget_policy,
-)
-from pipeshare.models.errors import TransientError
+from pipeshare.logic.budgets import parse_budget_policy
+from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, LineSpend, RunView
+from pipeshare.models.errors import BudgetPolicyInvalidError, EnforcementIncompleteError, TransientError
 from pipeshare.models.owner import ALLOW_EXECUTION, READ_ONLY, Grant
 from tests.fakes import (
     FakeBudgetLedger,

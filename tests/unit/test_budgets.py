@@ -24,16 +24,7 @@ from pipeshare.logic.budget_messages import (
 )
 from pipeshare.logic.budgets import (
     ALIAS_NOTE,
-    MAX_THRESHOLDS,
     SUBJECT_MAX,
-    Budget,
-    BudgetPolicy,
-    BudgetPolicyInvalidError,
-    ConsumerSpend,
-    LineSpend,
-    RunView,
-    StopOrder,
-    UnattributedLine,
     month_of,
     over_limit,
     parse_budget_policy,
@@ -43,6 +34,17 @@ from pipeshare.logic.budgets import (
     thresholds_reached,
 )
 from pipeshare.logic.policy import fingerprint
+from pipeshare.models.budgets import (
+    MAX_THRESHOLDS,
+    Budget,
+    BudgetPolicy,
+    ConsumerSpend,
+    LineSpend,
+    RunView,
+    StopOrder,
+    UnattributedLine,
+)
+from pipeshare.models.errors import BudgetPolicyInvalidError
 from pipeshare.models.owner import ALLOW_EXECUTION, READ_ONLY, Grant
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

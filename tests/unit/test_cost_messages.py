@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.budgets import SUBJECT_MAX, Budget
+from pipeshare.logic.budgets import SUBJECT_MAX
 from pipeshare.logic.cost_messages import FINISH_SCHEMA, finish_message
+from pipeshare.models.budgets import Budget
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 

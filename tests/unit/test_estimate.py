@@ -12,17 +12,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from pipeshare.logic.estimate import (
-    Component,
-    PriceTable,
-    PriceTableError,
-    StepState,
-    job_cost,
-    jobs_to_describe,
-    load_shipped_prices,
-    parse_price_table,
-    step_costs,
-)
+from pipeshare.logic.estimate import job_cost, jobs_to_describe, load_shipped_prices, parse_price_table, step_costs
+from pipeshare.models.errors import PriceTableError
+from pipeshare.models.estimates import Component, PriceTable, StepState
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 

@@ -110,7 +110,7 @@ def test_event_triggered_run_leaves_untrusted_sender_to_the_sweep() -> None:
     # Then nothing is recorded or read beyond the invitation, and the outcome says so
     assert world.shares.records == {}
     assert [c.operation for c in world.ram.calls] == ["get_invitations"]
-    assert outcome.summary()["left_to_sweep"] == 1
+    assert outcome.log_fields()["left_to_sweep"] == 1
     assert outcome.invitations[0].rule == "left-to-sweep"
 
 
@@ -173,8 +173,8 @@ def test_holds_beyond_threshold_are_announced_in_one_digest() -> None:
     assert digest["count"] == 3
     assert digest["senders"] == {OTHER_STRANGER: 2, STRANGER: 1}
     assert digest["share_names"] == ["a5-share", "b0-share", "b1-share"]
-    assert outcome.summary()["held"] == 8
-    assert outcome.summary()["digested"] == 3
+    assert outcome.log_fields()["held"] == 8
+    assert outcome.log_fields()["digested"] == 3
 
 
 def test_digest_is_written_before_the_holds_it_announces() -> None:

@@ -299,3 +299,80 @@ def test_layering_the_signature_check_sees_each_kind_of_difference() -> None:
     for variant in (renamed, positional, defaulted, annotated, returning):
         assert signature_differences(expected, inspect.signature(variant)) != [], variant.__name__
     assert signature_differences(expected, inspect.signature(same)) == []
+
+
+LOGIC = sorted((PACKAGE / "logic").glob("*.py"))
+MODELS = sorted((PACKAGE / "models").glob("*.py"))
+_MODEL_BASES = {"BaseModel", "Model", "Exception", "NamedTuple", "StrEnum", "Enum", "IntEnum", "TypedDict"}
+
+
+def _base_names(node: ast.ClassDef) -> set[str]:
+    return {b.id if isinstance(b, ast.Name) else b.attr for b in node.bases if isinstance(b, ast.Name | ast.Attribute)}
+
+
+def _is_dataclass(node: ast.ClassDef) -> bool:
+    return any("dataclass" in ast.unparse(d) for d in node.decorator_list)
+
+
+def test_layering_ports_import_only_models() -> None:
+    """The ports talk in models: they import pipeshare.models (and the standard library), never logic or adapters."""
+    modules = imported_modules((PACKAGE / "adapters" / "ports.py").read_text())
+    ours = {m for m in modules if m.split(".")[0] == "pipeshare"}
+    assert ours, "the ports name no pipeshare model: the scanner is blind"
+    assert {m for m in ours if not m.startswith("pipeshare.models")} == set()
+
+
+def test_layering_models_do_not_import_logic_or_adapters() -> None:
+    for path in MODELS:
+        found = {
+            m for m in imported_modules(path.read_text()) if m.startswith(("pipeshare.logic", "pipeshare.adapters"))
+        }
+        assert found == set(), rel(path)
+
+
+@pytest.mark.parametrize("path", LOGIC, ids=rel)
+def test_layering_logic_defines_no_models(path: Path) -> None:
+    """Every model, data contract and error lives in models/: logic/ defines no pydantic model, error class, enum or
+    named tuple or dataclass (a private class holding one invocation's working state is allowed, unless a pydantic
+    model)."""
+    offenders = [
+        node.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+        and (
+            _base_names(node) & {"BaseModel", "Model"}
+            or (
+                not node.name.startswith("_")
+                and (
+                    _base_names(node) & _MODEL_BASES
+                    or any(name.endswith("Error") for name in _base_names(node))
+                    or _is_dataclass(node)
+                )
+            )
+        )
+    ]
+    assert offenders == [], f"{rel(path)} defines {offenders}: move them to pipeshare.models"
+
+
+def test_layering_logic_model_scanner_sees_each_kind() -> None:
+    source = (
+        "class A(BaseModel): ...\nclass B(PipeshareError): ...\n@dataclass\nclass C: ...\n"
+        "class D(NamedTuple): ...\n@dataclass\nclass _E: ...\nclass _F(BaseModel): ...\n"
+    )
+    kinds = [
+        node.name
+        for node in ast.parse(source).body
+        if isinstance(node, ast.ClassDef)
+        and (
+            _base_names(node) & {"BaseModel", "Model"}
+            or (
+                not node.name.startswith("_")
+                and (
+                    _base_names(node) & _MODEL_BASES
+                    or any(name.endswith("Error") for name in _base_names(node))
+                    or _is_dataclass(node)
+                )
+            )
+        )
+    ]
+    assert kinds == ["A", "B", "C", "D", "_F"]

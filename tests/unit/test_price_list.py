@@ -15,8 +15,9 @@ from botocore.stub import ANY, Stubber
 from pipeshare.adapters import owner_parameters, price_list
 from pipeshare.adapters.price_cache import DynamoDbPriceCache
 from pipeshare.adapters.price_list import STORAGE_KEY, PriceListGateway, PriceListLookup, component_of
-from pipeshare.logic.estimate import STORAGE, PriceTable, PriceTableError, load_shipped_prices, parse_price_table
-from pipeshare.models.errors import AccessDeniedError, PipeshareError, TransientError
+from pipeshare.logic.estimate import load_shipped_prices, parse_price_table
+from pipeshare.models.errors import AccessDeniedError, PipeshareError, PriceTableError, TransientError
+from pipeshare.models.estimates import STORAGE, PriceTable
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 

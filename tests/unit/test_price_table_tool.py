@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from pipeshare.adapters.price_list import component_of, hourly_usd, storage_usd
-from pipeshare.logic.estimate import STORAGE, load_shipped_prices, parse_price_table
+from pipeshare.logic.estimate import load_shipped_prices, parse_price_table
+from pipeshare.models.estimates import STORAGE
 from pipeshare_local.pricing import FIXTURE, load_price_list
 from tests.conftest import ROOT
 

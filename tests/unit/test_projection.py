@@ -10,19 +10,25 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.budgets import BudgetPolicyInvalidError, parse_budget_policy
-from pipeshare.logic.estimate import SECONDS_PER_MONTH, PriceTable, parse_price_table
+from pipeshare.logic.budgets import parse_budget_policy
+from pipeshare.logic.estimate import SECONDS_PER_MONTH, parse_price_table
 from pipeshare.logic.projection import (
     DEFAULT_TRAINING_MAX_RUNTIME,
     MAX_LISTED_STEPS,
-    FinishedRun,
-    Projection,
     project_start,
     projection_block,
     typical,
     worst_case,
 )
-from pipeshare.models.errors import AccessDeniedError, ExecutionNotFoundError, PipeshareError, TransientError
+from pipeshare.models.errors import (
+    AccessDeniedError,
+    BudgetPolicyInvalidError,
+    ExecutionNotFoundError,
+    PipeshareError,
+    TransientError,
+)
+from pipeshare.models.estimates import PriceTable
+from pipeshare.models.projections import FinishedRun, Projection
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 

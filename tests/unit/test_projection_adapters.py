@@ -17,10 +17,11 @@ from botocore.stub import Stubber
 from pipeshare.adapters.dynamodb_executions import DynamoDbExecutionRepository
 from pipeshare.adapters.dynamodb_projection import DynamoDbRunHistory, runs_pk
 from pipeshare.adapters.sagemaker_definitions import CLIENT_CONFIG, SageMakerDefinitionGateway
-from pipeshare.logic.attribution import ExecutionRecord, merge, observe_status
-from pipeshare.logic.projection import FinishedRun
+from pipeshare.logic.attribution import merge, observe_status
 from pipeshare.models.errors import AccessDeniedError, ExecutionNotFoundError, TransientError
+from pipeshare.models.executions import ExecutionRecord
 from pipeshare.models.owner_events import PipelineExecutionStatusEvent
+from pipeshare.models.projections import FinishedRun
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

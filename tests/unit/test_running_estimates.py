@@ -19,15 +19,8 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.attribution import (
-    ActionObservation,
-    AttributionSource,
-    ExecutionRecord,
-    InferenceObservation,
-    merge,
-    observe_status,
-)
-from pipeshare.logic.budgets import BudgetPolicyInvalidError, parse_budget_policy
+from pipeshare.logic.attribution import merge, observe_status
+from pipeshare.logic.budgets import parse_budget_policy
 from pipeshare.logic.cost import (
     PENDING_FINISH_MAX,
     CostOutcome,
@@ -38,6 +31,8 @@ from pipeshare.logic.cost import (
 )
 from pipeshare.logic.estimate import job_cost as estimate_job_cost
 from pipeshare.logic.estimate import parse_price_table, quantize_usd
+from pipeshare.models.errors import BudgetPolicyInvalidError
+from pipeshare.models.executions import ActionObservation, AttributionSource, ExecutionRecord, InferenceObservation
 from pipeshare.models.owner import PendingFinish, SpendHolder
 from pipeshare.models.owner_events import (
     OwnerEvent,

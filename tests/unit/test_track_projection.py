@@ -11,17 +11,19 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert, alert_message
-from pipeshare.logic.estimate import PriceTable, parse_price_table
-from pipeshare.logic.projection import FinishedRun
+from pipeshare.logic.attribution import alert_message
+from pipeshare.logic.estimate import parse_price_table
 from pipeshare.logic.track import ProjectionSources, Settle, settle_attribution, track_event
 from pipeshare.models.errors import AccessDeniedError
+from pipeshare.models.estimates import PriceTable
+from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
 from pipeshare.models.owner_events import (
     PipelineAction,
     PipelineApiCallEvent,
     PipelineExecutionStatusEvent,
     SettleRequest,
 )
+from pipeshare.models.projections import FinishedRun
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

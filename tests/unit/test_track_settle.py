@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.attribution import ExecutionRecord
-from pipeshare.logic.track import Settle, settle_attribution, track_event
+from pipeshare.adapters.ports import Settle
+from pipeshare.logic.track import settle_attribution, track_event
+from pipeshare.models.executions import ExecutionRecord
 from pipeshare.models.owner import OWNER_HOLDER, UNATTRIBUTED, CountedJob, Grant, SpendHolder
 from pipeshare.models.owner_events import (
     PipelineAction,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
     from pipeshare.adapters.settle_queue import SqsSettleScheduler
     from pipeshare.adapters.sns_notifier import SnsNotifier
-    from pipeshare.logic.estimate import PriceTable
+    from pipeshare.models.estimates import PriceTable
 
 
 @lru_cache(maxsize=1)

@@ -8,15 +8,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeshare.observability import logger, metrics
 
-if TYPE_CHECKING:  # annotations only: a handler must not import every other handler's logic at cold start
-    from pipeshare.logic.accept import SweepOutcome
-    from pipeshare.logic.audit import AuditOutcome
-    from pipeshare.logic.budget_watch import BudgetOutcome
-    from pipeshare.logic.cost import CostOutcome, TickOutcome
-    from pipeshare.logic.inventory import InventoryOutcome
-    from pipeshare.logic.notify import Notification
-    from pipeshare.logic.track import TrackOutcome
+if TYPE_CHECKING:
     from pipeshare.models.events import DecisionHistoryItem
+    from pipeshare.models.messages import Notification
+    from pipeshare.models.outcomes import (
+        AuditOutcome,
+        BudgetOutcome,
+        CostOutcome,
+        InventoryOutcome,
+        SweepOutcome,
+        TickOutcome,
+        TrackOutcome,
+    )
 
 _STATUS_METRICS = {
     "ACCEPTED": "InvitationAccepted",
@@ -52,7 +55,7 @@ def report_sweep(outcome: SweepOutcome) -> None:
             )
     if outcome.problems:
         logger.warning("sweep finished with problems", extra={"problems": outcome.problems[:50]})
-    logger.info("sweep finished", extra=outcome.summary())
+    logger.info("sweep finished", extra=outcome.log_fields())
 
 
 def report_audit(outcome: AuditOutcome) -> None:
@@ -62,7 +65,7 @@ def report_audit(outcome: AuditOutcome) -> None:
     if outcome.status == "policy-invalid":
         metrics.add_metric(name="PolicyInvalid", unit=MetricUnit.Count, value=1)
         logger.error("trust policy invalid: accepted shares not audited", extra={"problems": outcome.problems})
-    logger.info("accepted shares audited", extra={**outcome.summary(), "alerted_shares": outcome.alerted[:50]})
+    logger.info("accepted shares audited", extra=outcome.log_fields())
 
 
 def report_notification(item: DecisionHistoryItem, message_id: str | None) -> None:
@@ -76,7 +79,7 @@ def report_notification(item: DecisionHistoryItem, message_id: str | None) -> No
 def report_inventory(outcome: InventoryOutcome) -> None:
     metrics.add_metric(name="CostBearingGrants", unit=MetricUnit.Count, value=outcome.cost_bearing)
     metrics.add_metric(name="InventoryChanges", unit=MetricUnit.Count, value=len(outcome.changes))
-    logger.info("inventory reconciled", extra=outcome.model_dump())
+    logger.info("inventory reconciled", extra=outcome.log_fields())
 
 
 def report_owner_notification(notification: Notification, message_id: str) -> None:
@@ -99,7 +102,7 @@ def report_tracking(outcome: TrackOutcome, *, event_id: str) -> None:
     if outcome.settling:
         metrics.add_metric(name="AttributionSettling", unit=MetricUnit.Count, value=len(outcome.settling))
     log = logger.warning if outcome.status == "unverified" else logger.info
-    log("execution event tracked", extra={"event_id": event_id, **outcome.__dict__})
+    log("execution event tracked", extra={"event_id": event_id, **outcome.log_fields()})
 
 
 def report_cost(outcome: CostOutcome, *, event_id: str) -> None:
@@ -112,7 +115,7 @@ def report_cost(outcome: CostOutcome, *, event_id: str) -> None:
         metrics.add_metric(name="EstimatedCostCents", unit=MetricUnit.Count, value=float(outcome.added * 100))
     metrics.add_metric(name=f"Cost{outcome.status.capitalize()}", unit=MetricUnit.Count, value=1)
     log = logger.warning if outcome.status == "gone" else logger.info  # gone: CostGone, not retried
-    log("cost event processed", extra={"event_id": event_id, **{k: str(v) for k, v in outcome.__dict__.items()}})
+    log("cost event processed", extra={"event_id": event_id, **outcome.log_fields()})
 
 
 def report_tick(outcome: TickOutcome) -> None:
@@ -126,7 +129,7 @@ def report_tick(outcome: TickOutcome) -> None:
     if outcome.pending_dropped:
         metrics.add_metric(name="FinishUnattributed", unit=MetricUnit.Count, value=outcome.pending_dropped)
     log = logger.warning if outcome.errors else logger.info
-    log("running estimate tick", extra={k: str(v) for k, v in outcome.__dict__.items()})
+    log("running estimate tick", extra=outcome.log_fields())
 
 
 def report_budget(outcome: BudgetOutcome) -> None:
@@ -148,4 +151,4 @@ def report_budget(outcome: BudgetOutcome) -> None:
         metrics.add_metric(name="BudgetPolicyInvalid", unit=MetricUnit.Count, value=1)
         logger.error("budget policy invalid: no budget applied, nothing enforced", extra={"reason": outcome.reason})
     log = logger.warning if outcome.failures else logger.info
-    log("budgets checked", extra={**outcome.__dict__, "failures": outcome.failures})
+    log("budgets checked", extra=outcome.log_fields())

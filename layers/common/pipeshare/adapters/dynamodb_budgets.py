@@ -23,8 +23,9 @@ from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
 from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.adapters.dynamodb_executions import execution_pk
-from pipeshare.logic.attribution import OwnerAlert
-from pipeshare.logic.budgets import LEGACY_THRESHOLD, ConsumerSpend, LineSpend, MonthSpend, RunView, threshold_key
+from pipeshare.logic.budgets import LEGACY_THRESHOLD, threshold_key
+from pipeshare.models.budgets import ConsumerSpend, LineSpend, MonthSpend, RunView
+from pipeshare.models.executions import OwnerAlert
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -22,7 +22,6 @@ duplication, order or concurrency of events (each transaction is conditioned on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -35,8 +34,9 @@ from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
 from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.adapters.dynamodb_executions import execution_pk
-from pipeshare.logic.attribution import ExecutionRecord, OwnerAlert
+from pipeshare.models.costs import CostState
 from pipeshare.models.errors import TransactionConflictError
+from pipeshare.models.executions import ExecutionRecord, OwnerAlert
 from pipeshare.models.owner import CountedJob, Finalisation, PendingFinish, SpendHolder
 
 if TYPE_CHECKING:
@@ -58,35 +58,6 @@ def pipeline_sk(pipeline_arn: str) -> str:
 
 def finish_sk(attempt: int) -> str:
     return "ALERT#finish" if attempt <= 1 else f"ALERT#finish#{attempt}"
-
-
-@dataclass(frozen=True)
-class CostState:
-    record: ExecutionRecord | None
-    counted: dict[str, Decimal]  # job arn (lower-case) -> cost counted
-    estimate: dict[str, Any] | None
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # job arn (lower-case) -> its cost lines
-    running: frozenset[str] = frozenset()  # jobs counted so far while running (lower-case): a later count replaces
-    version: int = 0  # the estimate's version as read
-
-    @property
-    def ended_at(self) -> str | None:
-        """The time of the last end finalised (ISO 8601), None when none was."""
-        value = (self.estimate or {}).get("ended_at")
-        return str(value) if value else None
-
-    @property
-    def total(self) -> Decimal:
-        return Decimal(str((self.estimate or {}).get("total", 0)))
-
-    @property
-    def holder(self) -> SpendHolder | None:
-        """Whose spend holds the counted total (None: no estimate yet), as `move_spend` reads it."""
-        if self.estimate is None:
-            return None
-        return SpendHolder.from_key(
-            str(self.estimate.get("spend_holder") or self.estimate.get("consumer_account") or "-")
-        )
 
 
 class DynamoDbCostRepository:

@@ -18,7 +18,7 @@ import boto3
 
 from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import item as _item
-from pipeshare.logic.projection import FinishedRun
+from pipeshare.models.projections import FinishedRun
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -11,9 +11,11 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from pipeshare.adapters.aws_errors import translated
-from pipeshare.logic.budgets import BudgetPolicy, parse_budget_policy
-from pipeshare.logic.estimate import PriceTable, PriceTableError, load_shipped_prices
-from pipeshare.models.errors import TransientError
+from pipeshare.logic.budgets import parse_budget_policy
+from pipeshare.logic.estimate import load_shipped_prices
+from pipeshare.models.budgets import BudgetPolicy
+from pipeshare.models.errors import PriceTableError, TransientError
+from pipeshare.models.estimates import PriceTable
 from pipeshare.observability import logger, metrics
 
 

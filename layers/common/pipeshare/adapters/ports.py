@@ -1,22 +1,24 @@
-"""Ports: what the logic needs from the outside world. Adapters implement them with boto3; tests with fakes."""
+"""Ports: what the logic needs from the outside world. Adapters implement them with boto3; tests with fakes. Ports
+talk in the models of pipeshare.models only; the bundles at the end group the ports one use case takes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from decimal import Decimal
 
-    from pipeshare.adapters.dynamodb_costs import CostState
-    from pipeshare.logic.attribution import AlertKey, ExecutionRecord, OwnerAlert
-    from pipeshare.logic.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
-    from pipeshare.logic.estimate import PriceTable
-    from pipeshare.logic.projection import FinishedRun
+    from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
+    from pipeshare.models.costs import CostState
     from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
+    from pipeshare.models.estimates import PriceTable
+    from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
     from pipeshare.models.owner import CountedJob, Finalisation, Grant, GrantChange, PendingFinish, SpendHolder
     from pipeshare.models.owner_events import SettleRequest
+    from pipeshare.models.projections import FinishedRun
 
 
 class InvitationGateway(Protocol):
@@ -342,3 +344,37 @@ class RunHistory(Protocol):
     def month_spend(self, month: str, consumer: str) -> Decimal:
         """The consumer's month-to-date estimated spend (0 when none)."""
         ...
+
+
+# ------------------------------------------------------------------------- bundles of ports a use case takes
+
+
+@dataclass(frozen=True)
+class BudgetPorts:
+    budgets: BudgetSource
+    ledger: BudgetLedger
+    spend: SpendSource
+    runs: RunningExecutions
+    grants: GrantRepository
+    enforcer: EnforcementGateway
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Inference is provisional: an execution (or retry attempt) nobody has claimed is attributed from the grants
+    only after `seconds`, so a CloudTrail record arriving late (best effort, no ordering promise) is waited for."""
+
+    scheduler: SettleScheduler
+    seconds: int
+
+
+@dataclass(frozen=True)
+class ProjectionSources:
+    """Where the start projection of a consumer-started execution reads from (logic/projection.py). Each is a
+    zero-argument factory, called only when a start alert is due: an invocation that alerts nothing builds none."""
+
+    definitions: Callable[[], PipelineDefinitionGateway]
+    history: Callable[[], RunHistory]
+    budgets: Callable[[], BudgetSource]
+    prices: Callable[[], PriceTable]
+    price_lookup: Callable[[], PriceLookup] | None = None

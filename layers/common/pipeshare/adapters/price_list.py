@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_pricing import PricingClient
     from mypy_boto3_pricing.type_defs import FilterTypeDef
 
-    from pipeshare.logic.estimate import PriceTable
+    from pipeshare.models.estimates import PriceTable
 
 SERVICE_CODE = "AmazonSageMaker"
 PRICING_REGION = "us-east-1"  # the Price List API endpoints are us-east-1, eu-central-1 and ap-south-1

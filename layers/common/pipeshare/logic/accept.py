@@ -38,6 +38,7 @@ from pipeshare.models.errors import (
     PolicyInvalidError,
     TransientError,
 )
+from pipeshare.models.outcomes import InvitationOutcome, SweepOutcome
 
 _TOKEN_NAMESPACE = uuid.UUID("5f0c8a52-8a53-4f5e-9d38-6b2f1f3f0e61")
 POLICY_REMINDER = timedelta(hours=24)
@@ -50,52 +51,6 @@ def client_token(invitation_arn: str, action: Action) -> str:
 
 
 @dataclass
-class InvitationOutcome:
-    invitation_arn: str
-    status: str
-    rule: str
-    reason: str
-    changed: bool
-
-
-@dataclass
-class SweepOutcome:
-    """What one invocation did. `problems` are per-invitation failures that did not stop the sweep."""
-
-    mode: str
-    policy_source: str | None = None
-    policy_valid: bool = True
-    invitations: list[InvitationOutcome] = field(default_factory=list)
-    invalid_records: int = 0
-    digested: int = 0  # untrusted-sender holds announced in the sweep's digest, not one by one
-    left_to_sweep: int = 0  # untrusted senders' invitations an event-triggered run leaves to the sweep
-    problems: list[str] = field(default_factory=list)
-    transient_failures: int = 0
-    failures: int = 0  # unexpected API errors: the sweep goes on, then the invocation fails (retry, then DLQ)
-
-    def count(self, status: str) -> int:
-        return sum(1 for i in self.invitations if i.status == status and i.changed)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "policy_source": self.policy_source,
-            "policy_valid": self.policy_valid,
-            "seen": len(self.invitations),
-            "accepted": self.count("ACCEPTED"),
-            "held": self.count("HELD"),
-            "rejected": self.count("REJECTED"),
-            "expired": self.count("EXPIRED"),
-            "invalid_records": self.invalid_records,
-            "digested": self.digested,
-            "left_to_sweep": self.left_to_sweep,
-            "problems": self.problems,
-            "transient_failures": self.transient_failures,
-            "failures": self.failures,
-        }
-
-
-@dataclass
 class _Context:
     ram: InvitationGateway
     shares: ShareRepository
@@ -103,11 +58,29 @@ class _Context:
     history_expires_at: int
     policy: TrustPolicy | None
     policy_marker: str  # fingerprint of the policy in force ("invalid:<fp>" when failing closed)
-    outcome: SweepOutcome
+    policy_source: str | None
     on_invalid: Any  # callable(reason, event_id) -> None
     recorded: dict[str, RecordedState] = field(default_factory=dict)
     digest: HeldDigest | None = None
     digested: set[str] = field(default_factory=set)  # invitation ARNs whose hold the digest announces
+    invitations: list[InvitationOutcome] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)  # invalid_records, digested, left_to_sweep, *failures
+
+    def outcome(self, mode: str) -> SweepOutcome:
+        """What the sweep did, so far."""
+        return SweepOutcome(
+            mode=mode,
+            policy_source=self.policy_source,
+            policy_valid=self.policy is not None,
+            invitations=list(self.invitations),
+            invalid_records=self.counts["invalid_records"],
+            digested=self.counts["digested"],
+            left_to_sweep=self.counts["left_to_sweep"],
+            problems=list(self.problems),
+            transient_failures=self.counts["transient_failures"],
+            failures=self.counts["failures"],
+        )
 
 
 def process_invitations(
@@ -130,9 +103,10 @@ def process_invitations(
     digest, and does not look at a held one again until the policy changes.
     """
     sweep = not invitation_arns
-    outcome = SweepOutcome(mode="sweep" if sweep else "targeted")
-    policy, marker = _load_policy(
-        policy_source, shares=shares, now=now, history_retention=history_retention, outcome=outcome
+    mode = "sweep" if sweep else "targeted"
+    problems: list[str] = []
+    policy, marker, source = _load_policy(
+        policy_source, shares=shares, now=now, history_retention=history_retention, problems=problems
     )
     ctx = _Context(
         ram=ram,
@@ -141,20 +115,21 @@ def process_invitations(
         history_expires_at=int((now + history_retention).timestamp()),
         policy=policy,
         policy_marker=marker,
-        outcome=outcome,
+        policy_source=source,
         on_invalid=on_invalid,
+        problems=problems,
     )
     try:
         raw_invitations = ram.get_invitations(list(invitation_arns) if invitation_arns else None)
     except InvitationNotFoundError as exc:
-        outcome.problems.append(f"invitation not found: {exc}")
-        return outcome
+        ctx.problems.append(f"invitation not found: {exc}")
+        return ctx.outcome(mode)
     invitations: list[Invitation] = []
     for raw in raw_invitations:
         try:
             invitations.append(Invitation.model_validate(raw))
         except ValidationError as exc:
-            outcome.invalid_records += 1
+            ctx.counts["invalid_records"] += 1
             arn = raw.get("resourceShareInvitationArn") if isinstance(raw, dict) else None
             on_invalid(f"GetResourceShareInvitations returned an invalid record: {_brief(exc)}", arn)
     # what is recorded already (batched reads): a sweep reads every invitation's record; an event-triggered run only
@@ -172,13 +147,15 @@ def process_invitations(
         rule = "unchanged"
         if state is None:
             rule = "left-to-sweep"
-            outcome.left_to_sweep += 1
-        outcome.invitations.append(InvitationOutcome(invitation.arn, status, rule, reason, changed=False))
+            ctx.counts["left_to_sweep"] += 1
+        ctx.invitations.append(
+            InvitationOutcome(invitation_arn=invitation.arn, status=status, rule=rule, reason=reason, changed=False)
+        )
     if sweep:
         _plan_digest(todo, ctx, held_digest_threshold)
     for invitation in todo:
         _process_one(invitation, ctx)
-    return outcome
+    return ctx.outcome(mode)
 
 
 def _new_untrusted_hold(invitation: Invitation, ctx: _Context) -> bool:
@@ -214,7 +191,7 @@ def _plan_digest(todo: Sequence[Invitation], ctx: _Context, threshold: int) -> N
     ctx.shares.record_digest(digest, history_expires_at=ctx.history_expires_at)
     ctx.digest = digest
     ctx.digested = {i.arn for i in beyond}
-    ctx.outcome.digested = len(beyond)
+    ctx.counts["digested"] = len(beyond)
 
 
 def _settled(invitation: Invitation, ctx: _Context, *, sweep: bool) -> str | None:
@@ -262,14 +239,13 @@ def _brief(exc: ValidationError) -> str:
 
 
 def _load_policy(
-    source: PolicySource, *, shares: ShareRepository, now: datetime, history_retention: timedelta, outcome: SweepOutcome
-) -> tuple[TrustPolicy | None, str]:
+    source: PolicySource, *, shares: ShareRepository, now: datetime, history_retention: timedelta, problems: list[str]
+) -> tuple[TrustPolicy | None, str, str]:
+    """(the policy, or None when it is invalid; the fingerprint marking decisions made under it; its source)."""
     try:
         policy = source.load()
     except PolicyInvalidError as exc:
-        outcome.policy_valid = False
-        outcome.policy_source = exc.source
-        outcome.problems.append(str(exc))
+        problems.append(str(exc))
         shares.record_policy_invalid(
             source=exc.source,
             fingerprint=exc.fingerprint,
@@ -278,9 +254,8 @@ def _load_policy(
             remind_after=now - POLICY_REMINDER,
             history_expires_at=int((now + history_retention).timestamp()),
         )
-        return None, f"invalid:{exc.fingerprint}"
-    outcome.policy_source = policy.source
-    return policy, policy.fingerprint
+        return None, f"invalid:{exc.fingerprint}", exc.source
+    return policy, policy.fingerprint, policy.source
 
 
 def _process_one(invitation: Invitation, ctx: _Context) -> None:
@@ -302,13 +277,13 @@ def _process_one(invitation: Invitation, ctx: _Context) -> None:
         else:
             _decide_pending(invitation, ctx.policy, ctx)
     except InvitationNotFoundError as exc:  # withdrawn or deleted meanwhile: nothing left to decide
-        ctx.outcome.problems.append(f"{invitation.arn}: gone: {exc}")
+        ctx.problems.append(f"{invitation.arn}: gone: {exc}")
     except TransientError as exc:
-        ctx.outcome.transient_failures += 1
-        ctx.outcome.problems.append(f"{invitation.arn}: transient: {exc}")
+        ctx.counts["transient_failures"] += 1
+        ctx.problems.append(f"{invitation.arn}: transient: {exc}")
     except PipeshareError as exc:  # unexpected API errors, IAM denials outside the accept guard, ...
-        ctx.outcome.failures += 1
-        ctx.outcome.problems.append(f"{invitation.arn}: {type(exc).__name__}: {exc}")
+        ctx.counts["failures"] += 1
+        ctx.problems.append(f"{invitation.arn}: {type(exc).__name__}: {exc}")
 
 
 _OBSERVED = {
@@ -338,7 +313,7 @@ def _decide_pending(invitation: Invitation, policy: TrustPolicy, ctx: _Context) 
     try:
         resources = [PendingResource.model_validate(r) for r in raw_resources]
     except ValidationError as exc:
-        ctx.outcome.invalid_records += 1
+        ctx.counts["invalid_records"] += 1
         ctx.on_invalid(f"ListPendingInvitationResources returned an invalid record: {_brief(exc)}", invitation.arn)
         decision = Decision(
             action=Action.HOLD,
@@ -438,6 +413,12 @@ def _record(
             rule=decision.rule,
             policy_fingerprint=ctx.policy_marker,
         )
-    ctx.outcome.invitations.append(
-        InvitationOutcome(invitation.arn, decision.status.value, decision.rule, decision.reason, changed)
+    ctx.invitations.append(
+        InvitationOutcome(
+            invitation_arn=invitation.arn,
+            status=decision.status.value,
+            rule=decision.rule,
+            reason=decision.reason,
+            changed=changed,
+        )
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,30 +18,7 @@ from pipeshare.adapters.ports import AuditRepository, PolicySource, SharedResour
 from pipeshare.logic.policy import disallowed_types
 from pipeshare.models.domain import AUDIT_SAMPLE_RESOURCES, AuditFinding, Resource, SharedResource, TrustPolicy
 from pipeshare.models.errors import PolicyInvalidError
-
-
-@dataclass
-class AuditOutcome:
-    """What one audit run did."""
-
-    status: str = "ok"  # ok | policy-invalid
-    resources: int = 0
-    shares: int = 0
-    alerted: list[str] = field(default_factory=list)  # share ARNs alerted on in this run
-    already_alerted: int = 0  # shares carrying disallowed types already alerted on
-    invalid_records: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "resources": self.resources,
-            "shares": self.shares,
-            "alerted": len(self.alerted),
-            "already_alerted": self.already_alerted,
-            "invalid_records": self.invalid_records,
-            "problems": self.problems[:50],
-        }
+from pipeshare.models.outcomes import AuditOutcome
 
 
 def audit_shares(
@@ -55,43 +31,48 @@ def audit_shares(
     on_invalid: Any,
 ) -> AuditOutcome:
     """Alert on accepted shares that now carry resource types the policy does not allow from their owner."""
-    outcome = AuditOutcome()
     try:
         policy = policy_source.load()
     except PolicyInvalidError as exc:  # the acceptor announces an invalid policy; nothing can be judged against it
-        outcome.status = "policy-invalid"
-        outcome.problems.append(str(exc))
-        return outcome
-    by_share = _by_share(ram.list_shared_resources(), outcome, on_invalid)
-    outcome.shares = len(by_share)
+        return AuditOutcome(status="policy-invalid", problems=[str(exc)])
+    by_share, invalid = _by_share(ram.list_shared_resources(), on_invalid)
     findings = [f for f in (_finding(arn, rs, policy, now) for arn, rs in by_share.items()) if f is not None]
     known = audits.alerted_types([f.share_arn for f in findings]) if findings else {}
     expires_at = int((now + history_retention).timestamp())
+    alerted: list[str] = []
+    already_alerted = 0
     for finding in findings:
         before = known.get(finding.share_arn, [])
         new = [t for t in finding.disallowed_types if t.lower() not in {k.lower() for k in before}]
         if not new:
-            outcome.already_alerted += 1
+            already_alerted += 1
             continue
         finding = finding.model_copy(update={"new_types": new})
         if audits.record_audit_alert(finding, known=before, history_expires_at=expires_at):
-            outcome.alerted.append(finding.share_arn)
-    return outcome
+            alerted.append(finding.share_arn)
+    return AuditOutcome(
+        resources=sum(len(resources) for resources in by_share.values()),
+        shares=len(by_share),
+        alerted=list(alerted),
+        already_alerted=already_alerted,
+        invalid_records=invalid,
+    )
 
 
-def _by_share(raw: Sequence[Any], outcome: AuditOutcome, on_invalid: Any) -> dict[str, list[SharedResource]]:
+def _by_share(raw: Sequence[Any], on_invalid: Any) -> tuple[dict[str, list[SharedResource]], int]:
+    """The valid resources by share, and how many records were invalid."""
     shares: dict[str, list[SharedResource]] = defaultdict(list)
+    invalid = 0
     for record in raw:
         try:
             resource = SharedResource.model_validate(record)
         except ValidationError as exc:
-            outcome.invalid_records += 1
+            invalid += 1
             ref = record.get("arn") if isinstance(record, dict) else None
             on_invalid(f"ListResources returned an invalid record: {exc.error_count()} error(s)", ref)
             continue
-        outcome.resources += 1
         shares[resource.share_arn].append(resource)
-    return dict(shares)
+    return dict(shares), invalid
 
 
 def _finding(

@@ -13,11 +13,19 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
-from pipeshare.logic.attribution import OwnerAlert
 from pipeshare.logic.budgets import (
     ALIAS_NOTE,
-    ENFORCE_AT,
     ESTIMATE_STATEMENT,
+    _ascii,
+    _budget_block,
+    _cents,
+    _fit,
+    over_limit,
+    remaining,
+    top_spend,
+)
+from pipeshare.models.budgets import (
+    ENFORCE_AT,
     Budget,
     ConsumerSpend,
     GroupShare,
@@ -25,15 +33,9 @@ from pipeshare.logic.budgets import (
     ShareRemoval,
     StopOrder,
     UnattributedLine,
-    _ascii,
-    _budget_block,
-    _cents,
-    _fit,
     _money,
-    over_limit,
-    remaining,
-    top_spend,
 )
+from pipeshare.models.executions import OwnerAlert
 
 THRESHOLD_SCHEMA = "pipeshare.owner.budget-threshold/2"
 ENFORCEMENT_SCHEMA = "pipeshare.owner.budget-enforcement/2"

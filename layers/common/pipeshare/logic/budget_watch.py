@@ -18,19 +18,13 @@ policy-change evaluation catches up.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from pipeshare.adapters.ports import (
-    BudgetLedger,
-    BudgetSource,
-    EnforcementGateway,
-    GrantRepository,
-    RunningExecutions,
-    SpendSource,
+    BudgetPorts,
 )
-from pipeshare.logic.attribution import OwnerAlert
 from pipeshare.logic.budget_messages import (
     Outcome,
     group_share_message,
@@ -40,14 +34,6 @@ from pipeshare.logic.budget_messages import (
     unattributed_message,
 )
 from pipeshare.logic.budgets import (
-    Budget,
-    BudgetPolicy,
-    BudgetPolicyInvalidError,
-    ConsumerSpend,
-    LineSpend,
-    RunView,
-    ShareRemoval,
-    StopOrder,
     failure_key,
     month_of,
     over_limit,
@@ -56,56 +42,13 @@ from pipeshare.logic.budgets import (
     threshold_key,
     thresholds_reached,
 )
-from pipeshare.models.errors import PipeshareError
+from pipeshare.models.budgets import Budget, BudgetPolicy, ConsumerSpend, LineSpend, RunView, ShareRemoval, StopOrder
+from pipeshare.models.errors import BudgetPolicyInvalidError, EnforcementIncompleteError, PipeshareError
+from pipeshare.models.executions import OwnerAlert
+from pipeshare.models.outcomes import BudgetOutcome
 
 RECORD_ATTEMPTS = 3  # another writer recorded some thresholds first: read the ledger again and write the rest
 EXECUTING = "Executing"
-
-
-class EnforcementIncompleteError(PipeshareError):
-    """An enforcement action failed (reported once): the invocation fails so that Lambda tries it again."""
-
-    def __init__(self, outcome: BudgetOutcome) -> None:
-        failures = "; ".join(f"{k}: {outcome.actions[k]}" for k in outcome.failures)
-        super().__init__(
-            f"{len(outcome.failures)} enforcement action(s) failed (tried again on retry): {failures}"[:1500]
-        )
-        self.outcome = outcome
-
-
-@dataclass(frozen=True)
-class BudgetPorts:
-    budgets: BudgetSource
-    ledger: BudgetLedger
-    spend: SpendSource
-    runs: RunningExecutions
-    grants: GrantRepository
-    enforcer: EnforcementGateway
-
-
-@dataclass
-class BudgetOutcome:
-    status: str  # no-budget | below | alerted | enforced | nothing-new | ignored | policy-invalid | evaluated
-    subject: str  # a consumer account, an unattributed line, an execution ARN, or "month" (the whole month)
-    month: str
-    thresholds: list[str] = field(default_factory=list)  # "<subject>:<threshold>" alerted by this call
-    actions: dict[str, str] = field(default_factory=dict)  # ledger key -> done | not-run | skipped | failed: ...
-    evaluated: int = 0  # consumers and lines looked at
-    reason: str = ""
-
-    @property
-    def failures(self) -> list[str]:
-        return [key for key, result in self.actions.items() if result.startswith("failed")]
-
-    def settle(self) -> BudgetOutcome:
-        """The final status from what was done."""
-        if self.status in ("policy-invalid", "no-budget", "ignored"):
-            return self
-        if any(result in ("done", "not-run") for result in self.actions.values()):
-            self.status = "enforced"
-        elif self.thresholds:
-            self.status = "alerted"
-        return self
 
 
 @dataclass
@@ -161,21 +104,20 @@ def _load(ports: BudgetPorts, *, fresh: bool = False) -> BudgetPolicy | BudgetPo
 def on_spend_change(spend: ConsumerSpend, *, ports: BudgetPorts, now: datetime) -> BudgetOutcome:
     """A consumer's month-to-date spend changed: alert what is due; enforce while it is over its budget (current
     month only: a late update of a past month alerts, and enforces nothing)."""
-    outcome = BudgetOutcome("below", spend.consumer, spend.month)
+    outcome = BudgetOutcome(status="below", subject=spend.consumer, month=spend.month)
     policy = _load(ports)
     if isinstance(policy, BudgetPolicyInvalidError) or policy is None:
         return _no_policy(outcome, policy)
     budget = policy.budget_for(spend.consumer)
     if budget is None:
-        outcome.status = "no-budget"
-        return outcome
+        return outcome.model_copy(update={"status": "no-budget"})
     _evaluate_consumer(_Consumer(spend, budget, policy.currency, ports, now, outcome), pipelines=None)
     return _finish(outcome)
 
 
 def on_line_change(line: LineSpend, *, ports: BudgetPorts, now: datetime) -> BudgetOutcome:
     """A pipeline's unattributed spend changed: alert the thresholds of its line that are due (alerts only)."""
-    outcome = BudgetOutcome("below", _line_subject(line.pipeline_arn), line.month)
+    outcome = BudgetOutcome(status="below", subject=_line_subject(line.pipeline_arn), month=line.month)
     policy = _load(ports)
     if isinstance(policy, BudgetPolicyInvalidError) or policy is None:
         return _no_policy(outcome, policy)
@@ -188,7 +130,7 @@ def on_execution_state(run: RunView, previous: RunView | None, *, ports: BudgetP
     over budget (then enforce on the rest as for a spend change), or, newly admitted, when its worst-case cost
     exceeds what is left of the budget."""
     month = month_of(now)
-    outcome = BudgetOutcome("ignored", run.execution_arn, month)
+    outcome = BudgetOutcome(status="ignored", subject=run.execution_arn, month=month)
     consumer = run.initiator_account
     if run.open_status != EXECUTING or consumer is None or not consumer.isdigit():
         return outcome
@@ -203,7 +145,7 @@ def on_execution_state(run: RunView, previous: RunView | None, *, ports: BudgetP
         return outcome
     spend = ports.spend.consumer_spend(month, consumer)
     order = stop_reason(run, spend, budget, admitted_now=_admitted_now(run, previous, budget))
-    outcome.status = "below"
+    outcome = outcome.model_copy(update={"status": "below"})
     if order is not None:
         state = _Consumer(spend, budget, policy.currency, ports, now, outcome)
         _stop(state, order)
@@ -218,7 +160,7 @@ def on_unpriced_estimate(
     """A run's estimate has instance types nobody could price: with `unpriced: stop`, stop its running attempt when
     its consumer is at risk (the spend enforcement counts has reached the budget's lowest threshold)."""
     month = month_of(now)
-    outcome = BudgetOutcome("ignored", execution_arn, month)
+    outcome = BudgetOutcome(status="ignored", subject=execution_arn, month=month)
     policy = _load(ports)
     if isinstance(policy, BudgetPolicyInvalidError) or policy is None:
         return _no_policy(outcome, policy)
@@ -230,7 +172,7 @@ def on_unpriced_estimate(
         return outcome
     spend = ports.spend.consumer_spend(month, run.initiator_account)
     order = stop_reason(run, spend, budget, admitted_now=False, unpriced=unpriced)
-    outcome.status = "below"
+    outcome = outcome.model_copy(update={"status": "below"})
     if order is not None:
         _stop(_Consumer(spend, budget, policy.currency, ports, now, outcome), order)
     return _finish(outcome)
@@ -239,23 +181,21 @@ def on_unpriced_estimate(
 def evaluate_month(month: str, *, ports: BudgetPorts, now: datetime, fresh: bool = False) -> BudgetOutcome:
     """The policy changed, or the day's run: every consumer and unattributed line of the month against the policy,
     from one Query of the month's spend (what a lost stream record or an invalid policy left undone is done now)."""
-    outcome = BudgetOutcome("evaluated", "month", month)
+    outcome = BudgetOutcome(status="evaluated", subject="month", month=month)
     policy = _load(ports, fresh=fresh)
     if isinstance(policy, BudgetPolicyInvalidError) or policy is None:
         return _no_policy(outcome, policy)
     if not (policy.consumers or policy.default or policy.unattributed):
-        outcome.status = "no-budget"
-        return outcome
+        return outcome.model_copy(update={"status": "no-budget"})
     items = ports.spend.month_spend_items(month)
     for spend in items.consumers:
         budget = policy.budget_for(spend.consumer)
-        outcome.evaluated += 1
         if budget is not None:
             state = _Consumer(spend, budget, policy.currency, ports, now, outcome)
             _evaluate_consumer(state, pipelines=items.consumer_pipelines.get(spend.consumer, {}))
     for line in items.unattributed:
-        outcome.evaluated += 1
         _evaluate_line(line, policy, ports, now, outcome)
+    outcome = outcome.model_copy(update={"evaluated": len(items.consumers) + len(items.unattributed)})
     _raise_on_failures(outcome)
     return outcome
 
@@ -264,14 +204,15 @@ def evaluate_month(month: str, *, ports: BudgetPorts, now: datetime, fresh: bool
 
 
 def _no_policy(outcome: BudgetOutcome, policy: BudgetPolicyInvalidError | None) -> BudgetOutcome:
-    outcome.status, outcome.reason = ("policy-invalid", str(policy)) if policy is not None else ("no-budget", "")
-    return outcome
+    if policy is not None:
+        return outcome.model_copy(update={"status": "policy-invalid", "reason": str(policy)})
+    return outcome.model_copy(update={"status": "no-budget", "reason": ""})
 
 
 def _finish(outcome: BudgetOutcome) -> BudgetOutcome:
-    outcome.settle()
-    _raise_on_failures(outcome)
-    return outcome
+    settled = outcome.settle()
+    _raise_on_failures(settled)
+    return settled
 
 
 def _raise_on_failures(outcome: BudgetOutcome) -> None:
@@ -311,7 +252,7 @@ def _alert_thresholds(state: _Consumer, due: list[int], pipelines: Mapping[str, 
             pipelines = state.ports.spend.consumer_pipelines(state.month, consumer)
         alert = threshold_message(state.spend, new, state.budget, pipelines, currency=state.currency)
         if state.record([threshold_key(t) for t in new], alert):
-            state.outcome.thresholds += [f"{consumer}:{t}" for t in new]
+            state.outcome.thresholds.extend(f"{consumer}:{t}" for t in new)
             return
 
 
@@ -330,7 +271,7 @@ def _evaluate_line(
         alert = unattributed_message(line, new, budget_line, matched_by=matched_by, currency=policy.currency)
         facts = {"spend_total": line.total, "monthly_limit": budget_line.monthly_limit}
         if ports.ledger.record(line.month, subject, [threshold_key(t) for t in new], alert, at=now, facts=facts):
-            outcome.thresholds += [f"{subject}:{t}" for t in new]
+            outcome.thresholds.extend(f"{subject}:{t}" for t in new)
             return
 
 

@@ -14,24 +14,20 @@ Pure logic with ports as arguments.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository, PriceLookup
-from pipeshare.logic.attribution import AttributionSource, ExecutionRecord, OwnerAlert, spend_holder
-from pipeshare.logic.budgets import Budget, BudgetPolicyInvalidError, month_of
+from pipeshare.logic.attribution import spend_holder
+from pipeshare.logic.budgets import month_of
 from pipeshare.logic.cost_messages import finish_message
-from pipeshare.logic.estimate import (
-    ENDED_STEP_STATUSES,
-    PriceTable,
-    job_cost,
-    jobs_to_describe,
-    quantize_usd,
-    step_costs,
-)
-from pipeshare.models.errors import ExecutionNotFoundError, PipeshareError
+from pipeshare.logic.estimate import ENDED_STEP_STATUSES, job_cost, jobs_to_describe, quantize_usd, step_costs
+from pipeshare.models.budgets import Budget
+from pipeshare.models.errors import BudgetPolicyInvalidError, CostConflictError, ExecutionNotFoundError
+from pipeshare.models.estimates import PriceTable
+from pipeshare.models.executions import AttributionSource, ExecutionRecord, OwnerAlert
+from pipeshare.models.outcomes import CostOutcome, TickOutcome
 from pipeshare.models.owner import CountedJob, Finalisation, SpendHolder
 from pipeshare.models.owner_events import PipelineExecutionStatusEvent, PipelineStepStatusEvent, arn_account
 
@@ -41,39 +37,6 @@ MAX_ATTEMPTS = 4
 # an end finalised before anyone was known to have started the execution waits this long for its attribution
 PENDING_FINISH_MAX = timedelta(hours=1)
 PRICED_STATES = ("estimated", "cached", "no-compute")
-
-
-class CostConflictError(PipeshareError):
-    """Another invocation kept counting the same execution: fail, and let Lambda retry."""
-
-
-@dataclass
-class CostOutcome:
-    status: str  # counted | duplicate | running | ignored | finalised | gone
-    execution_arn: str | None = None
-    added: Decimal = Decimal(0)
-    total: Decimal | None = None
-    consumer: str | None = None
-    reason: str = ""
-    alerts: list[str] = field(default_factory=list)
-    attempt: int | None = None
-    unpriced: list[str] = field(default_factory=list)
-    budget_policy_invalid: bool = False
-
-
-@dataclass
-class TickOutcome:
-    """One running-estimate tick: executions looked at, jobs whose count moved, the amount added, finish alerts
-    released from waiting for an attribution."""
-
-    status: str = "ticked"
-    executions: int = 0
-    jobs_counted: int = 0
-    added: Decimal = Decimal(0)
-    finish_alerts: int = 0
-    pending_dropped: int = 0
-    conflicts: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -194,22 +157,24 @@ def on_step_event(
     """A step ended: count the job(s) it ran at their final cost, once (replacing a running mark)."""
     execution = event.execution_arn()
     if event.owner_account() != owner_account:
-        return CostOutcome("ignored", execution, reason="an execution of another account")
+        return CostOutcome(status="ignored", execution_arn=execution, reason="an execution of another account")
     if event.detail.current_status not in ENDED_STEP_STATUSES:
         return CostOutcome(
-            "running", execution, reason=f"step {event.detail.step_name} is {event.detail.current_status}"
+            status="running",
+            execution_arn=execution,
+            reason=f"step {event.detail.step_name} is {event.detail.current_status}",
         )
     if event.cache_hit:
-        return CostOutcome("ignored", execution, reason="a cached step is not billed again")
+        return CostOutcome(status="ignored", execution_arn=execution, reason="a cached step is not billed again")
     jobs = [(_KINDS[k], arn) for k, arn in event.job_arns().items() if k in _KINDS]
     if not jobs:
-        return CostOutcome("ignored", execution, reason="the step ran no job")
+        return CostOutcome(status="ignored", execution_arn=execution, reason="the step ran no job")
     region = execution.split(":")[3]
     for _ in range(MAX_ATTEMPTS):
         state = costs.state(execution)
         todo = [(k, a) for k, a in jobs if a.lower() not in state.counted or a.lower() in state.running]
         if not todo:
-            return CostOutcome("duplicate", execution, reason="job(s) already counted")
+            return CostOutcome(status="duplicate", execution_arn=execution, reason="job(s) already counted")
         attempt = _attempt_now(state.record)
         counted = []
         for kind, arn in todo:
@@ -221,7 +186,7 @@ def on_step_event(
                 _counted(arn, event.detail.step_name, kind, cost, state=state, final=not cost.running, attempt=attempt)
             )
         if not counted:
-            return CostOutcome("ignored", execution, reason="the job could not be described yet")
+            return CostOutcome(status="ignored", execution_arn=execution, reason="the job could not be described yet")
         outcome = _commit_counts(execution, event.pipeline_arn(), counted, state, costs, owner_account, now)
         if outcome is not None:
             return outcome
@@ -256,7 +221,12 @@ def _commit_counts(
     ):
         return None
     return CostOutcome(
-        "counted", execution, added, state.total + added, holder.account, unpriced=list(estimate["unpriced"])
+        status="counted",
+        execution_arn=execution,
+        added=added,
+        total=state.total + added,
+        consumer=holder.account,
+        unpriced=list(estimate["unpriced"]),
     )
 
 
@@ -279,19 +249,21 @@ def on_execution_end(
     attributed)."""
     execution = event.execution_arn()
     if event.owner_account() != owner_account or not event.terminal:
-        return CostOutcome("ignored", execution, reason="not a finished execution of this account")
+        return CostOutcome(status="ignored", execution_arn=execution, reason="not a finished execution of this account")
     region = execution.split(":")[3]
     ended = event.time
     for _ in range(MAX_ATTEMPTS):
         state = costs.state(execution)
         if state.ended_at is not None and state.ended_at >= _iso(ended):
-            return CostOutcome("duplicate", execution, reason="this end (or a later one) is already finalised")
+            return CostOutcome(
+                status="duplicate", execution_arn=execution, reason="this end (or a later one) is already finalised"
+            )
         try:
             steps, _pages = sagemaker.list_steps(execution)
         except ExecutionNotFoundError as exc:  # terminal: a retry cannot bring the execution back
             return CostOutcome(
-                "gone",
-                execution,
+                status="gone",
+                execution_arn=execution,
                 total=state.total if state.estimate else None,
                 consumer=spend_holder(state.record, owner_account).account,
                 reason="SageMaker no longer knows the execution (it, or its pipeline, was deleted): not finalised, "
@@ -389,11 +361,11 @@ def _finalise(
     ):
         return None
     return CostOutcome(
-        "finalised",
-        execution,
-        added,
-        total,
-        holder.account,
+        status="finalised",
+        execution_arn=execution,
+        added=added,
+        total=total,
+        consumer=holder.account,
         alerts=["finish"] if alert else (["finish-pending"] if pending else []),
         attempt=attempt,
         unpriced=list(cost["unpriced"]),
@@ -541,34 +513,44 @@ def on_running_tick(
     read of its cached answers per tick, a GetProducts + cache write per rate not cached yet); one transaction per
     execution whose jobs' counts moved; one query for pending finish alerts and, per pending alert, one state query
     and one transaction."""
-    outcome = TickOutcome()
+    executions, jobs, conflicts, added, errors = 0, 0, 0, Decimal(0), []
     for execution in costs.open_executions():
         if arn_account(execution) != owner_account:
             continue
-        outcome.executions += 1
+        executions += 1
         try:
-            _tick_execution(execution, outcome, costs, sagemaker, prices, price_lookup, owner_account, now)
+            counted = _tick_execution(execution, costs, sagemaker, prices, price_lookup, owner_account, now)
         except ExecutionNotFoundError as exc:
-            outcome.errors.append(f"{execution}: {exc}")
-    _release_pending(outcome, costs, budgets, owner_account, now)
-    return outcome
+            errors.append(f"{execution}: {exc}")
+            continue
+        jobs, added, conflicts = jobs + counted[0], added + counted[1], conflicts + counted[2]
+    released, dropped = _release_pending(costs, budgets, owner_account, now)
+    return TickOutcome(
+        executions=executions,
+        jobs_counted=jobs,
+        added=added,
+        finish_alerts=released,
+        pending_dropped=dropped,
+        conflicts=conflicts,
+        errors=list(errors),
+    )
 
 
 def _tick_execution(
     execution: str,
-    outcome: TickOutcome,
     costs: CostRepository,
     sagemaker: CostDataGateway,
     prices: PriceTable,
     price_lookup: PriceLookup | None,
     owner_account: str,
     now: datetime,
-) -> None:
+) -> tuple[int, Decimal, int]:
+    """Count the execution's running jobs: (jobs whose count moved, the amount added, conflicting writes met)."""
     region = execution.split(":")[3]
     steps, _pages = sagemaker.list_steps(execution)
     running = _running_jobs(steps)
     if not running:
-        return
+        return 0, Decimal(0), 0
     state = costs.state(execution)
     attempt = _attempt_now(state.record)
     moved: list[CountedJob] = []
@@ -584,14 +566,11 @@ def _tick_execution(
         if job.previous is None or job.cost != job.previous or job.final:
             moved.append(job)
     if not moved:
-        return
-    for _ in range(MAX_ATTEMPTS):
+        return 0, Decimal(0), 0
+    for conflicts in range(MAX_ATTEMPTS):
         done = _commit_counts(execution, steps_pipeline(execution), moved, state, costs, owner_account, now)
         if done is not None:
-            outcome.jobs_counted += len(moved)
-            outcome.added += done.added
-            return
-        outcome.conflicts += 1
+            return len(moved), done.added, conflicts
         state = costs.state(execution)  # another writer counted first: recount against what it wrote
         moved = [
             _recount(job, state)
@@ -599,7 +578,7 @@ def _tick_execution(
             if job.job_arn.lower() not in state.counted or job.job_arn.lower() in state.running
         ]
         if not moved:
-            return
+            return 0, Decimal(0), conflicts + 1
     raise CostConflictError(f"{execution}: the estimate kept changing during the running tick")
 
 
@@ -635,15 +614,17 @@ def _running_jobs(steps: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, st
 
 
 def _release_pending(
-    outcome: TickOutcome, costs: CostRepository, budgets: BudgetSource, owner_account: str, now: datetime
-) -> None:
+    costs: CostRepository, budgets: BudgetSource, owner_account: str, now: datetime
+) -> tuple[int, int]:
+    """Release the finish alerts whose attribution is now known: (alerts released, alerts dropped)."""
+    released = dropped = 0
     for pending in costs.pending_finishes():
         state = costs.state(pending.execution_arn)
         holder = spend_holder(state.record, owner_account)
         if _attribution_pending(state.record):
             if now - _parse_iso(pending.ended_at) > PENDING_FINISH_MAX:
                 costs.resolve_pending(pending, None, at=now)  # nobody was ever known: no finish alert
-                outcome.pending_dropped += 1
+                dropped += 1
             continue
         alert = None
         if _finish_due(state.record, holder) and state.record is not None and state.estimate is not None:
@@ -666,7 +647,8 @@ def _release_pending(
                 budget=budget,
             )
         if costs.resolve_pending(pending, alert, at=now) and alert is not None:
-            outcome.finish_alerts += 1
+            released += 1
+    return released, dropped
 
 
 # ------------------------------------------------------------------------------------------------------ time

@@ -7,64 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
-
-from pipeshare.logic.attribution import Candidate, OwnerAlert
-from pipeshare.logic.budgets import (
-    ESTIMATE_STATEMENT,
-    Budget,
-    Money,
-    Month,
-    _amount,
-    _budget_block,
-    _cents,
-    _fit,
-    _Frozen,
-    _iso,
-    _money,
-)
-from pipeshare.models.domain import AccountId
-from pipeshare.models.owner_events import TERMINAL_STATUSES, arn_account, pipeline_of
+from pipeshare.logic.budgets import ESTIMATE_STATEMENT, _amount, _budget_block, _cents, _fit, _iso
+from pipeshare.models.budgets import Budget, _money
+from pipeshare.models.executions import OwnerAlert
+from pipeshare.models.messages import _FinishFields, _StepCost
+from pipeshare.models.owner_events import arn_account, pipeline_of
 
 FINISH_SCHEMA = "pipeshare.owner.execution-cost/2"
-
-
-class _StepCost(BaseModel):
-    """One line of an estimate breakdown (the shape `logic/estimate.py` supplies, as a dict)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    step: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    type: str | None = None
-    state: str | None = None
-    cost: Money | None = None  # None: the step could not be estimated
-    issues: tuple[str, ...] = ()
-
-
-class _FinishFields(_Frozen):
-    execution_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:.+/execution/.+$")]
-    consumer: AccountId | None
-    candidates: tuple[Candidate, ...] = ()  # accounts, or organization / OU ARNs (a share to an organization)
-    status: str
-    started_at: AwareDatetime | None
-    ended_at: AwareDatetime | None
-    month: Month
-    attempt: Annotated[int, Field(ge=1, le=1000)] = 1
-
-    @field_validator("status")
-    @classmethod
-    def _terminal(cls, value: str) -> str:
-        if value not in TERMINAL_STATUSES:
-            raise ValueError(f"the execution has not ended (status {value!r})")
-        return value
-
-    @model_validator(mode="after")
-    def _someone(self) -> _FinishFields:
-        if self.consumer is None and not self.candidates:
-            raise ValueError("a finish message names the consumer, or the candidates of an ambiguous run")
-        return self
 
 
 def _who(fields: _FinishFields) -> str:

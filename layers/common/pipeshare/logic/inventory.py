@@ -6,9 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from pipeshare.adapters.ports import GrantRepository, OwnerShareGateway
+from pipeshare.models.outcomes import InventoryOutcome
 from pipeshare.models.owner import Grant, GrantChange, strongest
 
 PIPELINE_TYPE = "sagemaker:pipeline"
@@ -97,33 +96,29 @@ def diff(stored: Mapping[str, Grant], current: Iterable[Grant], *, at: datetime)
     return changes
 
 
-class InventoryOutcome(BaseModel):
-    shares: int = 0
-    grants: int = 0
-    cost_bearing: int = 0  # cost-bearing grants (a consumer holding a pipeline through two such shares counts twice)
-    cost_bearing_holdings: int = 0  # consumers x pipelines they can run at the owner's cost, through any share
-    changes: list[str] = Field(default_factory=list)
-
-
 def reconcile_inventory(
     *, ram: OwnerShareGateway, grants: GrantRepository, now: datetime, history_retention: timedelta
 ) -> InventoryOutcome:
     """Read the owner's shares holding pipelines from RAM, compare with the inventory, record each change once."""
-    outcome = InventoryOutcome()
+    shares = 0
     current: list[Grant] = []
     for share in ram.owned_shares():
         arn = str(share["resourceShareArn"])
         pipelines = ram.share_pipelines(arn)
         if not pipelines:
             continue
-        outcome.shares += 1
+        shares += 1
         current += build_grants(share, pipelines, ram.share_principals(arn), ram.share_permissions(arn))
-    outcome.grants = len(current)
-    outcome.cost_bearing = sum(1 for g in current if g.cost_bearing)
-    outcome.cost_bearing_holdings = sum(1 for g in holdings(current).values() if g.cost_bearing)
     expires = int((now + history_retention).timestamp())
-    for change in diff(grants.grants(), current, at=now):
-        if grants.apply(change, history_expires_at=expires):
-            grant = change.grant
-            outcome.changes.append(f"{change.kind}: {grant.consumer} on {grant.pipeline_arn} through {grant.share_arn}")
-    return outcome
+    changes = [
+        f"{change.kind}: {change.grant.consumer} on {change.grant.pipeline_arn} through {change.grant.share_arn}"
+        for change in diff(grants.grants(), current, at=now)
+        if grants.apply(change, history_expires_at=expires)
+    ]
+    return InventoryOutcome(
+        shares=shares,
+        grants=len(current),
+        cost_bearing=sum(1 for g in current if g.cost_bearing),
+        cost_bearing_holdings=sum(1 for g in holdings(current).values() if g.cost_bearing),
+        changes=list(changes),
+    )

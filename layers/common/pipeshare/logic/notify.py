@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from pipeshare.adapters.ports import Notifier
 from pipeshare.models.events import DecisionHistoryItem
+from pipeshare.models.messages import Notification
 
 SCHEMA = "pipeshare.consumer.decision/1"
 SUBJECT_MAX = 100  # SNS limit
@@ -17,13 +15,6 @@ _HEADLINES = {
     "REJECTED": "rejected share {share} from {sender}",
     "EXPIRED": "invitation to share {share} from {sender} expired",
 }
-
-
-@dataclass(frozen=True)
-class Notification:
-    subject: str
-    message: dict[str, Any]
-    attributes: dict[str, str]
 
 
 def _subject(text: str) -> str:

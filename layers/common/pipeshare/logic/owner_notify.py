@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeshare.logic.notify import Notification, _subject
+from pipeshare.logic.notify import _subject
+from pipeshare.models.messages import Notification
 from pipeshare.models.owner import Grant
 
 SCHEMA = "pipeshare.owner.inventory-change/1"

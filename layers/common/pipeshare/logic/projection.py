@@ -28,23 +28,15 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, computed_field
-
-from pipeshare.logic.budgets import BudgetPolicyInvalidError, month_of
-from pipeshare.logic.estimate import (
-    CENT,
-    LOCAL_STORAGE_FAMILIES,
-    SECONDS_PER_HOUR,
-    SECONDS_PER_MONTH,
-    ZERO,
-    Component,
-    PriceTable,
-)
-from pipeshare.models.errors import PipeshareError
+from pipeshare.logic.budgets import month_of
+from pipeshare.logic.estimate import LOCAL_STORAGE_FAMILIES, SECONDS_PER_HOUR, SECONDS_PER_MONTH
+from pipeshare.models.errors import BudgetPolicyInvalidError, PipeshareError
+from pipeshare.models.estimates import CENT, ZERO, Component, PriceTable
+from pipeshare.models.projections import Projection, StartProjection, StepWorstCase, UnboundedStep
 
 if TYPE_CHECKING:
     from pipeshare.adapters.ports import BudgetSource, PipelineDefinitionGateway, PriceLookup, RunHistory
@@ -77,52 +69,6 @@ METHOD = (
     "jobs and steps whose type, count, runtime or rate is not known before the run are unbounded (listed). "
     "Typical: the median of the last complete final estimates of this pipeline's runs (at most 10)."
 )
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class UnboundedStep(_Frozen):
-    """A step the worst case cannot bound, and why."""
-
-    step: str
-    reason: str
-
-
-class StepWorstCase(_Frozen):
-    """The most one step may cost: every attempt at its limits."""
-
-    step: str
-    type: str
-    usd: Decimal
-    attempts: int
-    detail: str
-
-
-class Projection(_Frozen):
-    """The worst case of an execution. `total` sums the bounded steps: when `complete` is False it is a lower bound
-    of the worst case (the unbounded steps may cost anything)."""
-
-    region: str
-    currency: Literal["USD"] = "USD"
-    price_source: str
-    prices_as_of: date
-    steps: tuple[StepWorstCase, ...] = ()
-    unbounded: tuple[UnboundedStep, ...] = ()
-    notes: tuple[str, ...] = ()
-    rates_used: tuple[tuple[str, str], ...] = ()  # (component, instance type) of every rate looked up
-    missing_rates: tuple[tuple[str, str], ...] = ()  # those the table has no rate for
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def total(self) -> Decimal:
-        return sum((s.usd for s in self.steps), ZERO)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def complete(self) -> bool:
-        return not self.unbounded
 
 
 # ------------------------------------------------------------------------------------------------ value resolution
@@ -443,28 +389,11 @@ def typical(totals: Sequence[Decimal]) -> Decimal | None:
     return statistics.median(recent) if recent else None
 
 
-class FinishedRun(NamedTuple):
-    """A finished run of the pipeline as the cost code recorded it (RUNS# item): its final total, and whether every
-    step of it was priced."""
-
-    total: Decimal
-    complete: bool
-
-
 # ------------------------------------------------------------------------------------------ the block in the alert
 
 
 def _cents(value: Decimal | None, rounding: str = ROUND_HALF_UP) -> str | None:
     return None if value is None else str(value.quantize(CENT, rounding))
-
-
-class StartProjection(NamedTuple):
-    """The projection of a start: the alert's block, and what is stored on the execution record."""
-
-    block: dict[str, Any]
-    worst_case_usd: Decimal | None  # the bounded part, exact to STORED (a lower bound when not complete)
-    worst_case_complete: bool | None
-    unavailable: tuple[str, ...]  # what could not be read, and why
 
 
 def _summary(worst: Projection | None, exceeds: bool | None) -> str | None:

@@ -8,30 +8,22 @@ records reach EventBridge best effort and minutes late; a claim arriving even la
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from pipeshare.adapters.ports import (
-    BudgetSource,
     ExecutionRepository,
     GrantRepository,
-    PipelineDefinitionGateway,
     PipelineExecutionGateway,
-    PriceLookup,
-    RunHistory,
-    SettleScheduler,
+    ProjectionSources,
+    Settle,
     SpendLedger,
     TrailStatusGateway,
 )
 from pipeshare.logic.attribution import (
-    AlertKey,
-    AttributionSource,
-    ExecutionRecord,
-    Observation,
-    OwnerAlert,
     alert_message,
     alerts_due,
     candidate_of,
@@ -42,7 +34,9 @@ from pipeshare.logic.attribution import (
     observe_status,
     spend_holder,
 )
-from pipeshare.models.errors import PipeshareError
+from pipeshare.models.errors import ConcurrentUpdateError
+from pipeshare.models.executions import AlertKey, AttributionSource, ExecutionRecord, Observation, OwnerAlert
+from pipeshare.models.outcomes import TrackOutcome
 from pipeshare.models.owner import Grant, strongest
 from pipeshare.models.owner_events import (
     PipelineAction,
@@ -57,43 +51,9 @@ from pipeshare.models.owner_events import (
 from pipeshare.observability import logger
 
 if TYPE_CHECKING:
-    from pipeshare.logic.estimate import PriceTable
-    from pipeshare.logic.projection import StartProjection
+    from pipeshare.models.projections import StartProjection
 
 MAX_ATTEMPTS = 4
-
-
-class ConcurrentUpdateError(PipeshareError):
-    """The execution record kept changing under us: the invocation fails and Lambda retries it."""
-
-
-@dataclass
-class TrackOutcome:
-    status: str  # recorded | duplicate | ignored | unverified
-    reason: str = ""
-    execution_arn: str | None = None
-    source: str | None = None
-    initiator_account: str | None = None
-    alerts: list[str] = field(default_factory=list)
-    settling: list[str] = field(default_factory=list)  # slots whose attribution waits for the settle period
-    projection: str | None = None  # the start alert's projection: "computed", or "unavailable: <why>"
-
-    @property
-    def projection_unavailable(self) -> bool:
-        return bool(self.projection and self.projection.startswith("unavailable"))
-
-    def response(self) -> dict[str, object]:
-        """The handler's return value."""
-        return {
-            "status": self.status,
-            "execution_arn": self.execution_arn,
-            "source": self.source,
-            "initiator_account": self.initiator_account,
-            "alerts": self.alerts,
-            "settling": self.settling,
-            "projection": self.projection,
-            "reason": self.reason,
-        }
 
 
 @dataclass
@@ -113,27 +73,6 @@ class _Grants:
         return strongest(g for g in self.all() if account is not None and candidate_of(g.consumer) == account)
 
 
-@dataclass(frozen=True)
-class Settle:
-    """Inference is provisional: an execution (or retry attempt) nobody has claimed is attributed from the grants
-    only after `seconds`, so a CloudTrail record arriving late (best effort, no ordering promise) is waited for."""
-
-    scheduler: SettleScheduler
-    seconds: int
-
-
-@dataclass(frozen=True)
-class ProjectionSources:
-    """Where the start projection of a consumer-started execution reads from (logic/projection.py). Each is a
-    zero-argument factory, called only when a start alert is due: an invocation that alerts nothing builds none."""
-
-    definitions: Callable[[], PipelineDefinitionGateway]
-    history: Callable[[], RunHistory]
-    budgets: Callable[[], BudgetSource]
-    prices: Callable[[], PriceTable]
-    price_lookup: Callable[[], PriceLookup] | None = None
-
-
 def track_event(
     event: PipelineExecutionStatusEvent | PipelineStepStatusEvent | PipelineApiCallEvent,
     *,
@@ -151,10 +90,12 @@ def track_event(
     execution is attributed to changes, the cost already counted moves to it (`spend`). `projection`: when a start
     alert becomes due for a consumer-attributed start, its worst and typical cost go in it (None: no projection)."""
     if isinstance(event, PipelineStepStatusEvent):
-        return TrackOutcome("ignored", "step status changes are not needed for attribution")
+        return TrackOutcome(status="ignored", reason="step status changes are not needed for attribution")
     if isinstance(event, PipelineExecutionStatusEvent):
         if event.owner_account() != owner_account:
-            return TrackOutcome("ignored", f"execution of account {event.owner_account()}, not this owner")
+            return TrackOutcome(
+                status="ignored", reason=f"execution of account {event.owner_account()}, not this owner"
+            )
         unknown = event.unknown_values()
         if unknown:
             logger.warning("status outside the API enum, kept as text", extra={"event_id": event.id, **unknown})
@@ -162,14 +103,20 @@ def track_event(
     else:
         call = observe_call(event, owner_account=owner_account)
         if call is None:
-            return TrackOutcome("ignored", "a failed call, or a call on a pipeline this account does not own")
+            return TrackOutcome(
+                status="ignored", reason="a failed call, or a call on a pipeline this account does not own"
+            )
         if call.source in (AttributionSource.FORWARDED, AttributionSource.OWNER_COPY):
             # the event is a claim: trust it only for an execution that exists here, of the pipeline it names
             described = sagemaker.describe_execution(call.execution_arn)
             if described is None or not same_arn(
                 str(described.get("PipelineArn", "")), pipeline_of(call.execution_arn)
             ):
-                return TrackOutcome("unverified", "the execution does not exist in this account", call.execution_arn)
+                return TrackOutcome(
+                    status="unverified",
+                    reason="the execution does not exist in this account",
+                    execution_arn=call.execution_arn,
+                )
         observation = call
     return _record(
         observation,
@@ -202,11 +149,17 @@ def settle_attribution(
     track_event (an inferred start alert carries the projection only when the caller passes its sources)."""
     record, version = executions.get(request.execution_arn)
     if record is None or arn_account(record.execution_arn) != owner_account:
-        return TrackOutcome("ignored", "no record of this execution here", request.execution_arn)
+        return TrackOutcome(
+            status="ignored", reason="no record of this execution here", execution_arn=request.execution_arn
+        )
     slot = (request.action, request.attempt)
     if slot not in record.open_slots():
         return TrackOutcome(
-            "duplicate", "already attributed", record.execution_arn, record.source, record.initiator_account
+            status="duplicate",
+            reason="already attributed",
+            execution_arn=record.execution_arn,
+            source=record.source,
+            initiator_account=record.initiator_account,
         )
     pool = _Grants(grants, record.pipeline_arn)
     observation = infer(
@@ -255,7 +208,13 @@ def _record(
         known = None
         after = merge(before, observation)
         if before is not None and after == before:
-            return TrackOutcome("duplicate", "nothing new", after.execution_arn, after.source, after.initiator_account)
+            return TrackOutcome(
+                status="duplicate",
+                reason="nothing new",
+                execution_arn=after.execution_arn,
+                source=after.source,
+                initiator_account=after.initiator_account,
+            )
         if settle is not None:
             # scheduled before the record is saved: a failed save retries and schedules again (settling twice is
             # harmless: the second finds the slot attributed)
@@ -274,14 +233,16 @@ def _record(
         alerts = [(key, _alert(before, after, key, grants, result if key == start else None)) for key in due]
         if executions.save(after, version=version, alerts=alerts, at=now, worst_case=_stored(result)):
             return TrackOutcome(
-                "recorded",
-                "",
-                after.execution_arn,
-                after.source,
-                after.initiator_account,
-                [key.slot + (" correction" if key.correction else "") for key in due],
-                [f"{action.value}#{attempt}" if attempt else action.value for action, attempt in sorted(scheduled)],
-                _status(result),
+                status="recorded",
+                reason="",
+                execution_arn=after.execution_arn,
+                source=after.source,
+                initiator_account=after.initiator_account,
+                alerts=[key.slot + (" correction" if key.correction else "") for key in due],
+                settling=[
+                    f"{action.value}#{attempt}" if attempt else action.value for action, attempt in sorted(scheduled)
+                ],
+                projection=_status(result),
             )
     raise ConcurrentUpdateError(f"{observation.execution_arn} changed {MAX_ATTEMPTS} times while being recorded")
 

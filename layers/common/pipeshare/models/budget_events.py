@@ -10,9 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
-from pipeshare.logic.budgets import ConsumerSpend, LineSpend, RunView
+from pipeshare.models.base import Model
+from pipeshare.models.budgets import ConsumerSpend, LineSpend, RunView
 from pipeshare.models.domain import AccountId
 from pipeshare.models.events import ScheduledEvent, _Arn, _Envelope
 
@@ -23,7 +24,7 @@ _Text = Annotated[str, StringConstraints(max_length=2048)]
 # --------------------------------------------------------------------------------------------------- EventBridge
 
 
-class ParameterStoreChangeDetail(BaseModel):
+class ParameterStoreChangeDetail(Model):
     """The documented keys (operation, name, type, description); others tolerated. `name` is the parameter's full
     name, with its leading slash for a hierarchical one (the documented event patterns match it so)."""
 
@@ -42,7 +43,7 @@ class ParameterStoreChangeEvent(_Envelope):
     detail: ParameterStoreChangeDetail
 
 
-class BudgetTrigger(BaseModel):
+class BudgetTrigger(Model):
     """What may trigger a whole-month evaluation: the budget policy changed (SSM), or the daily schedule."""
 
     event: Annotated[ParameterStoreChangeEvent | ScheduledEvent, Field(discriminator="source")]
@@ -51,7 +52,7 @@ class BudgetTrigger(BaseModel):
 # ------------------------------------------------------------------------------------------------ stream images
 
 
-class _Image(BaseModel):
+class _Image(Model):
     model_config = ConfigDict(extra="ignore")
 
     pk: Annotated[str, StringConstraints(min_length=1, max_length=2048)]

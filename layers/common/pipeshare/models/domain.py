@@ -6,7 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
+
+from pipeshare.models.base import Model
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 InvitationArn = Annotated[
@@ -20,7 +22,7 @@ ResourceType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+:[A-Za-z0-9
 PIPELINE_RESOURCE_TYPE = "sagemaker:Pipeline"
 
 
-class _Frozen(BaseModel):
+class _Frozen(Model):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 

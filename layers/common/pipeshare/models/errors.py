@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeshare.models.outcomes import BudgetOutcome
+
 
 class PipeshareError(Exception):
     """Base class."""
@@ -69,3 +74,40 @@ class SweepIncompleteError(PipeshareError):
 
 class TransactionConflictError(PipeshareError):
     """An item kept changing under a conditional transaction: the invocation fails and is retried."""
+
+
+class BudgetPolicyInvalidError(PipeshareError):
+    """The budget policy failed validation: fail closed (no budget is applied from it)."""
+
+    def __init__(self, source: str, errors: list[str], fingerprint: str) -> None:
+        super().__init__(f"budget policy from {source} is invalid: {'; '.join(errors)}")
+        self.source = source
+        self.errors = errors
+        self.fingerprint = fingerprint
+
+
+class CostConflictError(PipeshareError):
+    """Another invocation kept counting the same execution: fail, and let Lambda retry."""
+
+
+class ConcurrentUpdateError(PipeshareError):
+    """The execution record kept changing under us: the invocation fails and Lambda retries it."""
+
+
+class EnforcementIncompleteError(PipeshareError):
+    """An enforcement action failed (reported once): the invocation fails so that Lambda tries it again."""
+
+    def __init__(self, outcome: BudgetOutcome) -> None:
+        failures = "; ".join(f"{k}: {outcome.actions[k]}" for k in outcome.failures)
+        super().__init__(
+            f"{len(outcome.failures)} enforcement action(s) failed (tried again on retry): {failures}"[:1500]
+        )
+        self.outcome = outcome
+
+
+class PriceTableError(PipeshareError, ValueError):
+    """A price table or an override failed validation."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(f"invalid price table: {'; '.join(errors)}")
+        self.errors = errors

@@ -6,8 +6,9 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
+from pipeshare.models.base import Model
 from pipeshare.models.domain import AccountId
 
 MAX_EVENT_BYTES = 256 * 1024  # EventBridge's maximum event size
@@ -18,7 +19,7 @@ _Arn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:", max_length=
 class _Envelope(EventBridgeModel):
     """The standard envelope, strict: unknown top-level keys are refused (the envelope is fixed by EventBridge)."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", defer_build=True)
 
     version: Literal["0"]
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -26,7 +27,7 @@ class _Envelope(EventBridgeModel):
     region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
 
 
-class RamStateChangeDetail(BaseModel):
+class RamStateChangeDetail(Model):
     """Only `event` and `status` are documented; any other key is tolerated (the full shape is unverified)."""
 
     model_config = ConfigDict(extra="allow")
@@ -52,24 +53,24 @@ class ScheduledEvent(_Envelope):
     detail: dict[str, object]
 
 
-class ScheduledTrigger(BaseModel):
+class ScheduledTrigger(Model):
     """A schedule's event (the only input of a scheduled job)."""
 
     event: ScheduledEvent
 
 
-class AcceptTrigger(BaseModel):
+class AcceptTrigger(Model):
     """What may trigger the acceptor: a RAM state change (targeted) or the schedule (full sweep)."""
 
     event: Annotated[RamStateChangeEvent | ScheduledEvent, Field(discriminator="source")]
 
 
-class HistoryResource(BaseModel):
+class HistoryResource(Model):
     arn: str
     type: str
 
 
-class DecisionHistoryItem(BaseModel):
+class DecisionHistoryItem(Model):
     """A HIST# item from the share table's stream (NEW_IMAGE): the outbox entry for one decision."""
 
     model_config = ConfigDict(extra="ignore")
@@ -108,7 +109,7 @@ class DecisionHistoryItem(BaseModel):
     trusted_owner: bool | None = None
 
 
-class OwnerOutboxItem(BaseModel):
+class OwnerOutboxItem(Model):
     """A CHANGE# (inventory change) or ALERT# (execution alert) item from the owner table's stream (NEW_IMAGE)."""
 
     model_config = ConfigDict(extra="allow")
@@ -119,7 +120,7 @@ class OwnerOutboxItem(BaseModel):
     at: str
 
 
-class SpendChange(BaseModel):
+class SpendChange(Model):
     """A consumer's month-to-date spend item from the owner table's stream, with the total before the change."""
 
     model_config = ConfigDict(extra="ignore")

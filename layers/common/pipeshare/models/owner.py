@@ -9,13 +9,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from pipeshare.models.base import Model
 
 ALLOW_EXECUTION = "AWSRAMPermissionSageMakerPipelineAllowExecution"
 READ_ONLY = "AWSRAMDefaultPermissionSageMakerPipeline"
 
 
-class Grant(BaseModel):
+class Grant(Model):
     """One consumer's hold on one pipeline through one share (the inventory's unit)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -71,7 +73,7 @@ def strongest(grants: Iterable[Grant]) -> Grant | None:
 ChangeKind = Literal["accepted", "gained-allow-execution", "lost-allow-execution", "invited", "revoked", "updated"]
 
 
-class GrantChange(BaseModel):
+class GrantChange(Model):
     """A change of the inventory; the notable ones are announced once."""
 
     model_config = ConfigDict(frozen=True)

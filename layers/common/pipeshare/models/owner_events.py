@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
+from pipeshare.models.base import Model
 from pipeshare.models.domain import AccountId
 from pipeshare.models.events import RamStateChangeEvent
 
@@ -106,7 +107,7 @@ class _Envelope(EventBridgeModel):
     """The standard envelope. Its documented keys are checked; keys EventBridge may add (e.g. `replay-name` on a
     replayed event) are ignored."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)
 
     version: Literal["0"]
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -115,7 +116,7 @@ class _Envelope(EventBridgeModel):
     resources: list[_Arn] = Field(default_factory=list, max_length=100)
 
 
-class _Detail(BaseModel):
+class _Detail(Model):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 
 
@@ -360,7 +361,7 @@ class OwnerShareStateChange(RamStateChangeEvent):
 # ------------------------------------------------------------------------------------------ settle (SQS message)
 
 
-class SettleRequest(BaseModel):
+class SettleRequest(Model):
     """The delayed message that ends one slot's settle period (SettleAttributionFunction's input contract): the
     start of an execution, or one retry attempt (>= 2)."""
 
@@ -396,7 +397,7 @@ OwnerEventUnion = Annotated[
 ]
 
 
-class OwnerEvent(BaseModel):
+class OwnerEvent(Model):
     """Any event the owner side consumes, chosen by its detail-type (use with parse_or_reject(..., wrap="event"))."""
 
     event: OwnerEventUnion

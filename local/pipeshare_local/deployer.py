@@ -17,12 +17,14 @@ deployer creates; see local/README.md, "moto's CloudFormation"):
 - AWS::SNS::Subscription, AWS::Events::EventBusPolicy, AWS::RAM::ResourceShare: not supported by moto's
   CloudFormation (warning "No Moto CloudFormation support"). Bus policies are the stack's own state (bus_admits,
   bus_statements: what cross-account forwarding is checked against); shares are served by the RAM emulation.
-- AWS::SNS::Topic, AWS::SQS::Queue, AWS::Logs::LogGroup, AWS::Events::EventBus, AWS::Events::Rule, AWS::IAM::Role:
-  moto's CloudFormation creates these faithfully when given explicit names (otherwise it appends a random suffix, and
-  runs would no longer compare), but one `create_stack` per deployment cannot be placed in the creation order: the
-  template's references cross between these and the resources created here (log groups name the functions; the
-  functions' environment names queues, topics and tables; topics name the KMS key, whose id is random), so they are
-  created with the same API calls CloudFormation makes, in reference order.
+- AWS::Events::EventBus: moto's CloudFormation creates it with an empty physical id, so `!Ref OwnerBus` (the bus
+  policies' EventBusName) would be "" where CloudFormation gives the bus name.
+- AWS::SNS::Topic, AWS::SQS::Queue (RedrivePolicy included: applied here too), AWS::Logs::LogGroup,
+  AWS::Events::Rule, AWS::IAM::Role: moto's CloudFormation creates these faithfully when given explicit names
+  (otherwise it appends a random suffix, and two runs no longer compare), but one `create_stack` per deployment
+  cannot be placed in the creation order: the template's references cross between these and the resources created
+  here (log groups name the functions; the functions' environment names queues, topics and tables; topics name the
+  KMS key, whose id is random), so they are created with the same API calls CloudFormation makes, in reference order.
 - AWS::Serverless::Function: served in-process by the Lambda runtime (pipeshare_local.runtime); its events become the
   stack's rules (EventBridgeRule, Schedule; put in moto's EventBridge too), queue and stream mappings.
 - Anything else (alarms, queue policies, layers, ...) is recorded in Deployment.skipped.
@@ -259,6 +261,8 @@ class Deployer:
             for k, v in props.items()
             if k in ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout")
         }
+        if "RedrivePolicy" in props:  # SettleQueue -> SettleDlq after maxReceiveCount receives (moto moves them)
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         name = self._name(d, logical)
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         d.refs[logical] = url

@@ -6,7 +6,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml local/pyproject.toml | sha1sum | cut -c1-12)
 # Offline, credential-free defaults: nothing here talks to a real AWS account.
 export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= testing
@@ -26,12 +26,14 @@ help:
 	@echo "make prices OFFER=index.json - rebuild the shipped price table from AWS Price List offer file(s)"
 	@echo "make deploy - sam deploy --guided"
 
-$(STAMP): requirements-dev.txt pyproject.toml
+# the product (pipeshare: pyproject.toml, layers/common) and the local stack (pipeshare-local: local/pyproject.toml, the
+# `pipeshare` command), both editable
+$(STAMP): requirements-dev.txt pyproject.toml local/pyproject.toml
 	rm -f $(VENV)/.installed-*
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip $(QUIET_PIP)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(QUIET_PIP)
-	$(BIN)/python -m pip install --quiet --no-deps -e . $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --no-deps -e . -e local $(QUIET_PIP)
 	touch $@
 
 dev: $(STAMP)

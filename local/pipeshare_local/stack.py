@@ -1,9 +1,14 @@
-"""The embedded local stack: moto (server mode, several accounts) + the RAM emulation, one loopback endpoint.
+"""The embedded local stack: moto (server mode, several accounts) + the emulations, one loopback endpoint; it runs
+what the deployer (pipeshare_local.deployer) created from template.yaml.
 
-Deployments are built from template.yaml: each enabled resource is created through the real AWS APIs (served by
-moto), EventBridge rules are put with the template's own patterns, and functions run in-process with the template's
-environment. moto cannot invoke Lambda targets, so the stack matches events with moto's own EventBridge matcher and
-dispatches the full envelope to the handlers; it also pumps DynamoDB streams into stream-triggered functions.
+At the endpoint (`_app`): each call is counted, authorized against the signing function's role (pipeshare_local.iam),
+faulted by the fault plan (pipeshare_local.faults), then dispatched to the RAM, SageMaker or Pricing emulation, to
+SSM (with its change events), DynamoDB (serialized; TransactWriteItems' client token), Lambda Invoke or moto.
+Running a deployment: events are delivered in due-time order to the rules' patterns (moto's own EventBridge matcher;
+moto cannot invoke Lambda targets) and dispatched to the functions (pipeshare_local.runtime) or forwarded to another
+account's bus under its policy; schedules fire on the scenario clock; SQS and DynamoDB-stream event source mappings
+are polled; on-failure destinations and dead-letter queues are fed; functions sign with their own role's credentials
+(moto STS) in one container per function; state is read back through the APIs (tables, tap queues of topics).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,12 +37,19 @@ import botocore.session
 import time_machine
 from aws_lambda_powertools.utilities.parameters import constants as parameter_constants
 from botocore.config import Config
-from moto.events.models import EventPattern
 from moto.iam.models import get_account_id_from
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler
 
 from pipeshare_local import moto_fixes, ssm_events
+from pipeshare_local.deployer import (  # noqa: F401 - Rule, schedule_period: importable from here as before
+    Deployer,
+    Deployment,
+    QueueMapping,
+    Rule,
+    StreamMapping,
+    schedule_period,
+)
 from pipeshare_local.faults import CallSite, FaultInjector
 from pipeshare_local.iam import (
     LocalIam,
@@ -47,31 +59,20 @@ from pipeshare_local.iam import (
     Target,
     denial_response,
     read_request,
-    sam_translate,
-    translated_resolver,
 )
 from pipeshare_local.pricing import PricingEmulator
 from pipeshare_local.ram import RamEmulator
 from pipeshare_local.runtime import Invocation, LocalFunction
 from pipeshare_local.sagemaker import API_CALL_VIA_CLOUDTRAIL, SageMakerPipelineEmulator, moto_pipeline_exists
 from pipeshare_local.settings import EmulationSettings
-from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, load_template, references
+from pipeshare_local.template import load_template
 from pipeshare_local.wire import CREDENTIAL_RE, ServiceError, error_response, fingerprint, finish, serve, service_model
 
 DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 _CREDENTIALS_ROLE = "pipeshare-local"
 _DYNAMODB_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")  # X-Amz-Target of DynamoDB and its streams
-_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 _LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _TOKEN_WINDOW = timedelta(minutes=10)  # DynamoDB: a TransactWriteItems client token is valid for 10 minutes
-
-
-def schedule_period(expression: str) -> timedelta:
-    match = _RATE.match(expression.strip())
-    if not match:
-        raise ValueError(f"the local stack runs rate(...) schedules only, not {expression!r}")
-    amount, unit = int(match.group(1)), match.group(2).rstrip("s")
-    return timedelta(**{f"{unit}s": amount})
 
 
 class Clock:
@@ -113,57 +114,6 @@ class _ScenarioSleep:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
-
-
-@dataclass
-class Rule:
-    name: str
-    function: LocalFunction | None  # None for a rule whose target is another event bus
-    pattern: EventPattern | None = None
-    schedule: timedelta | None = None
-    next_fire: datetime | None = None
-    dead_letter_arn: str | None = None
-    bus: str = "default"
-    forward_to: str | None = None  # target event bus ARN (cross-account forwarding)
-
-
-@dataclass
-class StreamMapping:
-    function: LocalFunction
-    stream_arn: str
-    filters: list[EventPattern]
-    batch_size: int
-    max_retries: int
-    on_failure_arn: str | None
-    iterators: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class QueueMapping:
-    """An SQS event source mapping (SAM `SQS` event): batches of available messages, ReportBatchItemFailures."""
-
-    function: LocalFunction
-    queue_arn: str
-    batch_size: int
-    report_failures: bool
-    queue_url: str = ""  # looked up once
-
-
-@dataclass
-class Deployment:
-    account: str
-    region: str
-    stack_name: str
-    parameters: dict[str, str]
-    refs: dict[str, Any] = field(default_factory=dict)
-    attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
-    functions: dict[str, LocalFunction] = field(default_factory=dict)
-    rules: list[Rule] = field(default_factory=list)
-    streams: list[StreamMapping] = field(default_factory=list)
-    queues: list[QueueMapping] = field(default_factory=list)
-    taps: dict[str, str] = field(default_factory=dict)  # topic logical id -> tap queue url
-    skipped: list[str] = field(default_factory=list)
-    conditions: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,6 +203,7 @@ class LocalStack:
         self._transaction_tokens: dict[tuple[str, str, str], tuple[datetime, str, list[bytes], Any]] = {}
         self._botocore_time: Any = None
         self.retry_backoff_passes_time = True  # botocore's retry backoff advances the scenario clock
+        self.deployer = Deployer(self)  # template.yaml -> an account's resources (pipeshare_local.deployer)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalStack:
@@ -607,300 +558,13 @@ class LocalStack:
     def deploy(
         self, account: str, parameters: dict[str, Any] | None = None, *, stack_name: str = "pipeshare"
     ) -> Deployment:
-        deployment = Deployment(account, self.region, stack_name, {k: str(v) for k, v in (parameters or {}).items()})
-        resolver = Resolver(
-            self.template,
-            parameters=parameters or {},
-            pseudo={
-                "AWS::AccountId": account,
-                "AWS::Region": self.region,
-                "AWS::Partition": "aws",
-                "AWS::StackName": stack_name,
-                "AWS::URLSuffix": "amazonaws.com",
-            },
-            refs=deployment.refs,
-            attrs=lambda logical, attr: self._attribute(deployment, logical, attr),
-        )
-        deployment.conditions = dict(resolver.conditions)
-        deployment.parameters = dict(resolver.parameters)
-        resources = resolver.template["Resources"]  # Fn::ForEach expanded for this deployment's parameters
-        enabled = [name for name, spec in resources.items() if resolver.enabled(spec)]
-        for logical in _creation_order(enabled, resources):
-            self._create(deployment, resolver, logical, resources[logical])
-        self._install_roles(deployment, resolver)
+        """Deploy template.yaml into an account (pipeshare_local.deployer); the stack then runs what was created."""
+        deployment = self.deployer.deploy(account, parameters, stack_name=stack_name)
         self.deployments[account] = deployment
         return deployment
 
-    def _attribute(self, deployment: Deployment, logical: str, attr: str) -> Any:
-        key = (logical, attr)
-        if key not in deployment.attributes:
-            raise UnresolvedError(f"GetAtt {logical}.{attr}")
-        return deployment.attributes[key]
-
-    def _create(self, deployment: Deployment, resolver: Resolver, logical: str, spec: dict[str, Any]) -> None:
-        kind = spec["Type"]
-        creator = {
-            "AWS::DynamoDB::Table": self._create_table,
-            "AWS::SNS::Topic": self._create_topic,
-            "AWS::SNS::Subscription": self._create_subscription,
-            "AWS::SQS::Queue": self._create_queue,
-            "AWS::Logs::LogGroup": self._create_log_group,
-            "AWS::KMS::Key": self._create_key,
-            "AWS::RAM::ResourceShare": self._create_resource_share,
-            "AWS::Events::EventBus": self._create_event_bus,
-            "AWS::Events::EventBusPolicy": self._create_event_bus_policy,
-            "AWS::Events::Rule": self._create_rule,
-            "AWS::IAM::Role": self._create_role,
-            "AWS::Serverless::Function": self._create_function,
-        }.get(kind)
-        if creator is None:
-            deployment.skipped.append(f"{logical} ({kind})")
-            return
-        try:
-            props = resolver.resolve(spec.get("Properties", {})) if kind != "AWS::Serverless::Function" else spec
-        except UnresolvedError as exc:
-            deployment.skipped.append(f"{logical} ({kind}): unresolved {exc}")
-            return
-        creator(deployment, resolver, logical, props)
-
-    def _name(self, deployment: Deployment, logical: str) -> str:
-        return f"{deployment.stack_name}-{logical}"
-
-    def _create_table(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        ddb = self.client(d.account, "dynamodb")
-        name = self._name(d, logical)
-        args = {
-            k: props[k]
-            for k in (
-                "AttributeDefinitions",
-                "KeySchema",
-                "BillingMode",
-                "GlobalSecondaryIndexes",
-                "StreamSpecification",
-                "SSESpecification",
-            )
-            if k in props
-        }
-        if "StreamSpecification" in args:
-            args["StreamSpecification"] = {"StreamEnabled": True, **args["StreamSpecification"]}
-        if "SSESpecification" in args:
-            args["SSESpecification"] = {"Enabled": bool(args["SSESpecification"].get("SSEEnabled"))}
-        table = ddb.create_table(TableName=name, **args)["TableDescription"]
-        ttl = props.get("TimeToLiveSpecification")
-        if ttl:
-            ddb.update_time_to_live(
-                TableName=name,
-                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
-            )
-        d.refs[logical] = name
-        d.attributes[(logical, "Arn")] = table["TableArn"]
-        if "LatestStreamArn" in table:
-            d.attributes[(logical, "StreamArn")] = table["LatestStreamArn"]
-
-    def _create_topic(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        sns = self.client(d.account, "sns")
-        attributes = {k: str(props[k]) for k in ("DisplayName", "KmsMasterKeyId") if k in props}
-        arn = sns.create_topic(Name=self._name(d, logical), Attributes=attributes)["TopicArn"]
-        d.refs[logical] = arn
-        d.attributes[(logical, "TopicArn")] = arn
-        d.attributes[(logical, "TopicName")] = arn.rsplit(":", 1)[1]
-        # a tap queue subscribed to every topic, so scenarios and tests read what was published through the APIs
-        sqs = self.client(d.account, "sqs")
-        url = sqs.create_queue(QueueName=f"{self._name(d, logical)}-tap")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
-        d.taps[logical] = url
-
-    def _create_subscription(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        self.client(d.account, "sns").subscribe(
-            TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
-        )
-        d.refs[logical] = f"{props['TopicArn']}:{logical}"
-
-    def _create_queue(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        sqs = self.client(d.account, "sqs")
-        attributes = {
-            k: str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in props.items()
-            if k in ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout")
-        }
-        name = self._name(d, logical)
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        d.refs[logical] = url
-        d.attributes[(logical, "QueueName")] = name
-        d.attributes[(logical, "Arn")] = f"arn:aws:sqs:{self.region}:{d.account}:{name}"
-
-    def _create_key(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        kms = self.client(d.account, "kms")
-        key = kms.create_key(Description=props.get("Description", logical), Policy=json.dumps(props["KeyPolicy"]))
-        key_id = key["KeyMetadata"]["KeyId"]
-        if props.get("EnableKeyRotation"):
-            kms.enable_key_rotation(KeyId=key_id)
-        d.refs[logical] = key_id
-        d.attributes[(logical, "Arn")] = key["KeyMetadata"]["Arn"]
-        d.attributes[(logical, "KeyId")] = key_id
-
-    def _create_resource_share(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        request = {
-            "name": props["Name"],
-            "resourceArns": props.get("ResourceArns", []),
-            "principals": props.get("Principals", []),
-            "allowExternalPrincipals": bool(props.get("AllowExternalPrincipals", True)),
-        }
-        if props.get("PermissionArns"):
-            request["permissionArns"] = props["PermissionArns"]
-        arn = self.client(d.account, "ram").create_resource_share(**request)["resourceShare"]["resourceShareArn"]
-        d.refs[logical] = arn
-        d.attributes[(logical, "Arn")] = arn
-
-    def _create_event_bus(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        arn = self.client(d.account, "events").create_event_bus(Name=props["Name"])["EventBusArn"]
-        d.refs[logical] = props["Name"]
-        d.attributes[(logical, "Arn")] = arn
-        d.attributes[(logical, "Name")] = props["Name"]
-
-    def _create_event_bus_policy(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        statement = props["Statement"]
-        principal = statement.get("Principal", {})
-        accounts = principal.get("AWS", []) if isinstance(principal, dict) else []
-        accounts = [accounts] if isinstance(accounts, str) else accounts
-        # organization-wide policies (aws:PrincipalOrgID) are not emulated: the local stack has no organization
-        admitted = self.bus_admits.setdefault((d.account, props["EventBusName"]), set())
-        admitted.update(a.split(":")[4] if a.startswith("arn:") else a for a in accounts)
-        # the statement without its principal, to evaluate its Action, Resource and Condition for each event
-        policy = {k: v for k, v in statement.items() if k not in ("Principal", "NotPrincipal")}
-        self.bus_statements.setdefault((d.account, props["EventBusName"]), []).append(policy)
-        d.refs[logical] = props["StatementId"]
-
-    def _create_rule(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        events = self.client(d.account, "events")
-        bus = props.get("EventBusName", "default")
-        pattern = event_pattern_json(props["EventPattern"])
-        arn = events.put_rule(
-            Name=logical, EventPattern=pattern, State=props.get("State", "ENABLED"), EventBusName=bus
-        )["RuleArn"]
-        for target in props.get("Targets", []):
-            if ":event-bus/" not in target["Arn"]:
-                d.skipped.append(f"{logical} target {target['Id']} (only event-bus targets are emulated)")
-                continue
-            d.rules.append(
-                Rule(
-                    logical,
-                    None,
-                    pattern=EventPattern.load(pattern),
-                    bus=bus,
-                    forward_to=target["Arn"],
-                    dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
-                )
-            )
-        d.refs[logical] = logical
-        d.attributes[(logical, "Arn")] = arn
-
-    def _create_role(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        iam = self.client(d.account, "iam")
-        name = f"{d.stack_name}-{logical}"[:64]
-        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
-        for policy in props.get("Policies", []):
-            iam.put_role_policy(
-                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
-            )
-        d.refs[logical] = name
-        d.attributes[(logical, "Arn")] = role["Role"]["Arn"]
-
-    def _create_log_group(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
-        logs = self.client(d.account, "logs")
-        logs.create_log_group(logGroupName=props["LogGroupName"])
-        logs.put_retention_policy(logGroupName=props["LogGroupName"], retentionInDays=int(props["RetentionInDays"]))
-        d.refs[logical] = props["LogGroupName"]
-
-    def _create_function(self, d: Deployment, resolver: Resolver, logical: str, spec: dict[str, Any]) -> None:
-        globals_ = self.template.get("Globals", {}).get("Function", {})
-        props = spec["Properties"]
-        env = {
-            **resolver.resolve(globals_.get("Environment", {}).get("Variables", {})),
-            **resolver.resolve(props.get("Environment", {}).get("Variables", {})),
-        }
-        invoke_config = resolver.resolve(props.get("EventInvokeConfig", {}))
-        on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-        name = self._name(d, logical)
-        function = LocalFunction(
-            logical_id=logical,
-            name=name,
-            account=d.account,
-            region=self.region,
-            code_uri=props["CodeUri"],
-            handler=props["Handler"],
-            environment={k: str(v) for k, v in env.items()},
-            identity=lambda: self.function_credentials(d.account, logical),
-            max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
-            on_failure=(lambda record, arn=on_failure: self._send_to_queue(d.account, arn, record))
-            if on_failure
-            else None,
-            before_invoke=self._enter_function,
-        )
-        d.functions[logical] = function
-        d.refs[logical] = name
-        d.attributes[(logical, "Arn")] = function.arn
-        events = self.client(d.account, "events")
-        for event_name, event in props.get("Events", {}).items():
-            eprops = resolver.resolve(event.get("Properties", {}))
-            rule_name = f"{logical}{event_name}"
-            if event["Type"] == "EventBridgeRule":
-                pattern = event_pattern_json(eprops["Pattern"])
-                bus = eprops.get("EventBusName", "default")
-                arn = events.put_rule(Name=rule_name, EventPattern=pattern, State="ENABLED", EventBusName=bus)[
-                    "RuleArn"
-                ]
-                d.rules.append(
-                    Rule(
-                        rule_name,
-                        function,
-                        pattern=EventPattern.load(pattern),
-                        dead_letter_arn=eprops.get("DeadLetterConfig", {}).get("Arn"),
-                        bus=bus,
-                    )
-                )
-            elif event["Type"] == "Schedule":
-                expression = eprops["Schedule"]
-                arn = events.put_rule(Name=rule_name, ScheduleExpression=expression, State="ENABLED")["RuleArn"]
-                period = schedule_period(expression)
-                d.rules.append(Rule(rule_name, function, schedule=period, next_fire=self.clock.now() + period))
-            elif event["Type"] == "SQS":
-                d.queues.append(
-                    QueueMapping(
-                        function=function,
-                        queue_arn=eprops["Queue"],
-                        batch_size=int(eprops.get("BatchSize", 10)),
-                        report_failures="ReportBatchItemFailures" in eprops.get("FunctionResponseTypes", []),
-                    )
-                )
-                continue
-            elif event["Type"] == "DynamoDB":
-                filters = [EventPattern.load(f["Pattern"]) for f in eprops.get("FilterCriteria", {}).get("Filters", [])]
-                d.streams.append(
-                    StreamMapping(
-                        function=function,
-                        stream_arn=eprops["Stream"],
-                        filters=filters,
-                        batch_size=int(eprops.get("BatchSize", 100)),
-                        max_retries=int(eprops.get("MaximumRetryAttempts", -1)),
-                        on_failure_arn=eprops.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
-                    )
-                )
-                continue
-            else:
-                d.skipped.append(f"{logical}.{event_name} ({event['Type']} event)")
-                continue
-            d.refs[rule_name] = rule_name
-            d.attributes[(rule_name, "Arn")] = arn
-
-    def _install_roles(self, deployment: Deployment, resolver: Resolver) -> None:
-        """The roles `sam deploy` creates (SAM's translation of the template), resolved with this deployment's
-        parameters, conditions and resources: what each function's calls are authorized against."""
-        translated = sam_translate(resolver.template)
-        self.iam.install(deployment.account, translated, translated_resolver(translated, resolver))
-
-    def _enter_function(self, function: LocalFunction) -> None:
+    # ------------------------------------------------------------------ running functions
+    def enter_function(self, function: LocalFunction) -> None:
         """_switch_container, with one boto3 session per function credential (a session caches the credentials it
         resolved; each function signs with its own role's)."""
         previous = self._active_identity
@@ -931,7 +595,7 @@ class LocalStack:
             boto3.DEFAULT_SESSION = self._sessions[function.account]
             self._active_identity = identity
 
-    def _send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None:
+    def send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None:
         function_arn = str((body.get("requestContext") or {}).get("functionArn", "")).removesuffix(":$LATEST")
         if function_arn and not self._function_may_send(account, function_arn, queue_arn):
             return  # Lambda sends a destination record with the function's role: refused (see iam.denials)
@@ -1074,7 +738,7 @@ class LocalStack:
             return None
         reason = refused or f"event bus {target} does not admit account {account} (AccessDeniedException)"
         if rule.dead_letter_arn:
-            self._send_to_queue(account, rule.dead_letter_arn, {"event": event, "error": reason, "rule": rule.name})
+            self.send_to_queue(account, rule.dead_letter_arn, {"event": event, "error": reason, "rule": rule.name})
         return reason
 
     def _bus_policy_allows(self, owner: str, bus: str, bus_arn: str, sender: str, event: dict[str, Any]) -> bool:
@@ -1317,7 +981,7 @@ class LocalStack:
                 batch = batch[first:]
             if mapping.max_retries >= 0 and attempt > mapping.max_retries:
                 if mapping.on_failure_arn:
-                    self._send_to_queue(
+                    self.send_to_queue(
                         d.account,
                         mapping.on_failure_arn,
                         {
@@ -1459,19 +1123,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, set):
         return sorted(_plain(v) for v in value)
     return value
-
-
-def _creation_order(enabled: list[str], resources: dict[str, Any]) -> list[str]:
-    """Topological order over Ref/GetAtt/Sub references (unknown IDs, e.g. SAM-generated rules, are ignored)."""
-    pending = set(enabled)
-    order: list[str] = []
-    deps = {name: references(resources[name].get("Properties", {})) & pending for name in enabled}
-    # SAM-generated resources (rules) are created with their function: map them to it
-    while pending:
-        ready = sorted(n for n in pending if not (deps[n] & pending))
-        if not ready:  # a cycle (should not happen in a valid template): create the rest in template order
-            ready = [n for n in enabled if n in pending]
-        for name in ready:
-            order.append(name)
-            pending.discard(name)
-    return order

@@ -376,3 +376,25 @@ def test_layering_logic_model_scanner_sees_each_kind() -> None:
         )
     ]
     assert kinds == ["A", "B", "C", "D", "_F"]
+
+
+# ------------------------------------------------------------------------- the product never needs the local stack
+
+
+def test_layering_product_never_imports_the_local_stack() -> None:
+    # Given every module of the product: the layer's package and the handlers (what `sam build` ships; the local
+    # stack, pipeshare_local, is dev tooling packaged apart in local/pyproject.toml)
+    product = sorted([*PACKAGE.rglob("*.py"), *(ROOT / "functions").rglob("*.py")])
+    assert len(product) > len(HANDLERS)
+
+    # When their imports are listed (import statements, importlib/__import__ calls) and their string constants read
+    offenders = []
+    for path in product:
+        tree = ast.parse(path.read_text())
+        modules = imported_modules(path.read_text()) | dynamic_imports(path.read_text())
+        strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        if "pipeshare_local" in roots(modules) or any(s.split(".")[0] == "pipeshare_local" for s in strings):
+            offenders.append(rel(path))
+
+    # Then none names pipeshare_local (not even as a module name handed to importlib.util.find_spec & co)
+    assert offenders == []

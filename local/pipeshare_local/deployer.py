@@ -1,0 +1,456 @@
+"""The deployer: template.yaml -> one account's resources on the local stack (what `sam deploy` would create).
+
+`Deployer.deploy` reads the template (pipeshare_local.template: parameters, conditions, Fn::ForEach, intrinsics),
+orders the enabled resources by their references (`_creation_order`), creates each through the real AWS APIs served
+at the stack's endpoint (moto and the emulations) with the names a deployment gets here (`<stack>-<LogicalId>`), and
+installs the IAM roles SAM translates the template into (pipeshare_local.iam). What it creates is recorded in a
+`Deployment` (refs, GetAtt attributes, functions, rules, stream and queue mappings, tap queues); running them
+(event delivery, schedules, queue and stream polling, invocation, credentials) is pipeshare_local.stack's part.
+
+Resource types and how they are created (moto 5.2.5's CloudFormation, `create_stack`, was tried for each type the
+deployer creates; see local/README.md, "moto's CloudFormation"):
+- AWS::DynamoDB::Table: CreateTable + UpdateTimeToLive. moto's CloudFormation drops TimeToLiveSpecification (TTL stays
+  DISABLED) and passes SSESpecification through in its template shape ({"SSEEnabled": true}), which moto's
+  CreateTable reads as no SSE (no SSEDescription).
+- AWS::KMS::Key: CreateKey + EnableKeyRotation. moto's CloudFormation keeps KeyPolicy as a dict, and every later call
+  that checks the key policy (DescribeKey, Encrypt, ...) then fails inside moto (TypeError: json.loads of a dict).
+- AWS::SNS::Subscription, AWS::Events::EventBusPolicy, AWS::RAM::ResourceShare: not supported by moto's
+  CloudFormation (warning "No Moto CloudFormation support"). Bus policies are the stack's own state (bus_admits,
+  bus_statements: what cross-account forwarding is checked against); shares are served by the RAM emulation.
+- AWS::Events::EventBus: moto's CloudFormation creates it with an empty physical id, so `!Ref OwnerBus` (the bus
+  policies' EventBusName) would be "" where CloudFormation gives the bus name.
+- AWS::SNS::Topic, AWS::SQS::Queue (RedrivePolicy included: applied here too), AWS::Logs::LogGroup,
+  AWS::Events::Rule, AWS::IAM::Role: moto's CloudFormation creates these faithfully when given explicit names
+  (otherwise it appends a random suffix, and two runs no longer compare), but one `create_stack` per deployment
+  cannot be placed in the creation order: the template's references cross between these and the resources created
+  here (log groups name the functions; the functions' environment names queues, topics and tables; topics name the
+  KMS key, whose id is random), so they are created with the same API calls CloudFormation makes, in reference order.
+- AWS::Serverless::Function: served in-process by the Lambda runtime (pipeshare_local.runtime); its events become the
+  stack's rules (EventBridgeRule, Schedule; put in moto's EventBridge too), queue and stream mappings.
+- Anything else (alarms, queue policies, layers, ...) is recorded in Deployment.skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from moto.events.models import EventPattern
+
+from pipeshare_local.iam import LocalIam, sam_translate, translated_resolver
+from pipeshare_local.runtime import LocalFunction
+from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, references
+
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+
+
+def schedule_period(expression: str) -> timedelta:
+    match = _RATE.match(expression.strip())
+    if not match:
+        raise ValueError(f"the local stack runs rate(...) schedules only, not {expression!r}")
+    amount, unit = int(match.group(1)), match.group(2).rstrip("s")
+    return timedelta(**{f"{unit}s": amount})
+
+
+@dataclass
+class Rule:
+    name: str
+    function: LocalFunction | None  # None for a rule whose target is another event bus
+    pattern: EventPattern | None = None
+    schedule: timedelta | None = None
+    next_fire: datetime | None = None
+    dead_letter_arn: str | None = None
+    bus: str = "default"
+    forward_to: str | None = None  # target event bus ARN (cross-account forwarding)
+
+
+@dataclass
+class StreamMapping:
+    function: LocalFunction
+    stream_arn: str
+    filters: list[EventPattern]
+    batch_size: int
+    max_retries: int
+    on_failure_arn: str | None
+    iterators: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class QueueMapping:
+    """An SQS event source mapping (SAM `SQS` event): batches of available messages, ReportBatchItemFailures."""
+
+    function: LocalFunction
+    queue_arn: str
+    batch_size: int
+    report_failures: bool
+    queue_url: str = ""  # looked up once
+
+
+@dataclass
+class Deployment:
+    account: str
+    region: str
+    stack_name: str
+    parameters: dict[str, str]
+    refs: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    streams: list[StreamMapping] = field(default_factory=list)
+    queues: list[QueueMapping] = field(default_factory=list)
+    taps: dict[str, str] = field(default_factory=dict)  # topic logical id -> tap queue url
+    skipped: list[str] = field(default_factory=list)
+    conditions: dict[str, bool] = field(default_factory=dict)
+
+
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Host(Protocol):
+    """What the deployer needs of the running stack (LocalStack): its clients, region, template and clock, the IAM it
+    installs roles into, the bus policy state it fills, and the hooks a deployed function runs with."""
+
+    region: str
+    template: dict[str, Any]
+    clock: _Clock
+    bus_admits: dict[tuple[str, str], set[str]]
+    bus_statements: dict[tuple[str, str], list[dict[str, Any]]]
+
+    @property
+    def iam(self) -> LocalIam: ...
+
+    def client(self, account: str, service: str) -> Any: ...
+
+    def function_credentials(self, account: str, logical: str) -> dict[str, str]: ...
+
+    def send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None: ...
+
+    def enter_function(self, function: LocalFunction) -> None: ...
+
+
+class Deployer:
+    """Deploys template.yaml into one account of a running stack (`stack.deploy` calls it)."""
+
+    def __init__(self, stack: Host) -> None:
+        self.stack = stack
+
+    def deploy(
+        self, account: str, parameters: dict[str, Any] | None = None, *, stack_name: str = "pipeshare"
+    ) -> Deployment:
+        """Create every resource of the template enabled by these parameters' conditions in `account`, in reference
+        order, then install the roles SAM would create. The caller (LocalStack.deploy) registers the deployment."""
+        deployment = Deployment(
+            account, self.stack.region, stack_name, {k: str(v) for k, v in (parameters or {}).items()}
+        )
+        resolver = Resolver(
+            self.stack.template,
+            parameters=parameters or {},
+            pseudo={
+                "AWS::AccountId": account,
+                "AWS::Region": self.stack.region,
+                "AWS::Partition": "aws",
+                "AWS::StackName": stack_name,
+                "AWS::URLSuffix": "amazonaws.com",
+            },
+            refs=deployment.refs,
+            attrs=lambda logical, attr: self._attribute(deployment, logical, attr),
+        )
+        deployment.conditions = dict(resolver.conditions)
+        deployment.parameters = dict(resolver.parameters)
+        resources = resolver.template["Resources"]  # Fn::ForEach expanded for this deployment's parameters
+        enabled = [name for name, spec in resources.items() if resolver.enabled(spec)]
+        for logical in _creation_order(enabled, resources):
+            self._create(deployment, resolver, logical, resources[logical])
+        self._install_roles(deployment, resolver)
+        return deployment
+
+    def _attribute(self, deployment: Deployment, logical: str, attr: str) -> Any:
+        key = (logical, attr)
+        if key not in deployment.attributes:
+            raise UnresolvedError(f"GetAtt {logical}.{attr}")
+        return deployment.attributes[key]
+
+    def _create(self, deployment: Deployment, resolver: Resolver, logical: str, spec: dict[str, Any]) -> None:
+        kind = spec["Type"]
+        creator = {
+            "AWS::DynamoDB::Table": self._create_table,
+            "AWS::SNS::Topic": self._create_topic,
+            "AWS::SNS::Subscription": self._create_subscription,
+            "AWS::SQS::Queue": self._create_queue,
+            "AWS::Logs::LogGroup": self._create_log_group,
+            "AWS::KMS::Key": self._create_key,
+            "AWS::RAM::ResourceShare": self._create_resource_share,
+            "AWS::Events::EventBus": self._create_event_bus,
+            "AWS::Events::EventBusPolicy": self._create_event_bus_policy,
+            "AWS::Events::Rule": self._create_rule,
+            "AWS::IAM::Role": self._create_role,
+            "AWS::Serverless::Function": self._create_function,
+        }.get(kind)
+        if creator is None:
+            deployment.skipped.append(f"{logical} ({kind})")
+            return
+        try:
+            props = resolver.resolve(spec.get("Properties", {})) if kind != "AWS::Serverless::Function" else spec
+        except UnresolvedError as exc:
+            deployment.skipped.append(f"{logical} ({kind}): unresolved {exc}")
+            return
+        creator(deployment, resolver, logical, props)
+
+    def _name(self, deployment: Deployment, logical: str) -> str:
+        return f"{deployment.stack_name}-{logical}"
+
+    def _create_table(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        ddb = self.stack.client(d.account, "dynamodb")
+        name = self._name(d, logical)
+        args = {
+            k: props[k]
+            for k in (
+                "AttributeDefinitions",
+                "KeySchema",
+                "BillingMode",
+                "GlobalSecondaryIndexes",
+                "StreamSpecification",
+                "SSESpecification",
+            )
+            if k in props
+        }
+        if "StreamSpecification" in args:
+            args["StreamSpecification"] = {"StreamEnabled": True, **args["StreamSpecification"]}
+        if "SSESpecification" in args:
+            args["SSESpecification"] = {"Enabled": bool(args["SSESpecification"].get("SSEEnabled"))}
+        table = ddb.create_table(TableName=name, **args)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
+            )
+        d.refs[logical] = name
+        d.attributes[(logical, "Arn")] = table["TableArn"]
+        if "LatestStreamArn" in table:
+            d.attributes[(logical, "StreamArn")] = table["LatestStreamArn"]
+
+    def _create_topic(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        sns = self.stack.client(d.account, "sns")
+        attributes = {k: str(props[k]) for k in ("DisplayName", "KmsMasterKeyId") if k in props}
+        arn = sns.create_topic(Name=self._name(d, logical), Attributes=attributes)["TopicArn"]
+        d.refs[logical] = arn
+        d.attributes[(logical, "TopicArn")] = arn
+        d.attributes[(logical, "TopicName")] = arn.rsplit(":", 1)[1]
+        # a tap queue subscribed to every topic, so scenarios and tests read what was published through the APIs
+        sqs = self.stack.client(d.account, "sqs")
+        url = sqs.create_queue(QueueName=f"{self._name(d, logical)}-tap")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+        d.taps[logical] = url
+
+    def _create_subscription(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        self.stack.client(d.account, "sns").subscribe(
+            TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
+        )
+        d.refs[logical] = f"{props['TopicArn']}:{logical}"
+
+    def _create_queue(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        sqs = self.stack.client(d.account, "sqs")
+        attributes = {
+            k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in props.items()
+            if k in ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout")
+        }
+        if "RedrivePolicy" in props:  # SettleQueue -> SettleDlq after maxReceiveCount receives (moto moves them)
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        name = self._name(d, logical)
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        d.refs[logical] = url
+        d.attributes[(logical, "QueueName")] = name
+        d.attributes[(logical, "Arn")] = f"arn:aws:sqs:{self.stack.region}:{d.account}:{name}"
+
+    def _create_key(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        kms = self.stack.client(d.account, "kms")
+        key = kms.create_key(Description=props.get("Description", logical), Policy=json.dumps(props["KeyPolicy"]))
+        key_id = key["KeyMetadata"]["KeyId"]
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=key_id)
+        d.refs[logical] = key_id
+        d.attributes[(logical, "Arn")] = key["KeyMetadata"]["Arn"]
+        d.attributes[(logical, "KeyId")] = key_id
+
+    def _create_resource_share(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        request = {
+            "name": props["Name"],
+            "resourceArns": props.get("ResourceArns", []),
+            "principals": props.get("Principals", []),
+            "allowExternalPrincipals": bool(props.get("AllowExternalPrincipals", True)),
+        }
+        if props.get("PermissionArns"):
+            request["permissionArns"] = props["PermissionArns"]
+        arn = self.stack.client(d.account, "ram").create_resource_share(**request)["resourceShare"]["resourceShareArn"]
+        d.refs[logical] = arn
+        d.attributes[(logical, "Arn")] = arn
+
+    def _create_event_bus(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        arn = self.stack.client(d.account, "events").create_event_bus(Name=props["Name"])["EventBusArn"]
+        d.refs[logical] = props["Name"]
+        d.attributes[(logical, "Arn")] = arn
+        d.attributes[(logical, "Name")] = props["Name"]
+
+    def _create_event_bus_policy(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        statement = props["Statement"]
+        principal = statement.get("Principal", {})
+        accounts = principal.get("AWS", []) if isinstance(principal, dict) else []
+        accounts = [accounts] if isinstance(accounts, str) else accounts
+        # organization-wide policies (aws:PrincipalOrgID) are not emulated: the local stack has no organization
+        admitted = self.stack.bus_admits.setdefault((d.account, props["EventBusName"]), set())
+        admitted.update(a.split(":")[4] if a.startswith("arn:") else a for a in accounts)
+        # the statement without its principal, to evaluate its Action, Resource and Condition for each event
+        policy = {k: v for k, v in statement.items() if k not in ("Principal", "NotPrincipal")}
+        self.stack.bus_statements.setdefault((d.account, props["EventBusName"]), []).append(policy)
+        d.refs[logical] = props["StatementId"]
+
+    def _create_rule(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        events = self.stack.client(d.account, "events")
+        bus = props.get("EventBusName", "default")
+        pattern = event_pattern_json(props["EventPattern"])
+        arn = events.put_rule(
+            Name=logical, EventPattern=pattern, State=props.get("State", "ENABLED"), EventBusName=bus
+        )["RuleArn"]
+        for target in props.get("Targets", []):
+            if ":event-bus/" not in target["Arn"]:
+                d.skipped.append(f"{logical} target {target['Id']} (only event-bus targets are emulated)")
+                continue
+            d.rules.append(
+                Rule(
+                    logical,
+                    None,
+                    pattern=EventPattern.load(pattern),
+                    bus=bus,
+                    forward_to=target["Arn"],
+                    dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
+                )
+            )
+        d.refs[logical] = logical
+        d.attributes[(logical, "Arn")] = arn
+
+    def _create_role(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        iam = self.stack.client(d.account, "iam")
+        name = f"{d.stack_name}-{logical}"[:64]
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+        for policy in props.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+            )
+        d.refs[logical] = name
+        d.attributes[(logical, "Arn")] = role["Role"]["Arn"]
+
+    def _create_log_group(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
+        logs = self.stack.client(d.account, "logs")
+        logs.create_log_group(logGroupName=props["LogGroupName"])
+        logs.put_retention_policy(logGroupName=props["LogGroupName"], retentionInDays=int(props["RetentionInDays"]))
+        d.refs[logical] = props["LogGroupName"]
+
+    def _create_function(self, d: Deployment, resolver: Resolver, logical: str, spec: dict[str, Any]) -> None:
+        globals_ = self.stack.template.get("Globals", {}).get("Function", {})
+        props = spec["Properties"]
+        env = {
+            **resolver.resolve(globals_.get("Environment", {}).get("Variables", {})),
+            **resolver.resolve(props.get("Environment", {}).get("Variables", {})),
+        }
+        invoke_config = resolver.resolve(props.get("EventInvokeConfig", {}))
+        on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        name = self._name(d, logical)
+        function = LocalFunction(
+            logical_id=logical,
+            name=name,
+            account=d.account,
+            region=self.stack.region,
+            code_uri=props["CodeUri"],
+            handler=props["Handler"],
+            environment={k: str(v) for k, v in env.items()},
+            identity=lambda: self.stack.function_credentials(d.account, logical),
+            max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
+            on_failure=(lambda record, arn=on_failure: self.stack.send_to_queue(d.account, arn, record))
+            if on_failure
+            else None,
+            before_invoke=self.stack.enter_function,
+        )
+        d.functions[logical] = function
+        d.refs[logical] = name
+        d.attributes[(logical, "Arn")] = function.arn
+        events = self.stack.client(d.account, "events")
+        for event_name, event in props.get("Events", {}).items():
+            eprops = resolver.resolve(event.get("Properties", {}))
+            rule_name = f"{logical}{event_name}"
+            if event["Type"] == "EventBridgeRule":
+                pattern = event_pattern_json(eprops["Pattern"])
+                bus = eprops.get("EventBusName", "default")
+                arn = events.put_rule(Name=rule_name, EventPattern=pattern, State="ENABLED", EventBusName=bus)[
+                    "RuleArn"
+                ]
+                d.rules.append(
+                    Rule(
+                        rule_name,
+                        function,
+                        pattern=EventPattern.load(pattern),
+                        dead_letter_arn=eprops.get("DeadLetterConfig", {}).get("Arn"),
+                        bus=bus,
+                    )
+                )
+            elif event["Type"] == "Schedule":
+                expression = eprops["Schedule"]
+                arn = events.put_rule(Name=rule_name, ScheduleExpression=expression, State="ENABLED")["RuleArn"]
+                period = schedule_period(expression)
+                d.rules.append(Rule(rule_name, function, schedule=period, next_fire=self.stack.clock.now() + period))
+            elif event["Type"] == "SQS":
+                d.queues.append(
+                    QueueMapping(
+                        function=function,
+                        queue_arn=eprops["Queue"],
+                        batch_size=int(eprops.get("BatchSize", 10)),
+                        report_failures="ReportBatchItemFailures" in eprops.get("FunctionResponseTypes", []),
+                    )
+                )
+                continue
+            elif event["Type"] == "DynamoDB":
+                filters = [EventPattern.load(f["Pattern"]) for f in eprops.get("FilterCriteria", {}).get("Filters", [])]
+                d.streams.append(
+                    StreamMapping(
+                        function=function,
+                        stream_arn=eprops["Stream"],
+                        filters=filters,
+                        batch_size=int(eprops.get("BatchSize", 100)),
+                        max_retries=int(eprops.get("MaximumRetryAttempts", -1)),
+                        on_failure_arn=eprops.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
+                    )
+                )
+                continue
+            else:
+                d.skipped.append(f"{logical}.{event_name} ({event['Type']} event)")
+                continue
+            d.refs[rule_name] = rule_name
+            d.attributes[(rule_name, "Arn")] = arn
+
+    def _install_roles(self, deployment: Deployment, resolver: Resolver) -> None:
+        """The roles `sam deploy` creates (SAM's translation of the template), resolved with this deployment's
+        parameters, conditions and resources: what each function's calls are authorized against."""
+        translated = sam_translate(resolver.template)
+        self.stack.iam.install(deployment.account, translated, translated_resolver(translated, resolver))
+
+
+def _creation_order(enabled: list[str], resources: dict[str, Any]) -> list[str]:
+    """Topological order over Ref/GetAtt/Sub references (unknown IDs, e.g. SAM-generated rules, are ignored)."""
+    pending = set(enabled)
+    order: list[str] = []
+    deps = {name: references(resources[name].get("Properties", {})) & pending for name in enabled}
+    # SAM-generated resources (rules) are created with their function: map them to it
+    while pending:
+        ready = sorted(n for n in pending if not (deps[n] & pending))
+        if not ready:  # a cycle (should not happen in a valid template): create the rest in template order
+            ready = [n for n in enabled if n in pending]
+        for name in ready:
+            order.append(name)
+            pending.discard(name)
+    return order

@@ -33,7 +33,9 @@ $(STAMP): requirements-dev.txt pyproject.toml local/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip $(QUIET_PIP)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(QUIET_PIP)
-	$(BIN)/python -m pip install --quiet --no-deps -e . -e local $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --no-deps -e . $(QUIET_PIP)
+	# apart, and after the product: an older all-in-one install's removal would take the `pipeshare` command with it
+	$(BIN)/python -m pip install --quiet --no-deps -e local $(QUIET_PIP)
 	touch $@
 
 dev: $(STAMP)

@@ -4,7 +4,7 @@ of it) ends: finalise and alert."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,13 +25,24 @@ from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_cost, report_tick
 from pipeshare.validation import parse_or_reject
 
+if TYPE_CHECKING:
+    from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository, PriceLookup
+    from pipeshare.models.estimates import PriceTable
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = load_settings(EstimateCostSettings)
-    common = {
+
+class _Ports(TypedDict):
+    """What every cost use case is given (built only once the event is valid)."""
+
+    owner_account: str
+    costs: CostRepository
+    sagemaker: CostDataGateway
+    prices: PriceTable
+    now: datetime
+    price_lookup: PriceLookup | None
+
+
+def _ports(settings: EstimateCostSettings, context: LambdaContext) -> _Ports:
+    return {
         "owner_account": context.invoked_function_arn.split(":")[4],
         "costs": get_cost_repository(settings.owner_table_name),
         "sagemaker": get_cost_gateway(),
@@ -39,19 +50,29 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "now": datetime.now(UTC),
         "price_lookup": get_price_lookup() if settings.use_price_list_api else None,
     }
-    budgets = get_budget_source(settings.budget_policy_parameter, settings.parameter_cache_seconds)
+
+
+def _budgets(settings: EstimateCostSettings) -> BudgetSource:
+    return get_budget_source(settings.budget_policy_parameter, settings.parameter_cache_seconds)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = load_settings(EstimateCostSettings)
     if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
         if parse_or_reject(event, ScheduledTrigger, wrap="event") is None:
             return Rejected().response()
-        tick = on_running_tick(budgets=budgets, **common)
+        tick = on_running_tick(budgets=_budgets(settings), **_ports(settings, context))
         report_tick(tick)
         return tick.response()
     parsed = parse_or_reject(event, OwnerEvent, wrap="event")
     if parsed is None or not isinstance(parsed.event, PipelineStepStatusEvent | PipelineExecutionStatusEvent):
         return (Rejected() if parsed is None else Ignored()).response()
     if isinstance(parsed.event, PipelineStepStatusEvent):
-        outcome = on_step_event(parsed.event, **common)
+        outcome = on_step_event(parsed.event, **_ports(settings, context))
     else:
-        outcome = on_execution_end(parsed.event, budgets=budgets, **common)
+        outcome = on_execution_end(parsed.event, budgets=_budgets(settings), **_ports(settings, context))
     report_cost(outcome, event_id=parsed.event.id)
     return outcome.response()

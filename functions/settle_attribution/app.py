@@ -26,7 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    request = parse_json_or_reject(record.get("body"), SettleRequest, event_id=record.message_id)
+    request = parse_json_or_reject(record.get("body") or "", SettleRequest, event_id=record.message_id)
     if request is None:
         return  # logged and counted; a retry cannot fix it
     settings = load_settings(SettleAttributionSettings)
@@ -49,4 +49,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not batch_or_reject(event, processor.event_type):
         return {"batchItemFailures": []}
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

@@ -25,6 +25,7 @@ from pipeshare.models.budget_events import (
     BudgetTrigger,
     ConsumerTotalImage,
     ExecutionStateImage,
+    ParameterStoreChangeDetail,
     ParameterStoreChangeEvent,
     StreamImage,
     UnattributedTotalImage,
@@ -95,7 +96,8 @@ def _evaluate_month(event: Any) -> dict[str, Any]:
     if trigger is None:
         return Rejected().response()
     changed = isinstance(trigger.event, ParameterStoreChangeEvent)
-    if changed and trigger.event.detail.name != settings.budget_policy_parameter:
+    detail = trigger.event.detail if changed else None
+    if isinstance(detail, ParameterStoreChangeDetail) and detail.name != settings.budget_policy_parameter:
         return Ignored(reason="not the budget policy parameter").response()
     now = datetime.now(UTC)
     try:

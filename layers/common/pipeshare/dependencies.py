@@ -192,4 +192,4 @@ def reset() -> None:
     if "aws_lambda_powertools.utilities.parameters" in sys.modules:
         from aws_lambda_powertools.utilities import parameters
 
-        parameters.clear_caches()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated

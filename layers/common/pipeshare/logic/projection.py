@@ -347,10 +347,14 @@ def worst_case(definition: Any, parameters: Mapping[str, str], prices: PriceTabl
     """The worst case of an execution of `definition` (the parsed pipeline definition JSON) with the parameter values
     given at its start (`parameters`: name -> value). Never raises on a bad definition: it is reported as unbounded."""
     pricing = _Pricing(prices, region)
-    base = {"region": region, "price_source": prices.source, "prices_as_of": prices.as_of}
     if not isinstance(definition, Mapping):
         reason = "the pipeline definition is not a JSON object"
-        return Projection(**base, unbounded=(UnboundedStep(step="(definition)", reason=reason),))
+        return Projection(
+            region=region,
+            price_source=prices.source,
+            prices_as_of=prices.as_of,
+            unbounded=(UnboundedStep(step="(definition)", reason=reason),),
+        )
     found: list[Any] = []
     _flatten(definition.get("Steps"), found, "Steps")
     values = _Values(definition, parameters)
@@ -366,7 +370,9 @@ def worst_case(definition: Any, parameters: Mapping[str, str], prices: PriceTabl
         if cost is not None:
             steps.append(cost)
     return Projection(
-        **base,
+        region=region,
+        price_source=prices.source,
+        prices_as_of=prices.as_of,
         steps=tuple(steps),
         unbounded=tuple(unbounded),
         notes=tuple(pricing.notes),

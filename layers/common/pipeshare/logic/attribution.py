@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pipeshare.models.executions import (
     ActionEntry,
@@ -59,6 +59,8 @@ from pipeshare.models.owner_events import (
 )
 
 SCHEMA = ALERT_SCHEMA
+CallSource = Literal[AttributionSource.OWNER, AttributionSource.FORWARDED, AttributionSource.OWNER_COPY]
+InferenceSource = Literal[AttributionSource.INFERRED, AttributionSource.AMBIGUOUS, AttributionSource.UNKNOWN]
 SUBJECT_MAX = 100  # SNS limit
 
 
@@ -223,6 +225,7 @@ def observe_call(event: PipelineApiCallEvent, *, owner_account: str) -> ActionOb
     if not event.succeeded or execution is None or arn_account(execution) != owner_account:
         return None
     caller, recipient, delivered = event.caller_account(), event.detail.recipient_account_id, event.account
+    source: CallSource | None
     if caller == owner_account:
         source = AttributionSource.OWNER if recipient == delivered == owner_account else None
     elif recipient == delivered == owner_account:
@@ -312,7 +315,7 @@ def infer(
             | ({owner_account} if owner_may_have else set())
         )
     )
-    source = (
+    source: InferenceSource = (
         AttributionSource.UNKNOWN
         if not candidates
         else AttributionSource.INFERRED

@@ -20,7 +20,7 @@ from pipeshare.models.messages import (
     FinishFields,
     FinishMessage,
     MonthToDate,
-    StepCost,
+    StepCostLine,
     UnpricedHours,
 )
 from pipeshare.models.owner_events import arn_account, pipeline_of
@@ -89,7 +89,7 @@ def finish_message(
         month=month,
         attempt=attempt,
     )
-    steps = tuple(StepCost.model_validate(dict(step)) for step in estimate_breakdown)
+    steps = tuple(StepCostLine.model_validate(dict(step)) for step in estimate_breakdown)
     total = _money(total)
     this_attempt = total if attempt_total is None else _money(attempt_total)
     mtd = None if consumer_month_to_date is None else _money(consumer_month_to_date)
@@ -103,7 +103,7 @@ def finish_message(
 
 def _finish_body(
     fields: FinishFields,
-    steps: tuple[StepCost, ...],
+    steps: tuple[StepCostLine, ...],
     amounts: tuple[Decimal, Decimal, Decimal | None],
     hours: Mapping[str, Decimal],
     budget: Budget | None,
@@ -148,7 +148,7 @@ def _execution(fields: FinishFields) -> FinishExecution:
 
 
 def _estimate(
-    steps: tuple[StepCost, ...], this_attempt: Decimal, total: Decimal, hours: Mapping[str, Decimal], currency: str
+    steps: tuple[StepCostLine, ...], this_attempt: Decimal, total: Decimal, hours: Mapping[str, Decimal], currency: str
 ) -> FinishEstimate:
     unestimated = tuple(s.step for s in steps if s.cost is None)
     return FinishEstimate(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -32,10 +32,10 @@ class Notification(Model):
     attributes: dict[str, str]
 
 
-FINISH_SCHEMA = "pipeshare.owner.execution-cost/2"
-ALERT_SCHEMA = "pipeshare.owner.execution-alert/1"
-THRESHOLD_SCHEMA = "pipeshare.owner.budget-threshold/2"
-ENFORCEMENT_SCHEMA = "pipeshare.owner.budget-enforcement/2"
+FINISH_SCHEMA: Final = "pipeshare.owner.execution-cost/2"
+ALERT_SCHEMA: Final = "pipeshare.owner.execution-alert/1"
+THRESHOLD_SCHEMA: Final = "pipeshare.owner.budget-threshold/2"
+ENFORCEMENT_SCHEMA: Final = "pipeshare.owner.budget-enforcement/2"
 
 
 def cents(value: Decimal) -> str:
@@ -43,7 +43,7 @@ def cents(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
 
 
-class StepCost(Model):
+class StepCostLine(Model):
     """One line of an estimate breakdown (the shape `logic/estimate.py` supplies, as a dict); in a finish message its
     cost is shown in cents."""
 
@@ -179,7 +179,7 @@ class FinishEstimate(_Part):
     lower_bound: bool
     unestimated_steps: tuple[str, ...]
     unpriced: tuple[UnpricedHours, ...]
-    steps: tuple[StepCost, ...]
+    steps: tuple[StepCostLine, ...]
 
 
 class MonthToDate(_Part):

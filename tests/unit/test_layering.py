@@ -398,3 +398,26 @@ def test_layering_product_never_imports_the_local_stack() -> None:
 
     # Then none names pipeshare_local (not even as a module name handed to importlib.util.find_spec & co)
     assert offenders == []
+
+
+# ------------------------------------------------------------------------------------------------ function length
+
+FUNCTION_MAX_LINES = 60
+
+
+def test_layering_no_function_of_the_product_is_longer_than_60_lines() -> None:
+    # Given every module of the product: the layer's package and the handlers
+    product = sorted([*PACKAGE.rglob("*.py"), *(ROOT / "functions").rglob("*.py")])
+    assert len(product) > len(HANDLERS)
+
+    # When every function and method is measured, from its `def` line (decorators aside) to its last line
+    functions = [
+        (f"{rel(path)}::{node.name}", node.end_lineno - node.lineno + 1)
+        for path in product
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None
+    ]
+    assert len(functions) > 100
+
+    # Then none is longer than FUNCTION_MAX_LINES: a longer one is split into well-named pieces
+    assert [(name, length) for name, length in functions if length > FUNCTION_MAX_LINES] == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,6 +124,21 @@ def process_invitations(
     except InvitationNotFoundError as exc:
         ctx.problems.append(f"invitation not found: {exc}")
         return ctx.outcome(mode)
+    invitations = _valid_invitations(raw_invitations, ctx)
+    # what is recorded already (batched reads): a sweep reads every invitation's record; an event-triggered run only
+    # those RAM shows answered, so the accept path stays at four calls
+    to_read = [i.arn for i in invitations if sweep or i.status != RamInvitationStatus.PENDING]
+    ctx.recorded = shares.recorded_states(to_read) if to_read else {}
+    todo = _unsettled(invitations, ctx, sweep=sweep)
+    if sweep:
+        _plan_digest(todo, ctx, held_digest_threshold)
+    for invitation in todo:
+        _process_one(invitation, ctx)
+    return ctx.outcome(mode)
+
+
+def _valid_invitations(raw_invitations: Iterable[Any], ctx: _Context) -> list[Invitation]:
+    """The invitations RAM returned that validate; each invalid record is counted and reported (`on_invalid`)."""
     invitations: list[Invitation] = []
     for raw in raw_invitations:
         try:
@@ -131,11 +146,12 @@ def process_invitations(
         except ValidationError as exc:
             ctx.counts["invalid_records"] += 1
             arn = raw.get("resourceShareInvitationArn") if isinstance(raw, dict) else None
-            on_invalid(f"GetResourceShareInvitations returned an invalid record: {_brief(exc)}", arn)
-    # what is recorded already (batched reads): a sweep reads every invitation's record; an event-triggered run only
-    # those RAM shows answered, so the accept path stays at four calls
-    to_read = [i.arn for i in invitations if sweep or i.status != RamInvitationStatus.PENDING]
-    ctx.recorded = shares.recorded_states(to_read) if to_read else {}
+            ctx.on_invalid(f"GetResourceShareInvitations returned an invalid record: {_brief(exc)}", arn)
+    return invitations
+
+
+def _unsettled(invitations: Iterable[Invitation], ctx: _Context, *, sweep: bool) -> list[Invitation]:
+    """The invitations left to decide; each settled one goes into the outcome, unchanged (or left to the sweep)."""
     todo: list[Invitation] = []
     for invitation in invitations:
         reason = _settled(invitation, ctx, sweep=sweep)
@@ -151,11 +167,7 @@ def process_invitations(
         ctx.invitations.append(
             InvitationOutcome(invitation_arn=invitation.arn, status=status, rule=rule, reason=reason, changed=False)
         )
-    if sweep:
-        _plan_digest(todo, ctx, held_digest_threshold)
-    for invitation in todo:
-        _process_one(invitation, ctx)
-    return ctx.outcome(mode)
+    return todo
 
 
 def _new_untrusted_hold(invitation: Invitation, ctx: _Context) -> bool:

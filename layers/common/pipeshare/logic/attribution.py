@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pipeshare.models.executions import (
     ActionEntry,
@@ -39,6 +39,15 @@ from pipeshare.models.executions import (
     _is_account,
     _progress,
 )
+from pipeshare.models.messages import (
+    ALERT_SCHEMA,
+    AlertExecution,
+    AlertMessage,
+    AttributionBlock,
+    Correction,
+    GrantBlock,
+    PayerBilling,
+)
 from pipeshare.models.owner import OWNER_HOLDER, UNATTRIBUTED, SpendHolder
 from pipeshare.models.owner_events import (
     PipelineAction,
@@ -49,7 +58,9 @@ from pipeshare.models.owner_events import (
     same_arn,
 )
 
-SCHEMA = "pipeshare.owner.execution-alert/1"
+SCHEMA = ALERT_SCHEMA
+CallSource = Literal[AttributionSource.OWNER, AttributionSource.FORWARDED, AttributionSource.OWNER_COPY]
+InferenceSource = Literal[AttributionSource.INFERRED, AttributionSource.AMBIGUOUS, AttributionSource.UNKNOWN]
 SUBJECT_MAX = 100  # SNS limit
 
 
@@ -214,6 +225,7 @@ def observe_call(event: PipelineApiCallEvent, *, owner_account: str) -> ActionOb
     if not event.succeeded or execution is None or arn_account(execution) != owner_account:
         return None
     caller, recipient, delivered = event.caller_account(), event.detail.recipient_account_id, event.account
+    source: CallSource | None
     if caller == owner_account:
         source = AttributionSource.OWNER if recipient == delivered == owner_account else None
     elif recipient == delivered == owner_account:
@@ -303,7 +315,7 @@ def infer(
             | ({owner_account} if owner_may_have else set())
         )
     )
-    source = (
+    source: InferenceSource = (
         AttributionSource.UNKNOWN
         if not candidates
         else AttributionSource.INFERRED
@@ -455,80 +467,115 @@ def alert_message(
     this message corrects (event `execution.attribution-corrected`). `projection`: the start projection block
     (logic/projection.py), put in the body as `projection`; its `summary` ends the subject when it fits whole.
     """
+    entry = _alerted_entry(record, action, attempt, grant)
+    owner = record.owner_account
+    by_owner = entry.source == AttributionSource.OWNER or entry.account == owner
+    event = "execution.attribution-corrected" if corrects is not None else f"execution.{action.value}"
+    message = _alert_body(
+        record,
+        entry,
+        (action, attempt, event),
+        grant,
+        consumer=None if by_owner else entry.account,
+        corrects=None if corrects is None else _correction(corrects, entry, action, owner),
+        projection=projection,
+    )
+    attributes = {"event": event, "action": action.value, "source": entry.source.value, "owner_account": owner}
+    if message.consumer_account:
+        attributes["consumer_account"] = message.consumer_account
+    suffix = (f" (attempt {attempt})" if attempt else "") + ("" if by_owner else " (owner pays)")
+    actor = _actor(entry, owner)
+    actor = f"correction: {actor}" if corrects is not None else actor
+    subject = _subject(actor, _VERBS[action], record.pipeline_name, suffix)
+    if projection is not None:
+        subject = _with_summary(subject, projection.get("summary"))
+    return OwnerAlert(subject=subject, message=message.body(), attributes=attributes)
+
+
+def _alerted_entry(
+    record: ExecutionRecord, action: PipelineAction, attempt: int, grant: GrantView | None
+) -> ActionEntry:
+    """The record's entry for the action alerted, checked against the grant said to allow it (ValueError)."""
     entry = record.entry(action, attempt)
     if entry is None:
         raise ValueError(f"the record of {record.execution_arn} has no {action.value!r} action")
-    owner = record.owner_account
     allowed = set(entry.candidates) | ({entry.account} if entry.account else set())
     if grant is not None and candidate_of(grant.consumer) not in allowed:
         raise ValueError(f"the grant of {grant.consumer} does not belong to the attributed consumer")
     if grant is not None and not same_arn(grant.pipeline_arn, record.pipeline_arn):
         raise ValueError(f"the grant is on {grant.pipeline_arn}, not on {record.pipeline_arn}")
-    by_owner = entry.source == AttributionSource.OWNER or entry.account == owner
-    consumer = None if by_owner else entry.account
-    event = "execution.attribution-corrected" if corrects is not None else f"execution.{action.value}"
-    pays = (
-        f"The owner account {owner} pays for everything this execution runs: its jobs run in and are billed to the "
-        "account that owns the pipeline, whichever account started, stopped or retried it."
+    return entry
+
+
+def _alert_body(
+    record: ExecutionRecord,
+    entry: ActionEntry,
+    what: tuple[PipelineAction, int, str],
+    grant: GrantView | None,
+    *,
+    consumer: str | None,
+    corrects: Correction | None,
+    projection: dict[str, Any] | None,
+) -> AlertMessage:
+    """The body. `what`: the action, its attempt (0: not a retry) and the event name."""
+    action, attempt, event = what
+    owner = record.owner_account
+    return AlertMessage(
+        event=event,
+        action=action.value,
+        attempt=attempt or None,
+        consumer_account=consumer,
+        principal=entry.principal,
+        principal_id=entry.principal_id,
+        candidates=entry.candidates,
+        acted_at=_iso(entry.at),
+        pipeline_name=record.pipeline_name,
+        pipeline_arn=record.pipeline_arn,
+        execution_arn=record.execution_arn,
+        owner_account=owner,
+        region=record.execution_arn.split(":")[3],
+        execution=AlertExecution(
+            status=record.status, started_at=_iso(record.started_at), ended_at=_iso(record.ended_at)
+        ),
+        grant=None if grant is None else _grant_block(grant),
+        attribution=AttributionBlock(
+            source=entry.source.value,
+            rank=entry.source.rank,
+            evidence=_EVIDENCE[entry.source],
+            caveat=_caveat(entry, owner),
+        ),
+        billing=PayerBilling(payer_account=owner, statement=_PAYS.format(owner=owner)),
+        corrects=corrects,
+        projection=projection,
     )
-    message: dict[str, Any] = {
-        "schema": SCHEMA,
-        "event": event,
-        "action": action.value,
-        "attempt": attempt or None,
-        "consumer_account": consumer,
-        "principal": entry.principal,
-        "principal_id": entry.principal_id,
-        "candidates": list(entry.candidates),
-        "acted_at": _iso(entry.at),
-        "pipeline_name": record.pipeline_name,
-        "pipeline_arn": record.pipeline_arn,
-        "execution_arn": record.execution_arn,
-        "owner_account": owner,
-        "region": record.execution_arn.split(":")[3],
-        "execution": {
-            "status": record.status,
-            "started_at": _iso(record.started_at),
-            "ended_at": _iso(record.ended_at),
-        },
-        "grant": None
-        if grant is None
-        else {
-            "consumer": grant.consumer,
-            "share_arn": grant.share_arn,
-            "share_name": grant.share_name,
-            "permission_arn": grant.permission_arn,
-            "permission_name": grant.permission_name,
-            "association_status": grant.association_status,
-            "allow_execution": grant.allow_execution,
-        },
-        "attribution": {
-            "source": entry.source.value,
-            "rank": entry.source.rank,
-            "evidence": _EVIDENCE[entry.source],
-            "caveat": _caveat(entry, owner),
-        },
-        "billing": {"payer_account": owner, "statement": pays},
-    }
-    if corrects is not None:
-        message["corrects"] = {
-            "source": corrects.source.value,
-            "consumer_account": corrects.account,
-            "candidates": list(corrects.candidates),
-            "statement": f"An earlier alert attributed this {action.value} to {_actor(corrects, owner)}; "
-            f"stronger evidence shows {_actor(entry, owner)}.",
-        }
-    attributes = {"event": event, "action": action.value, "source": entry.source.value, "owner_account": owner}
-    if consumer:
-        attributes["consumer_account"] = consumer
-    verb = _VERBS[action]
-    suffix = (f" (attempt {attempt})" if attempt else "") + ("" if by_owner else " (owner pays)")
-    actor = _actor(entry, owner)
-    subject = _subject(f"correction: {actor}" if corrects is not None else actor, verb, record.pipeline_name, suffix)
-    if projection is not None:
-        message["projection"] = projection
-        subject = _with_summary(subject, projection.get("summary"))
-    return OwnerAlert(subject=subject, message=message, attributes=attributes)
+
+
+_PAYS = (
+    "The owner account {owner} pays for everything this execution runs: its jobs run in and are billed to the "
+    "account that owns the pipeline, whichever account started, stopped or retried it."
+)
+
+
+def _grant_block(grant: GrantView) -> GrantBlock:
+    return GrantBlock(
+        consumer=grant.consumer,
+        share_arn=grant.share_arn,
+        share_name=grant.share_name,
+        permission_arn=grant.permission_arn,
+        permission_name=grant.permission_name,
+        association_status=grant.association_status,
+        allow_execution=grant.allow_execution,
+    )
+
+
+def _correction(corrects: ActionEntry, entry: ActionEntry, action: PipelineAction, owner: str) -> Correction:
+    return Correction(
+        source=corrects.source.value,
+        consumer_account=corrects.account,
+        candidates=corrects.candidates,
+        statement=f"An earlier alert attributed this {action.value} to {_actor(corrects, owner)}; "
+        f"stronger evidence shows {_actor(entry, owner)}.",
+    )
 
 
 def _with_summary(subject: str, summary: Any) -> str:

@@ -36,9 +36,25 @@ from pipeshare.models.budgets import (
     _money,
 )
 from pipeshare.models.executions import OwnerAlert
+from pipeshare.models.messages import (
+    ENFORCEMENT_SCHEMA,
+    THRESHOLD_SCHEMA,
+    EnforcementState,
+    EstimateBilling,
+    GroupShareBlock,
+    GroupShareMessage,
+    PipelineSpend,
+    ReadOnlyBlock,
+    ShareBlock,
+    ShareMessage,
+    SpendBlock,
+    StopExecutionBlock,
+    StopMessage,
+    ThresholdMessage,
+    WorstCaseBlock,
+)
 
-THRESHOLD_SCHEMA = "pipeshare.owner.budget-threshold/2"
-ENFORCEMENT_SCHEMA = "pipeshare.owner.budget-enforcement/2"
+__all__ = ["ENFORCEMENT_SCHEMA", "THRESHOLD_SCHEMA"]
 UNATTRIBUTED_SCHEMA = "pipeshare.owner.unattributed-threshold/1"
 TOP_PIPELINES = 5
 Outcome = Literal["done", "not-run", "skipped", "failed"]
@@ -57,24 +73,24 @@ _REASONS = {
 
 
 def _billing() -> dict[str, Any]:
-    return {"estimate": True, "statement": ESTIMATE_STATEMENT}
+    return EstimateBilling(statement=ESTIMATE_STATEMENT).model_dump(mode="json")
 
 
 def _percents(thresholds: Sequence[int]) -> str:
     return ", ".join(map(str, thresholds)) + "%"
 
 
-def _spend_block(spend: ConsumerSpend, budget: Budget, currency: str) -> dict[str, Any]:
+def _spend_block(spend: ConsumerSpend, budget: Budget, currency: str) -> SpendBlock:
     """All the consumer's spend, the part attributed by evidence, and what enforcement counts (`enforced_on`)."""
-    return {
-        "currency": currency,
-        "total": _cents(spend.total),
-        "confirmed": _cents(min(spend.confirmed_total, spend.total)),
-        "inferred": _cents(spend.inferred),
-        "enforced_on": budget.enforced_on,
-        "enforced_percent": f"{budget.percent_used(spend.enforced(budget)):f}",
-        "remaining": _cents(remaining(spend, budget)),
-    }
+    return SpendBlock(
+        currency=currency,
+        total=_cents(spend.total),
+        confirmed=_cents(min(spend.confirmed_total, spend.total)),
+        inferred=_cents(spend.inferred),
+        enforced_on=budget.enforced_on,
+        enforced_percent=f"{budget.percent_used(spend.enforced(budget)):f}",
+        remaining=_cents(remaining(spend, budget)),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ thresholds
@@ -95,44 +111,48 @@ def threshold_message(
     unknown = sorted(set(due) - set(budget.thresholds))
     if not due or unknown:
         raise ValueError(f"thresholds {unknown or due} are not reached thresholds of the budget {budget.thresholds}")
-    highest, others = due[-1], due[:-1]
-    applies = over_limit(spend, budget)
-    message: dict[str, Any] = {
-        "schema": THRESHOLD_SCHEMA,
-        "event": "budget.threshold",
-        "consumer_account": spend.consumer,
-        "month": spend.month,
-        "threshold": highest,
-        "thresholds": due,
-        "also_reached": others,
-        "threshold_amount": _cents(budget.amount(highest)),
-        "spend": _spend_block(spend, budget, currency),
-        "budget": _budget_block(budget, spend.total, currency, cents=True),
-        "top_pipelines": [
-            {"pipeline": arn.rsplit("/", 1)[-1], "pipeline_arn": arn, "spend": _cents(cost)}
-            for arn, cost in top_spend(top_pipelines or {}, TOP_PIPELINES)
-        ],
-        "enforcement": {
-            "applies": applies,
-            "dry_run": budget.dry_run,
-            "enforced_on": budget.enforced_on,
-            "statement": _enforcement_statement(budget, applies),
-        },
-        "billing": _billing(),
-    }
+    message = _threshold_body(spend, due, budget, top_pipelines or {}, currency)
     attributes = {
-        "event": "budget.threshold",
+        "event": message.event,
         "consumer_account": spend.consumer,
         "month": spend.month,
-        "threshold": str(highest),
+        "threshold": str(message.threshold),
         "thresholds": ",".join(map(str, due)),
     }
+    others = message.also_reached
     subject = _first_fitting(
-        f"consumer {spend.consumer} at {highest}% of {spend.month} budget",
+        f"consumer {spend.consumer} at {message.threshold}% of {spend.month} budget",
         [f" (also {_percents(others)})", f" (+{len(others)} lower)"] if others else [],
         f": est. {currency} {_cents(spend.total)} of {_cents(budget.monthly_limit)}",
     )
-    return OwnerAlert(subject=subject, message=message, attributes=attributes)
+    return OwnerAlert(subject=subject, message=message.body(), attributes=attributes)
+
+
+def _threshold_body(
+    spend: ConsumerSpend, due: list[int], budget: Budget, top_pipelines: Mapping[str, Decimal], currency: str
+) -> ThresholdMessage:
+    applies = over_limit(spend, budget)
+    return ThresholdMessage(
+        consumer_account=spend.consumer,
+        month=spend.month,
+        threshold=due[-1],
+        thresholds=tuple(due),
+        also_reached=tuple(due[:-1]),
+        threshold_amount=_cents(budget.amount(due[-1])),
+        spend=_spend_block(spend, budget, currency),
+        budget=_budget_block(budget, spend.total, currency, cents=True),
+        top_pipelines=tuple(
+            PipelineSpend(pipeline=arn.rsplit("/", 1)[-1], pipeline_arn=arn, spend=_cents(cost))
+            for arn, cost in top_spend(top_pipelines, TOP_PIPELINES)
+        ),
+        enforcement=EnforcementState(
+            applies=applies,
+            dry_run=budget.dry_run,
+            enforced_on=budget.enforced_on,
+            statement=_enforcement_statement(budget, applies),
+        ),
+        billing=EstimateBilling(statement=ESTIMATE_STATEMENT),
+    )
 
 
 def _first_fitting(head: str, middles: Sequence[str], tail: str) -> str:
@@ -217,16 +237,15 @@ def _notes(budget: Budget, extra: Sequence[str]) -> list[str]:
     return notes
 
 
-def _enforcement_body(
+def _enforcement_fields(
     action: str, spend: ConsumerSpend, budget: Budget, currency: str, outcome: Outcome, detail: str | None
 ) -> dict[str, Any]:
+    """The fields every enforcement message (`EnforcementMessage`) starts with."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r} (expected one of {sorted(OUTCOMES)})")
     if budget.dry_run and outcome == "done":
         raise ValueError("a dry-run action cannot have been done")
     return {
-        "schema": ENFORCEMENT_SCHEMA,
-        "event": "budget.enforcement",
         "action": action,
         "consumer_account": spend.consumer,
         "month": spend.month,
@@ -236,6 +255,7 @@ def _enforcement_body(
         "spend": _spend_block(spend, budget, currency),
         "budget": _budget_block(budget, spend.total, currency, cents=True),
         "enforce_at_percent": budget.limit_threshold or ENFORCE_AT,
+        "billing": EstimateBilling(statement=ESTIMATE_STATEMENT),
     }
 
 
@@ -263,33 +283,32 @@ def stop_message(
 ) -> OwnerAlert:
     """One message per stop of one execution attempt (or, in dry run, per stop that would be made)."""
     run = order.run
-    body = _enforcement_body("stop_execution", spend, budget, currency, outcome, detail)
-    body |= {
-        "reason": order.reason,
-        "why": _REASONS[order.reason],
-        "execution": {
-            "execution_arn": run.execution_arn,
-            "pipeline_arn": run.pipeline_arn or None,
-            "pipeline_name": run.pipeline_name,
-            "attempt": run.attempt,
-            "attribution_source": run.attribution_source,
-            "initiator_account": run.initiator_account,
-        },
-        "worst_case": None
+    body = StopMessage(
+        **_enforcement_fields("stop_execution", spend, budget, currency, outcome, detail),
+        reason=order.reason,
+        why=_REASONS[order.reason],
+        execution=StopExecutionBlock(
+            execution_arn=run.execution_arn,
+            pipeline_arn=run.pipeline_arn or None,
+            pipeline_name=run.pipeline_name,
+            attempt=run.attempt,
+            attribution_source=run.attribution_source,
+            initiator_account=run.initiator_account,
+        ),
+        worst_case=None
         if order.reason != "worst-case" or run.worst_case_usd is None
-        else {
-            "usd": _cents(_money(run.worst_case_usd)),
-            "complete": run.worst_case_complete,
-            "remaining": _cents(remaining(spend, budget)),
-        },
-        "unpriced_instance_types": list(order.unpriced) or None,
-        "notes": _notes(budget, notes),
-        "billing": _billing(),
-    }
+        else WorstCaseBlock(
+            usd=_cents(_money(run.worst_case_usd)),
+            complete=run.worst_case_complete,
+            remaining=_cents(remaining(spend, budget)),
+        ),
+        unpriced_instance_types=tuple(order.unpriced) or None,
+        notes=tuple(_notes(budget, notes)),
+    )
     attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
     return OwnerAlert(
         subject=_stop_subject(order, spend, budget, outcome, attempt, currency),
-        message=body,
+        message=body.body(),
         attributes=_attributes("stop_execution", spend, budget, outcome, order.reason),
     )
 
@@ -329,43 +348,43 @@ def share_message(
 ) -> OwnerAlert:
     """One message per removal of the consumer from one share (or, in dry run, per removal that would be made);
     with downgrade_to_read_only, the read-only share it was given the same pipelines through."""
-    body = _enforcement_body("remove_from_share", spend, budget, currency, outcome, detail)
     downgrade = budget.enforce.downgrade_to_read_only
-    body |= {
-        "reason": "over-budget",
-        "why": "the consumer's spend is at or over its budget, and its budget takes it off its allow-execution shares",
-        "share": {
-            "share_arn": removal.share_arn,
-            "share_name": removal.share_name,
-            "principal": removal.principal,
-            "pipelines": list(removal.pipelines),
-            "other_principals": "unchanged: only this consumer's principal is taken off the share",
-        },
-        "read_only": None
+    body = ShareMessage(
+        **_enforcement_fields("remove_from_share", spend, budget, currency, outcome, detail),
+        share=ShareBlock(
+            share_arn=removal.share_arn,
+            share_name=removal.share_name,
+            principal=removal.principal,
+            pipelines=removal.pipelines,
+        ),
+        read_only=None
         if not downgrade
-        else {
-            "share_arn": read_only_share,
-            "pipelines": list(removal.pipelines),
-            "outcome": read_only_outcome or ("not-run" if budget.dry_run else "failed"),
-        },
-        "notes": _notes(budget, notes),
-        "billing": _billing(),
-    }
-    tail = {"done": ", now read-only", "failed": ", read-only grant FAILED"}.get(str(read_only_outcome), "")
-    consumer, name = spend.consumer, removal.share_name
-    if outcome == "not-run":
-        subject = _fit(f"DRY RUN: would remove {consumer} from share ", name, ", give read-only" if downgrade else "")
-    elif outcome == "failed":
-        subject = _fit(f"enforcement FAILED on {consumer}: not removed from share ", name)
-    elif outcome == "skipped":
-        subject = _fit(f"budget on {consumer}: already off share ", name, tail)
-    else:
-        subject = _fit(f"budget enforced on {consumer}: removed from share ", name, tail)
+        else ReadOnlyBlock(
+            share_arn=read_only_share,
+            pipelines=removal.pipelines,
+            outcome=read_only_outcome or ("not-run" if budget.dry_run else "failed"),
+        ),
+        notes=tuple(_notes(budget, notes)),
+    )
+    subject = _share_subject(spend.consumer, removal.share_name, outcome, downgrade, read_only_outcome)
     return OwnerAlert(
         subject=subject,
-        message=body,
+        message=body.body(),
         attributes=_attributes("remove_from_share", spend, budget, outcome, "over-budget"),
     )
+
+
+def _share_subject(
+    consumer: str, name: str, outcome: Outcome, downgrade: bool, read_only_outcome: Outcome | None
+) -> str:
+    tail = {"done": ", now read-only", "failed": ", read-only grant FAILED"}.get(str(read_only_outcome), "")
+    if outcome == "not-run":
+        return _fit(f"DRY RUN: would remove {consumer} from share ", name, ", give read-only" if downgrade else "")
+    if outcome == "failed":
+        return _fit(f"enforcement FAILED on {consumer}: not removed from share ", name)
+    if outcome == "skipped":
+        return _fit(f"budget on {consumer}: already off share ", name, tail)
+    return _fit(f"budget enforced on {consumer}: removed from share ", name, tail)
 
 
 def group_share_message(
@@ -373,7 +392,6 @@ def group_share_message(
 ) -> OwnerAlert:
     """The consumer may run pipelines through a share pipeshare cannot take it off (an organization / OU principal,
     or an IAM role / user of the consumer): said once a month, so the owner can act."""
-    body = _enforcement_body("cannot_remove_from_share", spend, budget, currency, "skipped", None)
     principals = ", ".join(group.principals)
     if group.kind == "organization":
         why = "an organization or OU is the share's principal: one account cannot be removed from it"
@@ -384,22 +402,21 @@ def group_share_message(
     else:
         why = "the share's principal is an IAM role or user of the consumer: pipeshare removes account principals only"
         advice = f"{principals} can still run these pipelines through this share: remove it from the share by hand."
-    body |= {
-        "reason": "over-budget",
-        "why": why,
-        "share": {
-            "share_arn": group.share_arn,
-            "share_name": group.share_name,
-            "principals": list(group.principals),
-            "principal_kind": group.kind,
-            "pipelines": list(group.pipelines),
-        },
-        "notes": _notes(budget, [advice]),
-        "billing": _billing(),
-    }
+    body = GroupShareMessage(
+        **_enforcement_fields("cannot_remove_from_share", spend, budget, currency, "skipped", None),
+        why=why,
+        share=GroupShareBlock(
+            share_arn=group.share_arn,
+            share_name=group.share_name,
+            principals=group.principals,
+            principal_kind=group.kind,
+            pipelines=group.pipelines,
+        ),
+        notes=tuple(_notes(budget, [advice])),
+    )
     what = "organization share " if group.kind == "organization" else "share (IAM principal) "
     return OwnerAlert(
         subject=_fit(f"budget: cannot remove {spend.consumer} from {what}", group.share_name),
-        message=body,
+        message=body.body(),
         attributes=_attributes("cannot_remove_from_share", spend, budget, "skipped", "over-budget"),
     )

@@ -22,8 +22,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 
 from pydantic import (
     ValidationError,
@@ -44,6 +44,7 @@ from pipeshare.models.budgets import (
     _money,
 )
 from pipeshare.models.errors import BudgetPolicyInvalidError
+from pipeshare.models.messages import BudgetBlock, BudgetEnforceBlock, cents
 
 SUBJECT_MAX = 100  # SNS limit
 HOLDING_STATUSES = frozenset({"ASSOCIATED", "ASSOCIATING"})  # a grant in these states gives (or will give) access
@@ -148,13 +149,13 @@ def share_removals(
     granting to its account ID, pipelines listed; and, as notes, the shares it cannot be taken off: those granting to
     an IAM role / user of it, and those granting to an organization / OU (the consumer may be in it)."""
     mine: dict[str, tuple[str, set[str]]] = {}
-    notes: dict[str, tuple[str, set[str], set[str], str]] = {}
+    notes: dict[str, tuple[str, set[str], set[str], Literal["organization", "iam-principal"]]] = {}
     for grant in (g for g in grants if _holding(g)):
         holder = candidate_of(grant.consumer)
         if grant.consumer == consumer:
             mine.setdefault(grant.share_arn, (grant.share_name, set()))[1].add(grant.pipeline_arn)
         elif holder == consumer or not holder.isdigit():
-            kind = "iam-principal" if holder == consumer else "organization"
+            kind: Literal["organization", "iam-principal"] = "iam-principal" if holder == consumer else "organization"
             entry = notes.setdefault(grant.share_arn, (grant.share_name, set(), set(), kind))
             entry[1].add(grant.consumer)
             entry[2].add(grant.pipeline_arn)
@@ -221,34 +222,32 @@ def _amount(value: Decimal) -> str:
     return f"{value:f}"
 
 
-def _cents(value: Decimal) -> str:
-    """Rounded for people: to the cent."""
-    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
+_cents = cents  # rounded for people: to the cent
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _budget_block(budget: Budget, spend: Decimal, currency: str, *, cents: bool = False) -> dict[str, Any]:
+def _budget_block(budget: Budget, spend: Decimal, currency: str, *, cents: bool = False) -> BudgetBlock:
     """The budget as messages show it. `cents`: the limit rounded for people (the finish message keeps it exact)."""
-    return {
-        "currency": currency,
-        "monthly_limit": (_cents if cents else _amount)(budget.monthly_limit),
-        "percent_used": _amount(budget.percent_used(spend)),
-        "thresholds": list(budget.thresholds),
-        "enforce": {
-            "at_percent": budget.limit_threshold,
-            "stop_executions": budget.enforce.stop_executions,
-            "remove_from_share": budget.enforce.remove_from_share,
-            "downgrade_to_read_only": budget.enforce.downgrade_to_read_only,
-            "stop_when_worst_case_exceeds_remaining": budget.enforce.stop_when_worst_case_exceeds_remaining,
-            "switch_to_read_only": budget.enforce.switch_to_read_only,  # deprecated alias, as written
-            "dry_run": budget.dry_run,
-        },
-        "count_inferred": budget.count_inferred,
-        "unpriced": budget.unpriced,
-    }
+    return BudgetBlock(
+        currency=currency,
+        monthly_limit=(_cents if cents else _amount)(budget.monthly_limit),
+        percent_used=_amount(budget.percent_used(spend)),
+        thresholds=budget.thresholds,
+        enforce=BudgetEnforceBlock(
+            at_percent=budget.limit_threshold,
+            stop_executions=budget.enforce.stop_executions,
+            remove_from_share=budget.enforce.remove_from_share,
+            downgrade_to_read_only=budget.enforce.downgrade_to_read_only,
+            stop_when_worst_case_exceeds_remaining=budget.enforce.stop_when_worst_case_exceeds_remaining,
+            switch_to_read_only=budget.enforce.switch_to_read_only,
+            dry_run=budget.dry_run,
+        ),
+        count_inferred=budget.count_inferred,
+        unpriced=budget.unpriced,
+    )
 
 
 def top_spend(per_pipeline: Mapping[str, Decimal], limit: int) -> list[tuple[str, Decimal]]:

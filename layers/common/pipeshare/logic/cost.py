@@ -13,7 +13,7 @@ Pure logic with ports as arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from pipeshare.logic.cost_messages import finish_message
 from pipeshare.logic.estimate import ENDED_STEP_STATUSES, job_cost, jobs_to_describe, quantize_usd, step_costs
 from pipeshare.models.budgets import Budget
 from pipeshare.models.errors import BudgetPolicyInvalidError, CostConflictError, ExecutionNotFoundError
-from pipeshare.models.estimates import PriceTable
+from pipeshare.models.estimates import Estimate, PriceTable, StepCost
 from pipeshare.models.executions import AttributionSource, ExecutionRecord, OwnerAlert
 from pipeshare.models.outcomes import CostOutcome, TickOutcome
 from pipeshare.models.owner import CountedJob, Finalisation, SpendHolder
@@ -291,37 +291,11 @@ def _finalise(
     holder = spend_holder(state.record, owner)
     if _follow_record(execution, state, holder, costs, now):
         return None
-    # jobs counted at their final cost are not described again: their cost lines are on record
-    described: dict[str, tuple[str, dict[str, Any]]] = {}
-    for kind, arn in jobs_to_describe(steps):
-        if arn.lower() in state.counted and arn.lower() not in state.running:
-            continue
-        response = sagemaker.describe_job(kind, arn)
-        if response is not None:
-            described[arn] = (kind, response)
-    estimate = step_costs(steps, described, region=region, prices=prices, now=now, execution_status=event.status)
-    wanted = [p for st in estimate.steps if st.component for p in _pairs(st.component, st.instances)]
-    if wanted and price_lookup is not None:
-        estimate = step_costs(
-            steps,
-            described,
-            region=region,
-            prices=_priced(prices, price_lookup, region, wanted),
-            now=now,
-            execution_status=event.status,
-        )
+    described = _describe_uncounted(steps, state, sagemaker)
+    estimate = _priced_estimate(steps, described, event, region=region, prices=prices, lookup=price_lookup, now=now)
     previous = int((state.estimate or {}).get("attempt") or 0)
     attempt = max(_attempt_now(state.record, event.time), previous + 1)
-    new: list[CountedJob] = []
-    fresh = {arn.lower() for arn in described}
-    for s in estimate.steps:
-        key = (s.job_arn or "").lower()
-        # only a job described now is counted (a running mark is not replaced by nothing), once (a job listed under
-        # two steps), even at no cost (an unpriced instance type: its instance-hours are reported)
-        if key not in fresh:
-            continue
-        fresh.discard(key)
-        new.append(_counted(s.job_arn or "", s.step_name, s.kind or "", s, state=state, final=True, attempt=attempt))
+    new = _counted_now(estimate.steps, described, state, attempt)
     added = sum((job.delta for job in new), Decimal(0))
     total = state.total + added
     lines = _final_lines(estimate.steps, state, new)
@@ -330,22 +304,9 @@ def _finalise(
     month = month_of(now)
     attempt_total = total - Decimal(str((state.estimate or {}).get("finalised_total", 0)))
     budget, invalid = _budget(budgets, holder)
-    alert, pending = None, False
-    if _finish_due(state.record, holder):
-        alert = _finish_alert(
-            state.record,
-            holder,
-            status=str(event.status),
-            ended_at=_ended_at(event),
-            attempt=attempt,
-            cost=cost,
-            attempt_total=attempt_total,
-            month=month,
-            month_to_date=(costs.month_spend(month, holder.account) + added) if holder.account else None,
-            budget=budget,
-        )
-    elif _attribution_pending(state.record):
-        pending = True
+    alert, pending = _finish_or_pending(
+        event, state, holder, costs, (attempt, cost, attempt_total, added), month=month, budget=budget
+    )
     if not costs.commit(
         execution,
         holder=holder,
@@ -371,6 +332,87 @@ def _finalise(
         unpriced=list(cost["unpriced"]),
         budget_policy_invalid=invalid,
     )
+
+
+def _describe_uncounted(
+    steps: list[dict[str, Any]], state: Any, sagemaker: CostDataGateway
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The steps' jobs described now (arn -> (kind, response)); jobs counted at their final cost are not described
+    again: their cost lines are on record."""
+    described: dict[str, tuple[str, dict[str, Any]]] = {}
+    for kind, arn in jobs_to_describe(steps):
+        if arn.lower() in state.counted and arn.lower() not in state.running:
+            continue
+        response = sagemaker.describe_job(kind, arn)
+        if response is not None:
+            described[arn] = (kind, response)
+    return described
+
+
+def _priced_estimate(
+    steps: list[dict[str, Any]],
+    described: dict[str, tuple[str, dict[str, Any]]],
+    event: PipelineExecutionStatusEvent,
+    *,
+    region: str,
+    prices: PriceTable,
+    lookup: PriceLookup | None,
+    now: datetime,
+) -> Estimate:
+    """The steps' estimate; when some (instance type, component) pairs are not in the table and a lookup is given,
+    estimated again with the prices it finds."""
+    estimate = step_costs(steps, described, region=region, prices=prices, now=now, execution_status=event.status)
+    wanted = [p for st in estimate.steps if st.component for p in _pairs(st.component, st.instances)]
+    if wanted and lookup is not None:
+        priced = _priced(prices, lookup, region, wanted)
+        estimate = step_costs(steps, described, region=region, prices=priced, now=now, execution_status=event.status)
+    return estimate
+
+
+def _counted_now(
+    steps: Sequence[StepCost], described: dict[str, tuple[str, dict[str, Any]]], state: Any, attempt: int
+) -> list[CountedJob]:
+    """Only a job described now is counted (a running mark is not replaced by nothing), once (a job listed under two
+    steps), even at no cost (an unpriced instance type: its instance-hours are reported)."""
+    new: list[CountedJob] = []
+    fresh = {arn.lower() for arn in described}
+    for s in steps:
+        key = (s.job_arn or "").lower()
+        if key not in fresh:
+            continue
+        fresh.discard(key)
+        new.append(_counted(s.job_arn or "", s.step_name, s.kind or "", s, state=state, final=True, attempt=attempt))
+    return new
+
+
+def _finish_or_pending(
+    event: PipelineExecutionStatusEvent,
+    state: Any,
+    holder: SpendHolder,
+    costs: CostRepository,
+    attempt_cost: tuple[int, dict[str, Any], Decimal, Decimal],
+    *,
+    month: str,
+    budget: Budget | None,
+) -> tuple[OwnerAlert | None, bool]:
+    """The finish alert when it is due, else whether it waits for the attribution (a pending mark).
+    `attempt_cost`: the attempt, its estimate, the attempt's total and what this finalisation adds."""
+    attempt, cost, attempt_total, added = attempt_cost
+    if _finish_due(state.record, holder):
+        alert = _finish_alert(
+            state.record,
+            holder,
+            status=str(event.status),
+            ended_at=_ended_at(event),
+            attempt=attempt,
+            cost=cost,
+            attempt_total=attempt_total,
+            month=month,
+            month_to_date=(costs.month_spend(month, holder.account) + added) if holder.account else None,
+            budget=budget,
+        )
+        return alert, False
+    return None, _attribution_pending(state.record)
 
 
 def _ended_at(event: PipelineExecutionStatusEvent) -> datetime:

@@ -12,13 +12,23 @@ from typing import Any
 from pipeshare.logic.budgets import ESTIMATE_STATEMENT, _amount, _budget_block, _cents, _fit, _iso
 from pipeshare.models.budgets import Budget, _money
 from pipeshare.models.executions import OwnerAlert
-from pipeshare.models.messages import _FinishFields, _StepCost
+from pipeshare.models.messages import (
+    FINISH_SCHEMA,
+    EstimatePayerBilling,
+    FinishEstimate,
+    FinishExecution,
+    FinishFields,
+    FinishMessage,
+    MonthToDate,
+    StepCostLine,
+    UnpricedHours,
+)
 from pipeshare.models.owner_events import arn_account, pipeline_of
 
-FINISH_SCHEMA = "pipeshare.owner.execution-cost/2"
+__all__ = ["FINISH_SCHEMA", "finish_message"]
 
 
-def _who(fields: _FinishFields) -> str:
+def _who(fields: FinishFields) -> str:
     if fields.consumer is not None:
         return fields.consumer
     shown = " or ".join(_short(c) for c in fields.candidates[:2]) + (
@@ -69,7 +79,7 @@ def finish_message(
     `estimate_breakdown`: dicts {step, type, state, cost, issues} (cost None: not estimated). Raises ValueError
     (pydantic's ValidationError) for a malformed field or an execution that has not ended.
     """
-    fields = _FinishFields(
+    fields = FinishFields(
         execution_arn=execution_arn,
         consumer=consumer,
         candidates=tuple(candidates),
@@ -79,74 +89,100 @@ def finish_message(
         month=month,
         attempt=attempt,
     )
-    steps = [_StepCost.model_validate(dict(step)) for step in estimate_breakdown]
+    steps = tuple(StepCostLine.model_validate(dict(step)) for step in estimate_breakdown)
     total = _money(total)
     this_attempt = total if attempt_total is None else _money(attempt_total)
     mtd = None if consumer_month_to_date is None else _money(consumer_month_to_date)
     hours = {k: _money(v) for k, v in (unpriced or {}).items()}
-    pipeline_arn = pipeline_of(fields.execution_arn)
-    pipeline_name = pipeline_arn.rsplit("/", 1)[-1]
-    owner = arn_account(fields.execution_arn)
-    duration = (
-        int((fields.ended_at - fields.started_at).total_seconds()) if fields.started_at and fields.ended_at else None
+    message = _finish_body(
+        fields, steps, (this_attempt, total, mtd), hours, budget, currency, attribution=(principal, attribution_source)
     )
-    unestimated = [s.step for s in steps if s.cost is None]
-    event = "execution.finished"
-    message: dict[str, Any] = {
-        "schema": FINISH_SCHEMA,
-        "event": event,
-        "consumer_account": fields.consumer,
-        "candidates": list(fields.candidates),
-        "principal": principal,
-        "attribution_source": attribution_source,
-        "pipeline_name": pipeline_name,
-        "pipeline_arn": pipeline_arn,
-        "execution_arn": fields.execution_arn,
-        "owner_account": owner,
-        "region": fields.execution_arn.split(":")[3],
-        "execution": {
-            "status": fields.status,
-            "attempt": fields.attempt,
-            "started_at": _iso(fields.started_at),
-            "ended_at": _iso(fields.ended_at),
-            "duration_seconds": duration,
-        },
-        "estimate": {
-            "currency": currency,
-            "attempt_total": _cents(this_attempt),
-            "total": _cents(total),
-            "complete": not unestimated and not hours,
-            "lower_bound": bool(hours),
-            "unestimated_steps": unestimated,
-            "unpriced": [{"instance_type": k, "instance_hours": _amount(v)} for k, v in sorted(hours.items())],
-            "steps": [
-                {
-                    "step": s.step,
-                    "type": s.type,
-                    "state": s.state,
-                    "cost": None if s.cost is None else _cents(s.cost),
-                    "issues": list(s.issues),
-                }
-                for s in steps
-            ],
-        },
-        "month_to_date": {
-            "month": fields.month,
-            "consumer_spend": None if mtd is None else _cents(mtd),
-            "budget": None if budget is None or mtd is None else _budget_block(budget, mtd, currency),
-        },
-        "billing": {"estimate": True, "payer_account": owner, "statement": ESTIMATE_STATEMENT},
+    subject = _finish_subject(message, budget, mtd, this_attempt, hours, fields)
+    return OwnerAlert(subject=subject, message=message.body(), attributes=_finish_attributes(message))
+
+
+def _finish_body(
+    fields: FinishFields,
+    steps: tuple[StepCostLine, ...],
+    amounts: tuple[Decimal, Decimal, Decimal | None],
+    hours: Mapping[str, Decimal],
+    budget: Budget | None,
+    currency: str,
+    *,
+    attribution: tuple[str | None, str | None],
+) -> FinishMessage:
+    """The body. `amounts`: this attempt's total, the execution's total, the consumer's month to date (or None);
+    `attribution`: the principal and the attribution source."""
+    this_attempt, total, mtd = amounts
+    pipeline_arn, owner = pipeline_of(fields.execution_arn), arn_account(fields.execution_arn)
+    return FinishMessage(
+        consumer_account=fields.consumer,
+        candidates=fields.candidates,
+        principal=attribution[0],
+        attribution_source=attribution[1],
+        pipeline_name=pipeline_arn.rsplit("/", 1)[-1],
+        pipeline_arn=pipeline_arn,
+        execution_arn=fields.execution_arn,
+        owner_account=owner,
+        region=fields.execution_arn.split(":")[3],
+        execution=_execution(fields),
+        estimate=_estimate(steps, this_attempt, total, hours, currency),
+        month_to_date=MonthToDate(
+            month=fields.month,
+            consumer_spend=None if mtd is None else _cents(mtd),
+            budget=None if budget is None or mtd is None else _budget_block(budget, mtd, currency),
+        ),
+        billing=EstimatePayerBilling(payer_account=owner, statement=ESTIMATE_STATEMENT),
+    )
+
+
+def _execution(fields: FinishFields) -> FinishExecution:
+    ended, started = fields.ended_at, fields.started_at
+    return FinishExecution(
+        status=fields.status,
+        attempt=fields.attempt,
+        started_at=_iso(started),
+        ended_at=_iso(ended),
+        duration_seconds=int((ended - started).total_seconds()) if started and ended else None,
+    )
+
+
+def _estimate(
+    steps: tuple[StepCostLine, ...], this_attempt: Decimal, total: Decimal, hours: Mapping[str, Decimal], currency: str
+) -> FinishEstimate:
+    unestimated = tuple(s.step for s in steps if s.cost is None)
+    return FinishEstimate(
+        currency=currency,
+        attempt_total=_cents(this_attempt),
+        total=_cents(total),
+        complete=not unestimated and not hours,
+        lower_bound=bool(hours),
+        unestimated_steps=unestimated,
+        unpriced=tuple(UnpricedHours(instance_type=k, instance_hours=_amount(v)) for k, v in sorted(hours.items())),
+        steps=steps,
+    )
+
+
+def _finish_attributes(message: FinishMessage) -> dict[str, str]:
+    return {
+        "event": message.event,
+        "consumer_account": message.consumer_account or "ambiguous",
+        "owner_account": message.owner_account,
+        "month": message.month_to_date.month,
+        "status": message.execution.status,
+        "attempt": str(message.execution.attempt),
     }
-    attributes = {
-        "event": event,
-        "consumer_account": fields.consumer or "ambiguous",
-        "owner_account": owner,
-        "month": fields.month,
-        "status": fields.status,
-        "attempt": str(fields.attempt),
-    }
+
+
+def _finish_subject(
+    message: FinishMessage,
+    budget: Budget | None,
+    mtd: Decimal | None,
+    this_attempt: Decimal,
+    hours: Mapping[str, Decimal],
+    fields: FinishFields,
+) -> str:
     used = f", MTD {_amount(budget.percent_used(mtd))}% of budget" if budget is not None and mtd is not None else ""
-    phrase = _estimate_phrase(this_attempt, currency, hours, bool(unestimated))
+    phrase = _estimate_phrase(this_attempt, message.estimate.currency, hours, bool(message.estimate.unestimated_steps))
     head = "run of " if fields.attempt == 1 else f"retry {fields.attempt - 1} of "
-    subject = _fit(head, pipeline_name, f" by {_who(fields)} {fields.status}: {phrase}{used}")
-    return OwnerAlert(subject=subject, message=message, attributes=attributes)
+    return _fit(head, message.pipeline_name, f" by {_who(fields)} {fields.status}: {phrase}{used}")

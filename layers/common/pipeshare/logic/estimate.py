@@ -456,9 +456,9 @@ def _classify(step: Mapping[str, Any]) -> tuple[str | None, JobKind | None, str 
             return key, None, None, StepState.NO_COMPUTE, f"{key} without a CheckJobArn ran no job"
     if "Job" in metadata:
         arn = _text(_mapping(metadata["Job"]).get("Arn"))
-        kind = _ARN_KINDS.get(arn.split(":")[5].split("/")[0]) if arn and arn.count(":") >= 5 else None
-        if kind:
-            return "Job", kind, arn, None, None
+        job_kind = _ARN_KINDS.get(arn.split(":")[5].split("/")[0]) if arn and arn.count(":") >= 5 else None
+        if job_kind:
+            return "Job", job_kind, arn, None, None
         return "Job", None, arn, StepState.NOT_ESTIMATED, f"step type Job ({arn or 'no ARN'}) is not priced"
     for key, reason in _NO_COMPUTE.items():
         if key in metadata:

@@ -8,7 +8,7 @@ records reach EventBridge best effort and minutes late; a claim arriving even la
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -89,35 +89,9 @@ def track_event(
     """Record one event. `settle` None: no inference (executions nobody claims stay `unknown`). When the consumer an
     execution is attributed to changes, the cost already counted moves to it (`spend`). `projection`: when a start
     alert becomes due for a consumer-attributed start, its worst and typical cost go in it (None: no projection)."""
-    if isinstance(event, PipelineStepStatusEvent):
-        return TrackOutcome(status="ignored", reason="step status changes are not needed for attribution")
-    if isinstance(event, PipelineExecutionStatusEvent):
-        if event.owner_account() != owner_account:
-            return TrackOutcome(
-                status="ignored", reason=f"execution of account {event.owner_account()}, not this owner"
-            )
-        unknown = event.unknown_values()
-        if unknown:
-            logger.warning("status outside the API enum, kept as text", extra={"event_id": event.id, **unknown})
-        observation: Observation = observe_status(event)
-    else:
-        call = observe_call(event, owner_account=owner_account)
-        if call is None:
-            return TrackOutcome(
-                status="ignored", reason="a failed call, or a call on a pipeline this account does not own"
-            )
-        if call.source in (AttributionSource.FORWARDED, AttributionSource.OWNER_COPY):
-            # the event is a claim: trust it only for an execution that exists here, of the pipeline it names
-            described = sagemaker.describe_execution(call.execution_arn)
-            if described is None or not same_arn(
-                str(described.get("PipelineArn", "")), pipeline_of(call.execution_arn)
-            ):
-                return TrackOutcome(
-                    status="unverified",
-                    reason="the execution does not exist in this account",
-                    execution_arn=call.execution_arn,
-                )
-        observation = call
+    observation = _observation(event, owner_account, sagemaker)
+    if isinstance(observation, TrackOutcome):
+        return observation
     return _record(
         observation,
         executions=executions,
@@ -129,6 +103,38 @@ def track_event(
         now=now,
         projection=projection,
     )
+
+
+def _observation(
+    event: PipelineExecutionStatusEvent | PipelineStepStatusEvent | PipelineApiCallEvent,
+    owner_account: str,
+    sagemaker: PipelineExecutionGateway,
+) -> Observation | TrackOutcome:
+    """What the event observes, or why it is not recorded (ignored, or a claim SageMaker does not confirm)."""
+    if isinstance(event, PipelineStepStatusEvent):
+        return TrackOutcome(status="ignored", reason="step status changes are not needed for attribution")
+    if isinstance(event, PipelineExecutionStatusEvent):
+        if event.owner_account() != owner_account:
+            return TrackOutcome(
+                status="ignored", reason=f"execution of account {event.owner_account()}, not this owner"
+            )
+        unknown = event.unknown_values()
+        if unknown:
+            logger.warning("status outside the API enum, kept as text", extra={"event_id": event.id, **unknown})
+        return observe_status(event)
+    call = observe_call(event, owner_account=owner_account)
+    if call is None:
+        return TrackOutcome(status="ignored", reason="a failed call, or a call on a pipeline this account does not own")
+    if call.source in (AttributionSource.FORWARDED, AttributionSource.OWNER_COPY):
+        # the event is a claim: trust it only for an execution that exists here, of the pipeline it names
+        described = sagemaker.describe_execution(call.execution_arn)
+        if described is None or not same_arn(str(described.get("PipelineArn", "")), pipeline_of(call.execution_arn)):
+            return TrackOutcome(
+                status="unverified",
+                reason="the execution does not exist in this account",
+                execution_arn=call.execution_arn,
+            )
+    return call
 
 
 def settle_attribution(
@@ -216,14 +222,7 @@ def _record(
                 initiator_account=after.initiator_account,
             )
         if settle is not None:
-            # scheduled before the record is saved: a failed save retries and schedules again (settling twice is
-            # harmless: the second finds the slot attributed)
-            for action, attempt in sorted(after.open_slots() - (before.open_slots() if before else set()) - scheduled):
-                settle.scheduler.schedule(
-                    SettleRequest(execution_arn=after.execution_arn, action=action, attempt=attempt),
-                    delay_seconds=settle.seconds,
-                )
-                scheduled.add((action, attempt))
+            _schedule_settles(settle, before, after, scheduled)
         holder = spend_holder(after, owner_account)
         if holder != spend_holder(before, owner_account):
             # before the save, like the settle request: a failed save retries and moves again (moving is idempotent)
@@ -232,19 +231,39 @@ def _record(
         start, result = projected.for_alerts(after, due)
         alerts = [(key, _alert(before, after, key, grants, result if key == start else None)) for key in due]
         if executions.save(after, version=version, alerts=alerts, at=now, worst_case=_stored(result)):
-            return TrackOutcome(
-                status="recorded",
-                reason="",
-                execution_arn=after.execution_arn,
-                source=after.source,
-                initiator_account=after.initiator_account,
-                alerts=[key.slot + (" correction" if key.correction else "") for key in due],
-                settling=[
-                    f"{action.value}#{attempt}" if attempt else action.value for action, attempt in sorted(scheduled)
-                ],
-                projection=_status(result),
-            )
+            return _recorded(after, due, scheduled, result)
     raise ConcurrentUpdateError(f"{observation.execution_arn} changed {MAX_ATTEMPTS} times while being recorded")
+
+
+def _schedule_settles(
+    settle: Settle, before: ExecutionRecord | None, after: ExecutionRecord, scheduled: set[tuple[PipelineAction, int]]
+) -> None:
+    """Schedule the settle of each slot newly open. Before the record is saved: a failed save retries and schedules
+    again (settling twice is harmless: the second finds the slot attributed)."""
+    for action, attempt in sorted(after.open_slots() - (before.open_slots() if before else set()) - scheduled):
+        settle.scheduler.schedule(
+            SettleRequest(execution_arn=after.execution_arn, action=action, attempt=attempt),
+            delay_seconds=settle.seconds,
+        )
+        scheduled.add((action, attempt))
+
+
+def _recorded(
+    after: ExecutionRecord,
+    due: Sequence[AlertKey],
+    scheduled: set[tuple[PipelineAction, int]],
+    result: StartProjection | None,
+) -> TrackOutcome:
+    return TrackOutcome(
+        status="recorded",
+        reason="",
+        execution_arn=after.execution_arn,
+        source=after.source,
+        initiator_account=after.initiator_account,
+        alerts=[key.slot + (" correction" if key.correction else "") for key in due],
+        settling=[f"{action.value}#{attempt}" if attempt else action.value for action, attempt in sorted(scheduled)],
+        projection=_status(result),
+    )
 
 
 def _alert(

@@ -261,9 +261,9 @@ class ExecutionRecord(Model):
             claims.get(number, []).append(inferred)
         return {number: _best(entries) for number, entries in claims.items()}
 
-    def open_slots(self) -> set[tuple[PipelineAction, int]]:
+    def open_slots(self) -> set[tuple[Literal[PipelineAction.START, PipelineAction.RETRY], int]]:
         """(action, attempt) slots seen in the status events that nobody is known to have acted on yet."""
-        slots: set[tuple[PipelineAction, int]] = set()
+        slots: set[tuple[Literal[PipelineAction.START, PipelineAction.RETRY], int]] = set()
         start = self.actions.get(PipelineAction.START)
         if self.status is not None and (start is None or start.source == AttributionSource.UNKNOWN):
             slots.add((PipelineAction.START, 0))

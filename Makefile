@@ -71,7 +71,7 @@ test-infra: dev
 # the suite on every core (at most 4 workers: each holds its own local stack, ~0.8 GB; tests sharing a scenario's run
 # carry one xdist_group, kept in one worker by loadgroup); `PYTEST_WORKERS=0` runs it in one process
 PYTEST_WORKERS ?= auto
-test: lint cfn-lint
+test: lint typecheck cfn-lint
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 bench: dev

@@ -67,12 +67,11 @@ class Table:
         return markdown(self.rows, columns)
 
 
-def markdown(rows: list[dict[str, str]], columns: tuple[str, ...]) -> str:
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-    lines = [
-        "| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |",
-        "|" + "|".join("-" * (widths[c] + 2) for c in columns) + "|",
-    ]
+def markdown(rows: list[dict[str, str]], columns: tuple[str, ...], *, padded: bool = True) -> str:
+    """A markdown table; padded (aligned columns, for the terminal) or compact (the README's style)."""
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) if padded else 0 for c in columns}
+    rule = "|" + "|".join("-" * (widths[c] + 2) if padded else "---" for c in columns) + "|"
+    lines = ["| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |", rule]
     lines += ["| " + " | ".join(r[c].ljust(widths[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -238,4 +237,4 @@ def readme_table(report: dict[str, Any]) -> str:
             if row["ok"] == "NO":
                 target += " - **not met**"
             out.append({"metric": row["metric"], "handler": row["handler"], "value": row["value"], "target": target})
-    return markdown(out, README_COLUMNS)
+    return markdown(out, README_COLUMNS, padded=False)

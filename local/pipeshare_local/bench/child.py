@@ -207,7 +207,7 @@ def _overhead(function, event: dict, context: object, replay: _Replay, runs: int
         "warm_calls": [f"{service}:{operation}" for service, operation, _ in calls],
         "handler_median_ms": handler_median * 1000,
         "bare_median_ms": bare_median * 1000,
-        "ratio": handler_median / bare_median if bare_median > 0 else None,
+        "ratio": handler_median / bare_median if calls and bare_median > 0 else None,  # None: no AWS call made warm
     }
 
 

@@ -179,7 +179,8 @@ def _worst_rows(table: Table, results: dict[str, Any]) -> None:
         table.add(
             f"{many['steps_defined']}-step execution, every step event lost: the finalising invocation",
             ESTIMATE,
-            f"final in {final['finalising_invocations']} invocation(s), {final['wall_ms'] / 1000:.1f} s locally "
+            f"final in {final['finalising_invocations']} invocation{'s' * (final['finalising_invocations'] != 1)}, "
+            f"{final['wall_ms'] / 1000:.1f} s locally "
             f"({final['endpoint_ms'] / 1000:.1f} s in the local endpoint), {final['calls']} calls "
             f"(1 + {final['step_pages']} pages + {final['jobs']} jobs = {final['formula']})",
             "final in 1 invocation",

@@ -173,32 +173,41 @@ def _overhead(function, event: dict, context: object, replay: _Replay, runs: int
 
     replay.replaying = True
     sink = io.StringIO()  # the handler's logs and metrics: written (their cost counts), not kept
-    with redirect_stdout(sink):
-        for _ in range(WARMUP_INVOCATIONS):
-            replay.reset()
-            function(event, context)
-            sink.seek(0)
-            sink.truncate()
-        calls = list(replay.calls)
-        handler: list[float] = []
-        for _ in range(runs):
-            replay.reset()
-            started = time.perf_counter()
-            function(event, context)
-            handler.append(time.perf_counter() - started)
-            sink.seek(0)
-            sink.truncate()
-    # the Price List API answers in us-east-1 (adapters/price_list.py pins it); every other client: the function's
-    services = {service for service, _, _ in calls}
-    clients = {s: boto3.client(s, region_name="us-east-1" if s == "pricing" else None) for s in services}
-    bare: list[float] = []
-    for index in range(WARMUP_INVOCATIONS + runs):
+
+    def invoke() -> float:
+        replay.reset()
+        started = time.perf_counter()
+        function(event, context)
+        elapsed = time.perf_counter() - started
+        sink.seek(0)
+        sink.truncate()
+        return elapsed
+
+    def bare_calls() -> float:
         replay.reset()
         started = time.perf_counter()
         for service, operation, params in calls:
             getattr(clients[service], xform_name(operation))(**params)
-        if index >= WARMUP_INVOCATIONS:
-            bare.append(time.perf_counter() - started)
+        return time.perf_counter() - started
+
+    with redirect_stdout(sink):
+        for _ in range(WARMUP_INVOCATIONS):
+            invoke()
+        calls = list(replay.calls)  # what the warm handler calls: the bare replay makes the same calls
+        # the Price List API answers in us-east-1 (adapters/price_list.py pins it); every other client: the function's
+        services = {service for service, _, _ in calls}
+        clients = {s: boto3.client(s, region_name="us-east-1" if s == "pricing" else None) for s in services}
+        for _ in range(WARMUP_INVOCATIONS):
+            bare_calls()
+        handler: list[float] = []
+        bare: list[float] = []
+        for index in range(runs):  # interleaved, who goes first alternating: a change of load hits both alike
+            if index % 2:
+                bare.append(bare_calls())
+                handler.append(invoke())
+            else:
+                handler.append(invoke())
+                bare.append(bare_calls())
     replay.replaying = False
     handler_median = statistics.median(handler)
     bare_median = statistics.median(bare)

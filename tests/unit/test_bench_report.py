@@ -75,3 +75,25 @@ def test_the_readme_table_folds_each_metric_over_the_functions_and_names_who_mis
     assert "not met" not in rss
     [overhead] = [line for line in lines if line.startswith("| warm per-event overhead")]
     assert "(informational)" in overhead
+
+
+def test_a_row_of_one_function_keeps_its_value_and_unit_in_the_readme_table() -> None:
+    results = _results(1.2, 80.0)
+    results["flood"] = {
+        "timeout_seconds": 120.0,
+        "rss_ratio_large_to_small": 1.22,
+        **{
+            str(size): {"wall_seconds": 50.0, "calls_per_invitation": 1.03, "peak_rss_mb": 93.2} for size in (100, 1000)
+        },
+    }
+    report = {"table": build_table(results, {}, 7).rows}
+
+    lines = readme_table(report).splitlines()
+
+    [flood] = [line for line in lines if "sweep over 1,000" in line]
+    assert (
+        "| AcceptInvitationsFunction | 50.0 s, 1.03 calls per invitation, peak RSS 93.2 MB | < 120 s (Timeout) |"
+        in flood
+    )
+    [ratio] = [line for line in lines if "peak RSS 1,000 / 100" in line]
+    assert "| 1.22 | - (informational) |" in ratio

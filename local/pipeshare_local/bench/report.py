@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,9 @@ def readme_table(report: dict[str, Any]) -> str:
     per-function rows of one metric folded into one row (handlers and values joined by " / ")."""
     rows: list[dict[str, str]] = []
     folded: dict[tuple[str, str], dict[str, Any]] = {}
+    per_function = Counter(r["metric"] for r in report["table"] if r["handler"] in HANDLERS)
     for row in report["table"]:
-        if row["handler"] in HANDLERS and row["ok"] != "ERROR":
+        if per_function[row["metric"]] > 1 and row["ok"] != "ERROR":
             key = (row["metric"], row["target"])
             if key not in folded:
                 folded[key] = {"metric": row["metric"], "handlers": [], "values": [], "target": row["target"], "ok": []}
@@ -220,7 +222,7 @@ def readme_table(report: dict[str, Any]) -> str:
     out = []
     for row in rows:
         if "handlers" in row:
-            unit = " MB" if "RSS" in str(row["metric"]) else ""
+            unit = " MB" if str(row["metric"]).startswith("peak RSS") else ""
             missed = [h for h, ok in zip(row["handlers"], row["ok"], strict=True) if ok == "NO"]
             target = str(row["target"]) + (f" - **not met by {', '.join(missed)}**" if missed else "")
             if all(ok == INFO for ok in row["ok"]):

@@ -1,0 +1,130 @@
+"""The tracing seam (pipeshare.observability): the X-Ray SDK is loaded only when TraceAwsCalls asks for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeshare.observability import TRACE_AWS_CALLS_VARIABLE, SegmentOnlyTracer, make_tracer, trace_aws_calls
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
+
+# imports a function's app module as Lambda does (its code directory first on sys.path, the layer on PYTHONPATH) and
+# tells which tracer it got and whether any module of the X-Ray SDK was loaded
+_PROBE = """
+import importlib, json, sys
+sys.path.insert(0, sys.argv[1])
+importlib.import_module(sys.argv[2])
+from pipeshare.observability import tracer
+print(json.dumps({
+    "tracer": f"{type(tracer).__module__}.{type(tracer).__qualname__}",
+    "xray": sorted(m for m in sys.modules if m == "aws_xray_sdk" or m.startswith("aws_xray_sdk.")),
+}))
+"""
+
+
+def _probe(code_dir: Path, module: str, trace: str | None) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != TRACE_AWS_CALLS_VARIABLE}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT)])
+    env["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here: the SDK is loaded, nothing is sent
+    if trace is not None:
+        env[TRACE_AWS_CALLS_VARIABLE] = trace
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", _PROBE, str(code_dir), module],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("function", "trace"), [*((function, "false") for function in FUNCTIONS), ("accept_invitations", None)]
+)
+def test_a_function_imports_no_xray_sdk_unless_aws_calls_are_traced(function: str, trace: str | None) -> None:
+    # Given a function's app module, imported in a fresh process with TraceAwsCalls "false" (the default) or unset
+    # When it is imported as Lambda imports it
+    outcome = _probe(ROOT / "functions" / function, "app", trace)
+
+    # Then no module of the X-Ray SDK is loaded, and the handler's tracer is the SDK-free one
+    assert outcome["xray"] == []
+    assert outcome["tracer"] == "pipeshare.observability.SegmentOnlyTracer"
+
+
+def test_with_aws_calls_traced_the_powertools_tracer_is_used() -> None:
+    # Given TraceAwsCalls "true"
+    # When a function's app module is imported in a fresh process
+    outcome = _probe(ROOT / "functions" / "accept_invitations", "app", "true")
+
+    # Then its tracer is Powertools' Tracer, with the X-Ray SDK loaded
+    assert outcome["tracer"] == "aws_lambda_powertools.tracing.tracer.Tracer"
+    assert "aws_xray_sdk" in outcome["xray"]
+
+
+def test_the_segment_only_tracer_hands_back_the_decorated_function() -> None:
+    # Given the SDK-free tracer and a handler
+    tracer = SegmentOnlyTracer()
+
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        return {"seen": event}
+
+    # When it is decorated as the handlers decorate theirs, with and without arguments
+    decorated = [
+        tracer.capture_lambda_handler(capture_response=False)(handler),
+        tracer.capture_lambda_handler(handler),
+        tracer.capture_method(capture_response=False, capture_error=False)(handler),
+        tracer.capture_method(handler),
+    ]
+
+    # Then each decorator gives back the handler itself: nothing is added to an invocation
+    assert all(function is handler for function in decorated)
+    assert decorated[0]({"a": 1}, None) == {"seen": {"a": 1}}
+
+
+@pytest.mark.parametrize(
+    ("environ", "traced"),
+    [({}, False), ({TRACE_AWS_CALLS_VARIABLE: "false"}, False), ({TRACE_AWS_CALLS_VARIABLE: "true"}, True)],
+)
+def test_the_variable_decides(environ: dict[str, str], traced: bool) -> None:
+    assert trace_aws_calls(environ) is traced
+
+
+def test_make_tracer_without_the_variable_loads_no_sdk() -> None:
+    assert isinstance(make_tracer({}), SegmentOnlyTracer)
+
+
+def test_the_template_passes_trace_aws_calls_to_every_function() -> None:
+    # Given the template (read with the local stack's loader, which understands the short-form intrinsics)
+    from pipeshare_local.template import load_template
+
+    template = load_template(ROOT / "template.yaml")
+
+    # Then TraceAwsCalls is off by default, true/false only, and reaches every function through Globals
+    parameter = template["Parameters"]["TraceAwsCalls"]
+    assert parameter["Default"] == "false"
+    assert sorted(parameter["AllowedValues"]) == ["false", "true"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables[TRACE_AWS_CALLS_VARIABLE] == {"Ref": "TraceAwsCalls"}
+    assert template["Globals"]["Function"]["Tracing"] == "Active"  # segments are still drawn without the SDK
+    functions = [
+        spec
+        for spec in template["Resources"].values()
+        if isinstance(spec, dict) and spec.get("Type") == "AWS::Serverless::Function"
+    ]
+    overriding = [spec for spec in functions if TRACE_AWS_CALLS_VARIABLE in _variables(spec)]
+    assert functions
+    assert overriding == []
+
+
+def _variables(spec: dict[str, Any]) -> dict[str, Any]:
+    return spec.get("Properties", {}).get("Environment", {}).get("Variables", {})  # type: ignore[no-any-return]

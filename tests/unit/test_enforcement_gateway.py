@@ -316,3 +316,25 @@ def test_the_read_only_share_name_is_per_consumer() -> None:
     # Given two consumers / When their share names are derived / Then each has its own
     assert read_only_share_name(CONSUMER) == NAME
     assert read_only_share_name(OTHER) != NAME
+
+
+def test_enforcement_gateway_builds_its_clients_only_when_it_acts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given boto3.client counted (the budget watcher builds a gateway for every invocation; most enforce nothing)
+    built: list[str] = []
+    real = boto3.client
+
+    def counted(service: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(service)
+        return real(service, *args, region_name="us-east-1")
+
+    monkeypatch.setattr(boto3, "client", counted)
+
+    # When a gateway is made, then its RAM side is used
+    gateway = AwsEnforcementGateway()
+    assert built == []
+    with Stubber(gateway._ram) as stub:
+        stub.add_response("disassociate_resource_share", {"resourceShareAssociations": []})
+        gateway.remove_principal(RUN_SHARE, CONSUMER, month=MONTH)
+
+    # Then only the RAM client was built, once
+    assert built == ["ram"]

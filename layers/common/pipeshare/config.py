@@ -12,7 +12,8 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # built on first use: a function validates its own settings model only (cold start)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class TrustPolicySettings(_Settings):

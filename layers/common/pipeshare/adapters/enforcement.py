@@ -54,8 +54,21 @@ class AwsEnforcementGateway:
     """Implements ports.EnforcementGateway."""
 
     def __init__(self, sagemaker: SageMakerClient | None = None, ram: RAMClient | None = None) -> None:
-        self._sagemaker = sagemaker or boto3.client("sagemaker")
-        self._ram = ram or boto3.client("ram")
+        # built on first use: most budget watcher invocations enforce nothing (a SageMaker client alone is ~20 MB)
+        self._sagemaker_client = sagemaker
+        self._ram_client = ram
+
+    @property
+    def _sagemaker(self) -> SageMakerClient:
+        if self._sagemaker_client is None:
+            self._sagemaker_client = boto3.client("sagemaker")
+        return self._sagemaker_client
+
+    @property
+    def _ram(self) -> RAMClient:
+        if self._ram_client is None:
+            self._ram_client = boto3.client("ram")
+        return self._ram_client
 
     @translated(returning={"ConflictException": False})  # it had already ended
     def stop_execution(self, execution_arn: str) -> bool:

@@ -13,12 +13,9 @@ handler tests (tests/unit/handlers/conftest.py) and the handler fuzz (tests/unit
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from types import ModuleType
@@ -27,7 +24,7 @@ from typing import Any
 import pytest
 
 from pipeshare import dependencies
-from pipeshare.observability import logger
+from pipeshare_local.runtime import capture_output, read_output
 from pipeshare_local.template import Resolver, load_template
 from tests.fakes import CONSUMER, OWNER, REGION
 from tests.fuzz_strategies import FUNCTIONS
@@ -170,36 +167,14 @@ class Run:
         return [method for name, method in self.calls if name == factory]
 
 
-@contextlib.contextmanager
-def captured() -> Iterator[io.StringIO]:
-    """Powertools log lines and EMF blobs (both on stdout) of one invocation: the logger's handler keeps the stream it
-    was built with, so it is pointed at the buffer too."""
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield buffer
-    finally:
-        handler.setStream(previous)  # type: ignore[attr-defined]
+captured = capture_output  # the local runtime's: one way to read an invocation's output
 
 
 def parse(text: str, run: Run) -> None:
     """The log lines and the EMF metrics of an invocation's output into `run`."""
-    for line in text.split("\n"):  # not splitlines(): a log line may hold U+0085 or U+2028
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(entry, dict):
-            continue
-        if "_aws" not in entry:
-            run.logs.append(entry)
-            continue
-        for directive in entry["_aws"].get("CloudWatchMetrics", []):
-            for metric in directive.get("Metrics", []):
-                values = entry.get(metric["Name"], [])
-                run.metrics[metric["Name"]] += sum(values) if isinstance(values, list) else values
+    logs, metrics = read_output(text)
+    run.logs.extend(logs)
+    run.metrics.update(metrics)
 
 
 def factories_of(module: ModuleType) -> set[str]:

@@ -101,8 +101,9 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _capture() -> Iterator[io.StringIO]:
-    """Capture Powertools log lines and EMF blobs (both go to stdout) for one invocation."""
+def capture_output() -> Iterator[io.StringIO]:
+    """Capture Powertools log lines and EMF blobs (both go to stdout) for one invocation: the logger's handler keeps
+    the stream it was built with, so it is pointed at the buffer too."""
     from pipeshare.observability import logger
 
     buffer = io.StringIO()
@@ -115,7 +116,10 @@ def _capture() -> Iterator[io.StringIO]:
         handler.setStream(previous)  # type: ignore[attr-defined]
 
 
-def _parse_output(text: str, invocation: Invocation) -> None:
+def read_output(text: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """An invocation's captured output: its log lines, and its metrics summed over the EMF blobs."""
+    logs: list[dict[str, Any]] = []
+    metrics: dict[str, float] = {}
     for line in text.split("\n"):  # not splitlines(): a log line may hold U+0085 or U+2028
         try:
             entry = json.loads(line)
@@ -123,15 +127,23 @@ def _parse_output(text: str, invocation: Invocation) -> None:
             continue
         if not isinstance(entry, dict):
             continue
-        if "_aws" in entry:
-            for directive in entry["_aws"].get("CloudWatchMetrics", []):
-                for metric in directive.get("Metrics", []):
-                    name = metric["Name"]
-                    values = entry.get(name, [])
-                    total = sum(values) if isinstance(values, list) else float(values)
-                    invocation.metrics[name] = invocation.metrics.get(name, 0.0) + total
-        else:
-            invocation.logs.append(entry)
+        if "_aws" not in entry:
+            logs.append(entry)
+            continue
+        for directive in entry["_aws"].get("CloudWatchMetrics", []):
+            for metric in directive.get("Metrics", []):
+                name = metric["Name"]
+                values = entry.get(name, [])
+                total = sum(values) if isinstance(values, list) else float(values)
+                metrics[name] = metrics.get(name, 0.0) + total
+    return logs, metrics
+
+
+def _parse_output(text: str, invocation: Invocation) -> None:
+    logs, metrics = read_output(text)
+    invocation.logs.extend(logs)
+    for name, total in metrics.items():
+        invocation.metrics[name] = invocation.metrics.get(name, 0.0) + total
 
 
 class LocalFunction:
@@ -194,7 +206,7 @@ class LocalFunction:
         with _environment(self._env()):
             handler = load_handler(self.code_uri, self.handler)
             self._before_invoke(self)
-            with _capture() as out:
+            with capture_output() as out:
                 try:
                     invocation.result = handler(event, context)
                 except Exception as exc:

@@ -330,27 +330,24 @@ def test_layering_models_do_not_import_logic_or_adapters() -> None:
         assert found == set(), rel(path)
 
 
+def models_defined(source: str) -> list[str]:
+    """The classes of `source` that are models, data contracts or errors: any pydantic model; a public error, enum,
+    named tuple, typed dict or dataclass (a private class holding one invocation's working state is allowed)."""
+
+    def is_model(node: ast.ClassDef) -> bool:
+        bases = _base_names(node)
+        if bases & {"BaseModel", "Model"}:
+            return True
+        public = not node.name.startswith("_")
+        return public and bool(bases & _MODEL_BASES or any(b.endswith("Error") for b in bases) or _is_dataclass(node))
+
+    return [node.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef) and is_model(node)]
+
+
 @pytest.mark.parametrize("path", LOGIC, ids=rel)
 def test_layering_logic_defines_no_models(path: Path) -> None:
-    """Every model, data contract and error lives in models/: logic/ defines no pydantic model, error class, enum or
-    named tuple or dataclass (a private class holding one invocation's working state is allowed, unless a pydantic
-    model)."""
-    offenders = [
-        node.name
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.ClassDef)
-        and (
-            _base_names(node) & {"BaseModel", "Model"}
-            or (
-                not node.name.startswith("_")
-                and (
-                    _base_names(node) & _MODEL_BASES
-                    or any(name.endswith("Error") for name in _base_names(node))
-                    or _is_dataclass(node)
-                )
-            )
-        )
-    ]
+    """Every model, data contract and error lives in models/."""
+    offenders = models_defined(path.read_text())
     assert offenders == [], f"{rel(path)} defines {offenders}: move them to pipeshare.models"
 
 
@@ -359,23 +356,7 @@ def test_layering_logic_model_scanner_sees_each_kind() -> None:
         "class A(BaseModel): ...\nclass B(PipeshareError): ...\n@dataclass\nclass C: ...\n"
         "class D(NamedTuple): ...\n@dataclass\nclass _E: ...\nclass _F(BaseModel): ...\n"
     )
-    kinds = [
-        node.name
-        for node in ast.parse(source).body
-        if isinstance(node, ast.ClassDef)
-        and (
-            _base_names(node) & {"BaseModel", "Model"}
-            or (
-                not node.name.startswith("_")
-                and (
-                    _base_names(node) & _MODEL_BASES
-                    or any(name.endswith("Error") for name in _base_names(node))
-                    or _is_dataclass(node)
-                )
-            )
-        )
-    ]
-    assert kinds == ["A", "B", "C", "D", "_F"]
+    assert models_defined(source) == ["A", "B", "C", "D", "_F"]
 
 
 # ------------------------------------------------------------------------- the product never needs the local stack

@@ -1,37 +1,54 @@
 """The deployer: template.yaml -> one account's resources on the local stack (what `sam deploy` would create).
 
 `Deployer.deploy` reads the template (pipeshare_local.template: parameters, conditions, Fn::ForEach, intrinsics),
-orders the enabled resources by their references (`_creation_order`), creates each through the real AWS APIs served
-at the stack's endpoint (moto and the emulations) with the names a deployment gets here (`<stack>-<LogicalId>`), and
-installs the IAM roles SAM translates the template into (pipeshare_local.iam). What it creates is recorded in a
-`Deployment` (refs, GetAtt attributes, functions, rules, stream and queue mappings, tap queues); running them
-(event delivery, schedules, queue and stream polling, invocation, credentials) is pipeshare_local.stack's part.
+orders the enabled resources by their references (`_creation_order`) and creates them in three steps, with the names
+a deployment gets here (`<stack>-<LogicalId>`; rules: their logical ID):
+1. the resources created by hand that depend neither on a CLOUDFORMATION_TYPES resource nor on a function (KMS key,
+   tables, event bus, its policies, the RAM share, the forwarder role), through the AWS APIs at the stack's endpoint;
+2. the CLOUDFORMATION_TYPES resources (topics, queues, log groups, the template's rules) in ONE moto CloudFormation
+   stack named as the deployment (`create_stack` at the endpoint, with the account's credentials). Their properties
+   are resolved here first (the Resolver), so every Ref/GetAtt is a literal: to step 1's resources by their real ids,
+   to the functions and to each other by predicted names and ARNs (`_predict`: all deterministic). Each is given its
+   explicit name (without one, moto appends a random suffix). Refs and attributes are then read back from the stack
+   (`describe_stack_resources`) and checked against the predictions (a mismatch fails the deployment);
+3. the rest by hand, in reference order: functions (served in-process by pipeshare_local.runtime; their events become
+   the stack's rules, queue and stream mappings, and EventBridge rules in moto), SNS subscriptions;
+then it installs the IAM roles SAM translates the template into (pipeshare_local.iam). What it creates is recorded in
+a `Deployment` (refs, GetAtt attributes, functions, rules, stream and queue mappings, tap queues); running them (event
+delivery, schedules, queue and stream polling, invocation, credentials) is pipeshare_local.stack's part.
 
-Resource types and how they are created (moto 5.2.5's CloudFormation, `create_stack`, was tried for each type the
-deployer creates; see local/README.md, "moto's CloudFormation"):
+Resource types (moto 5.2.5's CloudFormation was tried for each; the table: local/README.md, "moto's CloudFormation"):
+- Through moto's CloudFormation, faithful with explicit names (DescribeQueueAttributes, GetTopicAttributes,
+  ListSubscriptionsByTopic, DescribeLogGroups as the hand-made creation gave them): AWS::SNS::Topic (DisplayName,
+  KmsMasterKeyId; the stack adds a tap queue subscribed to it), AWS::SQS::Queue (VisibilityTimeout, retention,
+  SqsManagedSseEnabled, RedrivePolicy; the Ref is the URL the endpoint serves, as CreateQueue gives it: moto's
+  physical id is the public https://sqs.<region>.amazonaws.com/... form), AWS::Logs::LogGroup (RetentionInDays is
+  given as an integer, the conversion CloudFormation makes: moto's would keep the parameter's text, "30"),
+  AWS::Events::Rule (pattern, state, description, targets with role, retry policy and dead-letter queue; moto stores
+  the pattern re-serialized by json.dumps; the stack runs the event-bus targets itself).
+- AWS::IAM::Role: CreateRole + PutRolePolicy. moto's CloudFormation puts an inline policy given as an object (the
+  template's shape) with str(): GetRolePolicy then returns a Python repr ("{'Version': ...}"), not JSON; and a role
+  without Description gets "". (Functions' roles are SAM's, installed in the IAM emulation, not created in moto.)
 - AWS::DynamoDB::Table: CreateTable + UpdateTimeToLive. moto's CloudFormation drops TimeToLiveSpecification (TTL stays
   DISABLED) and passes SSESpecification through in its template shape ({"SSEEnabled": true}), which moto's
   CreateTable reads as no SSE (no SSEDescription).
 - AWS::KMS::Key: CreateKey + EnableKeyRotation. moto's CloudFormation keeps KeyPolicy as a dict, and every later call
   that checks the key policy (DescribeKey, Encrypt, ...) then fails inside moto (TypeError: json.loads of a dict).
+- AWS::Events::EventBus: CreateEventBus. moto's CloudFormation creates it with an empty physical id, so `!Ref OwnerBus`
+  (the bus policies' EventBusName) would be "" where CloudFormation gives the bus name.
 - AWS::SNS::Subscription, AWS::Events::EventBusPolicy, AWS::RAM::ResourceShare: not supported by moto's
   CloudFormation (warning "No Moto CloudFormation support"). Bus policies are the stack's own state (bus_admits,
   bus_statements: what cross-account forwarding is checked against); shares are served by the RAM emulation.
-- AWS::Events::EventBus: moto's CloudFormation creates it with an empty physical id, so `!Ref OwnerBus` (the bus
-  policies' EventBusName) would be "" where CloudFormation gives the bus name.
-- AWS::SNS::Topic, AWS::SQS::Queue (RedrivePolicy included: applied here too), AWS::Logs::LogGroup,
-  AWS::Events::Rule, AWS::IAM::Role: moto's CloudFormation creates these faithfully when given explicit names
-  (otherwise it appends a random suffix, and two runs no longer compare), but one `create_stack` per deployment
-  cannot be placed in the creation order: the template's references cross between these and the resources created
-  here (log groups name the functions; the functions' environment names queues, topics and tables; topics name the
-  KMS key, whose id is random), so they are created with the same API calls CloudFormation makes, in reference order.
-- AWS::Serverless::Function: served in-process by the Lambda runtime (pipeshare_local.runtime); its events become the
-  stack's rules (EventBridgeRule, Schedule; put in moto's EventBridge too), queue and stream mappings.
+- AWS::Serverless::Function: SAM's, not moto's: served in-process by the Lambda runtime.
 - Anything else (alarms, queue policies, layers, ...) is recorded in Deployment.skipped.
+The hand-made creators of the CLOUDFORMATION_TYPES (`_create_topic`, `_create_queue`, `_create_log_group`,
+`_create_rule`) stay, for a type taken out of CLOUDFORMATION_TYPES: they create what the stack does, except that
+`_create_rule` puts no targets and no description in moto (the stack runs the targets from the Deployment's rules).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -521,9 +538,7 @@ class Deployer:
             environment={k: str(v) for k, v in env.items()},
             identity=lambda: self.stack.function_credentials(d.account, logical),
             max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
-            on_failure=(lambda record, arn=on_failure: self.stack.send_to_queue(d.account, arn, record))
-            if on_failure
-            else None,
+            on_failure=functools.partial(self.stack.send_to_queue, d.account, on_failure) if on_failure else None,
             before_invoke=self.stack.enter_function,
         )
         d.functions[logical] = function

@@ -192,11 +192,11 @@ class Deployer:
         first = [n for n in order if n not in later and n not in stacked and n not in functions]
         for logical in first:
             self._create(deployment, resolver, logical, resources[logical])
-        if stacked:
-            self._create_stack(deployment, resolver, stacked, functions, resources)
+        predicted = self._create_stack(deployment, resolver, stacked, functions, resources) if stacked else {}
         for logical in order:
             if logical not in first and logical not in stacked:
                 self._create(deployment, resolver, logical, resources[logical])
+        _check_predictions(deployment, predicted, functions)
         self._install_roles(deployment, resolver)
         return deployment
 
@@ -243,9 +243,10 @@ class Deployer:
         stacked: list[str],
         functions: list[str],
         resources: dict[str, Any],
-    ) -> None:
+    ) -> dict[tuple[str, str], str]:
         """The CLOUDFORMATION_TYPES resources in one moto CloudFormation stack (named as the deployment), their
-        properties resolved here with explicit names (today's `<stack>-<Logical>`), then read back from the stack."""
+        properties resolved here, with explicit names (those the hand-made creators give), then read back from the
+        stack. Returns the predictions (`_predict`) the stack's resources were resolved with."""
         predicted = self._predict(d, stacked, functions, resources)
         body: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {}}
         for logical in stacked:
@@ -254,10 +255,13 @@ class Deployer:
                 props = resolver.resolve(resources[logical].get("Properties", {}))
             except UnresolvedError as exc:
                 d.skipped.append(f"{logical} ({kind}): unresolved {exc}")
+                d.refs.pop(logical, None)  # not created: nothing may refer to it
+                for key in [k for k in d.attributes if k[0] == logical]:
+                    del d.attributes[key]
                 continue
             body["Resources"][logical] = {"Type": kind, "Properties": self._stack_properties(d, logical, kind, props)}
         if not body["Resources"]:
-            return
+            return predicted
         cloudformation = self.stack.client(d.account, "cloudformation")
         cloudformation.create_stack(StackName=d.stack_name, TemplateBody=json.dumps(body))
         status = cloudformation.describe_stacks(StackName=d.stack_name)["Stacks"][0]["StackStatus"]
@@ -273,10 +277,8 @@ class Deployer:
             queue_urls = {url.rsplit("/", 1)[1]: url for url in listed.get("QueueUrls", [])}
         for logical, spec in body["Resources"].items():
             self._read_back(d, logical, spec["Type"], spec["Properties"], physical[logical], queue_urls)
-        for (logical, attr), value in predicted.items():  # what the stack's resources were resolved with
-            actual = d.refs.get(logical) if attr == "Ref" else d.attributes.get((logical, attr))
-            if logical in body["Resources"] and actual != value:
-                raise RuntimeError(f"{logical}.{attr}: predicted {value!r}, moto CloudFormation gave {actual!r}")
+        _check_predictions(d, predicted, list(body["Resources"]))
+        return predicted
 
     def _predict(
         self, d: Deployment, stacked: list[str], functions: list[str], resources: dict[str, Any]
@@ -299,12 +301,11 @@ class Deployer:
             elif kind == "AWS::SQS::Queue":
                 predicted |= {(logical, "QueueName"): name, (logical, "Arn"): f"arn:aws:sqs:{region}:{account}:{name}"}
             elif kind == "AWS::Events::Rule":  # named by its logical ID, as the deployer always named rules
+                predicted[(logical, "Ref")] = logical
                 bus = resources[logical].get("Properties", {}).get("EventBusName", "default")
-                path = logical if bus == "default" or not isinstance(bus, str) else f"{bus}/{logical}"
-                predicted |= {
-                    (logical, "Ref"): logical,
-                    (logical, "Arn"): f"arn:aws:events:{region}:{account}:rule/{path}",
-                }
+                if isinstance(bus, str):  # a bus given by reference: its ARN is known once the stack is created
+                    path = logical if bus == "default" else f"{bus}/{logical}"
+                    predicted[(logical, "Arn")] = f"arn:aws:events:{region}:{account}:rule/{path}"
         for (logical, attr), value in predicted.items():
             if attr == "Ref":
                 d.refs[logical] = value
@@ -602,6 +603,14 @@ class Deployer:
         parameters, conditions and resources: what each function's calls are authorized against."""
         translated = sam_translate(resolver.template)
         self.stack.iam.install(deployment.account, translated, translated_resolver(translated, resolver))
+
+
+def _check_predictions(d: Deployment, predicted: dict[tuple[str, str], str], created: list[str]) -> None:
+    """The names and ARNs the stack's resources were resolved with are those of what was created."""
+    for (logical, attr), value in predicted.items():
+        actual = d.refs.get(logical) if attr == "Ref" else d.attributes.get((logical, attr))
+        if logical in created and actual != value:
+            raise RuntimeError(f"{logical}.{attr}: predicted {value!r}, created as {actual!r}")
 
 
 def _dependents(order: list[str], resources: dict[str, Any], roots: set[str]) -> set[str]:

@@ -1,37 +1,54 @@
 """The deployer: template.yaml -> one account's resources on the local stack (what `sam deploy` would create).
 
 `Deployer.deploy` reads the template (pipeshare_local.template: parameters, conditions, Fn::ForEach, intrinsics),
-orders the enabled resources by their references (`_creation_order`), creates each through the real AWS APIs served
-at the stack's endpoint (moto and the emulations) with the names a deployment gets here (`<stack>-<LogicalId>`), and
-installs the IAM roles SAM translates the template into (pipeshare_local.iam). What it creates is recorded in a
-`Deployment` (refs, GetAtt attributes, functions, rules, stream and queue mappings, tap queues); running them
-(event delivery, schedules, queue and stream polling, invocation, credentials) is pipeshare_local.stack's part.
+orders the enabled resources by their references (`_creation_order`) and creates them in three steps, with the names
+a deployment gets here (`<stack>-<LogicalId>`; rules: their logical ID):
+1. the resources created by hand that depend neither on a CLOUDFORMATION_TYPES resource nor on a function (KMS key,
+   tables, event bus, its policies, the RAM share, the forwarder role), through the AWS APIs at the stack's endpoint;
+2. the CLOUDFORMATION_TYPES resources (topics, queues, log groups, the template's rules) in ONE moto CloudFormation
+   stack named as the deployment (`create_stack` at the endpoint, with the account's credentials). Their properties
+   are resolved here first (the Resolver), so every Ref/GetAtt is a literal: to step 1's resources by their real ids,
+   to the functions and to each other by predicted names and ARNs (`_predict`: all deterministic). Each is given its
+   explicit name (without one, moto appends a random suffix). Refs and attributes are then read back from the stack
+   (`describe_stack_resources`) and checked against the predictions (a mismatch fails the deployment);
+3. the rest by hand, in reference order: functions (served in-process by pipeshare_local.runtime; their events become
+   the stack's rules, queue and stream mappings, and EventBridge rules in moto), SNS subscriptions;
+then it installs the IAM roles SAM translates the template into (pipeshare_local.iam). What it creates is recorded in
+a `Deployment` (refs, GetAtt attributes, functions, rules, stream and queue mappings, tap queues); running them (event
+delivery, schedules, queue and stream polling, invocation, credentials) is pipeshare_local.stack's part.
 
-Resource types and how they are created (moto 5.2.5's CloudFormation, `create_stack`, was tried for each type the
-deployer creates; see local/README.md, "moto's CloudFormation"):
+Resource types (moto 5.2.5's CloudFormation was tried for each; the table: local/README.md, "moto's CloudFormation"):
+- Through moto's CloudFormation, faithful with explicit names (DescribeQueueAttributes, GetTopicAttributes,
+  ListSubscriptionsByTopic, DescribeLogGroups as the hand-made creation gave them): AWS::SNS::Topic (DisplayName,
+  KmsMasterKeyId; the stack adds a tap queue subscribed to it), AWS::SQS::Queue (VisibilityTimeout, retention,
+  SqsManagedSseEnabled, RedrivePolicy; the Ref is the URL the endpoint serves, as CreateQueue gives it: moto's
+  physical id is the public https://sqs.<region>.amazonaws.com/... form), AWS::Logs::LogGroup (RetentionInDays is
+  given as an integer, the conversion CloudFormation makes: moto's would keep the parameter's text, "30"),
+  AWS::Events::Rule (pattern, state, description, targets with role, retry policy and dead-letter queue; moto stores
+  the pattern re-serialized by json.dumps; the stack runs the event-bus targets itself).
+- AWS::IAM::Role: CreateRole + PutRolePolicy. moto's CloudFormation puts an inline policy given as an object (the
+  template's shape) with str(): GetRolePolicy then returns a Python repr ("{'Version': ...}"), not JSON; and a role
+  without Description gets "". (Functions' roles are SAM's, installed in the IAM emulation, not created in moto.)
 - AWS::DynamoDB::Table: CreateTable + UpdateTimeToLive. moto's CloudFormation drops TimeToLiveSpecification (TTL stays
   DISABLED) and passes SSESpecification through in its template shape ({"SSEEnabled": true}), which moto's
   CreateTable reads as no SSE (no SSEDescription).
 - AWS::KMS::Key: CreateKey + EnableKeyRotation. moto's CloudFormation keeps KeyPolicy as a dict, and every later call
   that checks the key policy (DescribeKey, Encrypt, ...) then fails inside moto (TypeError: json.loads of a dict).
+- AWS::Events::EventBus: CreateEventBus. moto's CloudFormation creates it with an empty physical id, so `!Ref OwnerBus`
+  (the bus policies' EventBusName) would be "" where CloudFormation gives the bus name.
 - AWS::SNS::Subscription, AWS::Events::EventBusPolicy, AWS::RAM::ResourceShare: not supported by moto's
   CloudFormation (warning "No Moto CloudFormation support"). Bus policies are the stack's own state (bus_admits,
   bus_statements: what cross-account forwarding is checked against); shares are served by the RAM emulation.
-- AWS::Events::EventBus: moto's CloudFormation creates it with an empty physical id, so `!Ref OwnerBus` (the bus
-  policies' EventBusName) would be "" where CloudFormation gives the bus name.
-- AWS::SNS::Topic, AWS::SQS::Queue (RedrivePolicy included: applied here too), AWS::Logs::LogGroup,
-  AWS::Events::Rule, AWS::IAM::Role: moto's CloudFormation creates these faithfully when given explicit names
-  (otherwise it appends a random suffix, and two runs no longer compare), but one `create_stack` per deployment
-  cannot be placed in the creation order: the template's references cross between these and the resources created
-  here (log groups name the functions; the functions' environment names queues, topics and tables; topics name the
-  KMS key, whose id is random), so they are created with the same API calls CloudFormation makes, in reference order.
-- AWS::Serverless::Function: served in-process by the Lambda runtime (pipeshare_local.runtime); its events become the
-  stack's rules (EventBridgeRule, Schedule; put in moto's EventBridge too), queue and stream mappings.
+- AWS::Serverless::Function: SAM's, not moto's: served in-process by the Lambda runtime.
 - Anything else (alarms, queue policies, layers, ...) is recorded in Deployment.skipped.
+The hand-made creators of the CLOUDFORMATION_TYPES (`_create_topic`, `_create_queue`, `_create_log_group`,
+`_create_rule`) stay, for a type taken out of CLOUDFORMATION_TYPES: they create what the stack does, except that
+`_create_rule` puts no targets and no description in moto (the stack runs the targets from the Deployment's rules).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -43,6 +60,9 @@ from moto.events.models import EventPattern
 from pipeshare_local.iam import LocalIam, sam_translate, translated_resolver
 from pipeshare_local.runtime import LocalFunction
 from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_json, references
+
+# created through moto's CloudFormation (one stack per deployment); see the module docstring for the other types
+CLOUDFORMATION_TYPES = frozenset({"AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::Events::Rule"})
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 
@@ -163,8 +183,20 @@ class Deployer:
         deployment.parameters = dict(resolver.parameters)
         resources = resolver.template["Resources"]  # Fn::ForEach expanded for this deployment's parameters
         enabled = [name for name, spec in resources.items() if resolver.enabled(spec)]
-        for logical in _creation_order(enabled, resources):
+        order = _creation_order(enabled, resources)
+        stacked = [n for n in order if resources[n]["Type"] in CLOUDFORMATION_TYPES]
+        functions = [n for n in order if resources[n]["Type"] == "AWS::Serverless::Function"]
+        # what the stack's resources may reference is created first: everything created here that depends neither
+        # on them nor on a function (functions are created after the stack; their names and ARNs are known ahead)
+        later = _dependents(order, resources, {*stacked, *functions})
+        first = [n for n in order if n not in later and n not in stacked and n not in functions]
+        for logical in first:
             self._create(deployment, resolver, logical, resources[logical])
+        predicted = self._create_stack(deployment, resolver, stacked, functions, resources) if stacked else {}
+        for logical in order:
+            if logical not in first and logical not in stacked:
+                self._create(deployment, resolver, logical, resources[logical])
+        _check_predictions(deployment, predicted, functions)
         self._install_roles(deployment, resolver)
         return deployment
 
@@ -202,6 +234,158 @@ class Deployer:
 
     def _name(self, deployment: Deployment, logical: str) -> str:
         return f"{deployment.stack_name}-{logical}"
+
+    # ------------------------------------------------------------------ through moto's CloudFormation
+    def _create_stack(
+        self,
+        d: Deployment,
+        resolver: Resolver,
+        stacked: list[str],
+        functions: list[str],
+        resources: dict[str, Any],
+    ) -> dict[tuple[str, str], str]:
+        """The CLOUDFORMATION_TYPES resources in one moto CloudFormation stack (named as the deployment), their
+        properties resolved here, with explicit names (those the hand-made creators give), then read back from the
+        stack. Returns the predictions (`_predict`) the stack's resources were resolved with."""
+        predicted = self._predict(d, stacked, functions, resources)
+        body: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {}}
+        for logical in stacked:
+            kind = resources[logical]["Type"]
+            try:
+                props = resolver.resolve(resources[logical].get("Properties", {}))
+            except UnresolvedError as exc:
+                d.skipped.append(f"{logical} ({kind}): unresolved {exc}")
+                d.refs.pop(logical, None)  # not created: nothing may refer to it
+                for key in [k for k in d.attributes if k[0] == logical]:
+                    del d.attributes[key]
+                continue
+            body["Resources"][logical] = {"Type": kind, "Properties": self._stack_properties(d, logical, kind, props)}
+        if not body["Resources"]:
+            return predicted
+        cloudformation = self.stack.client(d.account, "cloudformation")
+        cloudformation.create_stack(StackName=d.stack_name, TemplateBody=json.dumps(body))
+        status = cloudformation.describe_stacks(StackName=d.stack_name)["Stacks"][0]["StackStatus"]
+        if status != "CREATE_COMPLETE":
+            raise RuntimeError(f"moto CloudFormation stack {d.stack_name} in {d.account}: {status}")
+        physical = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in cloudformation.describe_stack_resources(StackName=d.stack_name)["StackResources"]
+        }
+        queue_urls: dict[str, str] = {}
+        if any(spec["Type"] == "AWS::SQS::Queue" for spec in body["Resources"].values()):
+            listed = self.stack.client(d.account, "sqs").list_queues(QueueNamePrefix=f"{d.stack_name}-")
+            queue_urls = {url.rsplit("/", 1)[1]: url for url in listed.get("QueueUrls", [])}
+        for logical, spec in body["Resources"].items():
+            self._read_back(d, logical, spec["Type"], spec["Properties"], physical[logical], queue_urls)
+        _check_predictions(d, predicted, list(body["Resources"]))
+        return predicted
+
+    def _predict(
+        self, d: Deployment, stacked: list[str], functions: list[str], resources: dict[str, Any]
+    ) -> dict[tuple[str, str], str]:
+        """The names and ARNs the stack's resources and the functions will have, known before either is created
+        (references run both ways: log groups name functions, functions name queues and topics)."""
+        region, account = self.stack.region, d.account
+        predicted: dict[tuple[str, str], str] = {}
+        for logical in functions:
+            name = self._name(d, logical)
+            predicted |= {
+                (logical, "Ref"): name,
+                (logical, "Arn"): f"arn:aws:lambda:{region}:{account}:function:{name}",
+            }
+        for logical in stacked:
+            kind, name = resources[logical]["Type"], self._name(d, logical)
+            if kind == "AWS::SNS::Topic":
+                arn = f"arn:aws:sns:{region}:{account}:{name}"
+                predicted |= {(logical, "Ref"): arn, (logical, "TopicArn"): arn, (logical, "TopicName"): name}
+            elif kind == "AWS::SQS::Queue":
+                predicted |= {(logical, "QueueName"): name, (logical, "Arn"): f"arn:aws:sqs:{region}:{account}:{name}"}
+            elif kind == "AWS::Events::Rule":  # named by its logical ID, as the deployer always named rules
+                predicted[(logical, "Ref")] = logical
+                bus = resources[logical].get("Properties", {}).get("EventBusName", "default")
+                if isinstance(bus, str):  # a bus given by reference: its ARN is known once the stack is created
+                    path = logical if bus == "default" else f"{bus}/{logical}"
+                    predicted[(logical, "Arn")] = f"arn:aws:events:{region}:{account}:rule/{path}"
+        for (logical, attr), value in predicted.items():
+            if attr == "Ref":
+                d.refs[logical] = value
+            else:
+                d.attributes[(logical, attr)] = value
+        return predicted
+
+    def _stack_properties(self, d: Deployment, logical: str, kind: str, props: dict[str, Any]) -> dict[str, Any]:
+        """A resource's resolved properties for the stack, with the explicit name it gets here (without one, moto
+        appends a random suffix)."""
+        name = self._name(d, logical)
+        if kind == "AWS::SNS::Topic":
+            return {**props, "TopicName": name}
+        if kind == "AWS::SQS::Queue":
+            return {**props, "QueueName": name}
+        if kind == "AWS::Events::Rule":  # moto's CloudFormation JSON-encodes EventPattern itself: an object
+            return {**props, "Name": logical, "EventPattern": json.loads(event_pattern_json(props["EventPattern"]))}
+        # AWS::Logs::LogGroup: LogGroupName is in the template. CloudFormation converts RetentionInDays (a Ref to a
+        # Number parameter: text) to the property's Integer type; moto's passes it on as given (DescribeLogGroups
+        # then returns retentionInDays "30")
+        return {**props, "RetentionInDays": int(props["RetentionInDays"])} if "RetentionInDays" in props else props
+
+    def _read_back(
+        self,
+        d: Deployment,
+        logical: str,
+        kind: str,
+        props: dict[str, Any],
+        physical_id: str,
+        queue_urls: dict[str, str],
+    ) -> None:
+        """A stack resource's Ref and attributes from its physical id, and what the local stack adds to it."""
+        region, account = self.stack.region, d.account
+        if kind == "AWS::SNS::Topic":
+            d.refs[logical] = physical_id
+            d.attributes[(logical, "TopicArn")] = physical_id
+            d.attributes[(logical, "TopicName")] = physical_id.rsplit(":", 1)[1]
+            self._tap(d, logical, physical_id)
+        elif kind == "AWS::SQS::Queue":
+            # moto's physical id is the queue's public URL (https://sqs.<region>.amazonaws.com/...); the Ref is the
+            # URL the endpoint serves the queue at, as CreateQueue gave it before
+            name = props["QueueName"]
+            d.refs[logical] = queue_urls[name]
+            d.attributes[(logical, "QueueName")] = name
+            d.attributes[(logical, "Arn")] = f"arn:aws:sqs:{region}:{account}:{name}"
+        elif kind == "AWS::Logs::LogGroup":
+            d.refs[logical] = physical_id
+        elif kind == "AWS::Events::Rule":
+            bus = props.get("EventBusName", "default")
+            path = physical_id if bus == "default" else f"{bus}/{physical_id}"
+            d.refs[logical] = physical_id
+            d.attributes[(logical, "Arn")] = f"arn:aws:events:{region}:{account}:rule/{path}"
+            self._run_rule(d, physical_id, props)
+
+    def _tap(self, d: Deployment, logical: str, topic_arn: str) -> None:
+        """A tap queue subscribed to every topic, so scenarios and tests read what was published through the APIs."""
+        sqs = self.stack.client(d.account, "sqs")
+        url = sqs.create_queue(QueueName=f"{self._name(d, logical)}-tap")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.stack.client(d.account, "sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        d.taps[logical] = url
+
+    def _run_rule(self, d: Deployment, name: str, props: dict[str, Any]) -> None:
+        """The stack runs a template rule's event-bus targets (cross-account forwarding)."""
+        bus = props.get("EventBusName", "default")
+        pattern = event_pattern_json(props["EventPattern"])
+        for target in props.get("Targets", []):
+            if ":event-bus/" not in target["Arn"]:
+                d.skipped.append(f"{name} target {target['Id']} (only event-bus targets are emulated)")
+                continue
+            d.rules.append(
+                Rule(
+                    name,
+                    None,
+                    pattern=EventPattern.load(pattern),
+                    bus=bus,
+                    forward_to=target["Arn"],
+                    dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
+                )
+            )
 
     def _create_table(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
         ddb = self.stack.client(d.account, "dynamodb")
@@ -241,12 +425,7 @@ class Deployer:
         d.refs[logical] = arn
         d.attributes[(logical, "TopicArn")] = arn
         d.attributes[(logical, "TopicName")] = arn.rsplit(":", 1)[1]
-        # a tap queue subscribed to every topic, so scenarios and tests read what was published through the APIs
-        sqs = self.stack.client(d.account, "sqs")
-        url = sqs.create_queue(QueueName=f"{self._name(d, logical)}-tap")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
-        d.taps[logical] = url
+        self._tap(d, logical, arn)
 
     def _create_subscription(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
         self.stack.client(d.account, "sns").subscribe(
@@ -313,25 +492,13 @@ class Deployer:
 
     def _create_rule(self, d: Deployment, _r: Resolver, logical: str, props: dict[str, Any]) -> None:
         events = self.stack.client(d.account, "events")
-        bus = props.get("EventBusName", "default")
-        pattern = event_pattern_json(props["EventPattern"])
         arn = events.put_rule(
-            Name=logical, EventPattern=pattern, State=props.get("State", "ENABLED"), EventBusName=bus
+            Name=logical,
+            EventPattern=event_pattern_json(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+            EventBusName=props.get("EventBusName", "default"),
         )["RuleArn"]
-        for target in props.get("Targets", []):
-            if ":event-bus/" not in target["Arn"]:
-                d.skipped.append(f"{logical} target {target['Id']} (only event-bus targets are emulated)")
-                continue
-            d.rules.append(
-                Rule(
-                    logical,
-                    None,
-                    pattern=EventPattern.load(pattern),
-                    bus=bus,
-                    forward_to=target["Arn"],
-                    dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
-                )
-            )
+        self._run_rule(d, logical, props)
         d.refs[logical] = logical
         d.attributes[(logical, "Arn")] = arn
 
@@ -372,9 +539,7 @@ class Deployer:
             environment={k: str(v) for k, v in env.items()},
             identity=lambda: self.stack.function_credentials(d.account, logical),
             max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
-            on_failure=(lambda record, arn=on_failure: self.stack.send_to_queue(d.account, arn, record))
-            if on_failure
-            else None,
+            on_failure=functools.partial(self.stack.send_to_queue, d.account, on_failure) if on_failure else None,
             before_invoke=self.stack.enter_function,
         )
         d.functions[logical] = function
@@ -438,6 +603,23 @@ class Deployer:
         parameters, conditions and resources: what each function's calls are authorized against."""
         translated = sam_translate(resolver.template)
         self.stack.iam.install(deployment.account, translated, translated_resolver(translated, resolver))
+
+
+def _check_predictions(d: Deployment, predicted: dict[tuple[str, str], str], created: list[str]) -> None:
+    """The names and ARNs the stack's resources were resolved with are those of what was created."""
+    for (logical, attr), value in predicted.items():
+        actual = d.refs.get(logical) if attr == "Ref" else d.attributes.get((logical, attr))
+        if logical in created and actual != value:
+            raise RuntimeError(f"{logical}.{attr}: predicted {value!r}, created as {actual!r}")
+
+
+def _dependents(order: list[str], resources: dict[str, Any], roots: set[str]) -> set[str]:
+    """The resources (in `order`) that reference one of `roots`, directly or through others."""
+    found: set[str] = set()
+    for name in order:  # reference order: a resource's references come before it
+        if references(resources[name].get("Properties", {})) & (roots | found):
+            found.add(name)
+    return found
 
 
 def _creation_order(enabled: list[str], resources: dict[str, Any]) -> list[str]:

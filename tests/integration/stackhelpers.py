@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from pipeshare_local.runtime import Invocation
 from pipeshare_local.scenario import PERMISSIONS
 from pipeshare_local.stack import LocalStack
 
@@ -98,3 +102,33 @@ def deploy_shared_pipeline(
     )
     stack.deliver()
     return deployment
+
+
+@dataclass
+class InvocationCalls:
+    """One invocation of a function and the operations it signed while it ran, in order."""
+
+    invocation: Invocation
+    operations: list[str]
+
+
+@contextmanager
+def calls_by_invocation(stack: LocalStack, account: str, logical_id: str) -> Iterator[list[InvocationCalls]]:
+    """While active, every invocation of the deployed function (rules, streams, queues and schedules all invoke
+    through invoke_once; the local stack runs one at a time) is listed with the calls signed by that function's key
+    during it, so one invocation's calls can be told apart from the function's other invocations'."""
+    function = stack.deployments[account].functions[logical_id]
+    runs: list[InvocationCalls] = []
+    invoke_once = function.invoke_once
+
+    def recorded(event: dict[str, Any], *, trigger: str, attempt: int = 1) -> Invocation:
+        before = len(stack.calls(account, function=logical_id))
+        invocation = invoke_once(event, trigger=trigger, attempt=attempt)
+        runs.append(InvocationCalls(invocation, [c[2] for c in stack.calls(account, function=logical_id)[before:]]))
+        return invocation
+
+    function.invoke_once = recorded  # type: ignore[method-assign]
+    try:
+        yield runs
+    finally:
+        del function.invoke_once

@@ -68,6 +68,34 @@ def test_accepted_invitation_costs_four_aws_calls(stack: LocalStack) -> None:
     assert Counter(c[2] for c in calls if c[1] == "sns") == {"Publish": 1}
 
 
+def test_the_accepted_event_of_an_invitation_already_accepted_costs_two_aws_calls(stack: LocalStack) -> None:
+    # Given a consumer whose acceptor accepts a trusted pipeline share on RAM's first (invitation) event
+    stack.deploy(CONSUMER, TRUSTING_OWNER)
+    share_pipeline(stack, OWNER, "churn", [CONSUMER])
+    # When every event is delivered: the invitation event, then RAM's "accepted" event for the same invitation
+    stack.deliver()
+    [accepted_event] = [
+        d.event["id"]
+        for d in stack.delivered
+        if d.account == CONSUMER and d.event.get("detail", {}).get("status") == "accepted"
+    ]
+    # Then the acceptor ran twice: it accepted on the first event and, on the accepted event, saw the invitation and
+    # found nothing left to do
+    first, second = acceptor_invocations(stack, CONSUMER)
+    assert first.result["accepted"] == 1
+    assert second.event_id == accepted_event
+    assert (second.result["seen"], second.result["accepted"], second.result["held"]) == (1, 0, 0)
+    # and, in order, the first made its four calls, the second only the invitation read and the batched state read
+    assert [c[2] for c in stack.calls(CONSUMER, function="AcceptInvitationsFunction")] == [
+        "GetResourceShareInvitations",
+        "ListPendingInvitationResources",
+        "AcceptResourceShareInvitation",
+        "TransactWriteItems",
+        "GetResourceShareInvitations",
+        "BatchGetItem",
+    ]
+
+
 def test_acceptance_is_notified_once_with_facts_and_reason(stack: LocalStack) -> None:
     # Given a consumer that trusts the owner
     stack.deploy(CONSUMER, TRUSTING_OWNER)

@@ -22,7 +22,14 @@ from moto.events.models import EventPattern
 
 from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.stack import LocalStack
-from tests.integration.stackhelpers import CONSUMER, CONSUMER_B, OWNER, create_pipeline, deploy_shared_pipeline
+from tests.integration.stackhelpers import (
+    CONSUMER,
+    CONSUMER_B,
+    OWNER,
+    calls_by_invocation,
+    create_pipeline,
+    deploy_shared_pipeline,
+)
 
 pytestmark = pytest.mark.local_stack
 
@@ -217,6 +224,54 @@ def test_a_consumer_over_budget_that_starts_again_the_next_day_is_stopped_again(
     stack.advance(timedelta(minutes=1))
 
     # Then the new run is stopped as soon as it is seen running, and each stop has one message
+    assert _status(stack, second) == "Stopped"
+    stops = [n["message"]["execution"]["execution_arn"] for n in _messages(stack, "enforcement")]
+    assert stops == [first, second]
+
+
+def test_enforcement_stops_cost_seven_calls_at_the_crossing_and_six_for_a_later_start(stack: LocalStack) -> None:
+    # Given a forwarding consumer with a 0.05 USD budget that stops its executions, the policy read on every
+    # invocation (PolicyCacheSeconds 0: the counts do not depend on the age of a warm container's cache)
+    _setup(stack, {CONSUMER: _budget(enforce={"stop_executions": True})}, PolicyCacheSeconds="0")
+
+    # When its run's first step ends over the budget (50 % was alerted 5 minutes in, by the running estimate)
+    with calls_by_invocation(stack, OWNER, "WatchBudgetsFunction") as runs:
+        first = _start(stack, "s")
+        stack.advance(timedelta(minutes=12))
+
+    # Then one watcher invocation (the consumer's spend change) stopped it, with, in order: the policy, the ledger
+    # of the month, the consumer's pipelines, one transaction for the thresholds due (80 and 100), the consumer's
+    # running executions, the stop, one transaction for the stop's ledger item and message
+    [crossing] = [r for r in runs if "StopPipelineExecution" in r.operations]
+    assert crossing.operations == [
+        "GetParameter",
+        "Query",
+        "Query",
+        "TransactWriteItems",
+        "Query",
+        "StopPipelineExecution",
+        "TransactWriteItems",
+    ]
+    assert _thresholds(stack) == [[50], [80, 100]]
+    assert _status(stack, first) == "Stopped"
+
+    # When the consumer, still over budget, starts again
+    with calls_by_invocation(stack, OWNER, "WatchBudgetsFunction") as runs:
+        second = _start(stack, "t")
+        stack.advance(timedelta(minutes=1))
+
+    # Then one watcher invocation (the new run's state) stopped it, with, in order: the policy, the consumer's
+    # spend, the ledger of the month, the stop, one transaction for its ledger item and message, the consumer's
+    # running executions (nothing else left to stop)
+    [later] = [r for r in runs if "StopPipelineExecution" in r.operations]
+    assert later.operations == [
+        "GetParameter",
+        "GetItem",
+        "Query",
+        "StopPipelineExecution",
+        "TransactWriteItems",
+        "Query",
+    ]
     assert _status(stack, second) == "Stopped"
     stops = [n["message"]["execution"]["execution_arn"] for n in _messages(stack, "enforcement")]
     assert stops == [first, second]

@@ -247,3 +247,29 @@ def test_inferred_alert_costs_three_calls_to_track_and_eight_to_settle_plus_the_
     # (the item's mark is read before the publish and written after it: published once)
     assert ops("NotifyOwnerFunction")[published:] == ["GetItem", "Publish", "PutItem"]
     assert ops("TrackExecutionsFunction") == ["GetItem", "SendMessage", "TransactWriteItems"]
+
+
+def test_settle_of_a_start_claimed_by_the_forwarded_record_costs_one_call_and_no_alert(stack: LocalStack) -> None:
+    # Given a forwarding consumer's start: the owner's status event records it unclaimed and schedules its settle,
+    # then the forwarded CloudTrail record claims it (the one alert)
+    _setup(stack, forward=True)
+
+    def ops(function: str) -> list[str]:
+        return [c[2] for c in stack.calls(OWNER, function=function)]
+
+    execution = _start(stack, CONSUMER)
+    assert _record(stack, execution)["attribution_source"] == "forwarded"
+    assert "SendMessage" in ops("TrackExecutionsFunction")  # the settle request of the status event
+    assert ops("SettleAttributionFunction") == []
+    [alert] = _alerts(stack)
+    # When the settle period has passed
+    stack.advance(SETTLE)
+    # Then the settler read the record once, found the start claimed, and did nothing more
+    assert ops("SettleAttributionFunction") == ["GetItem"]
+    [settle] = stack.deployments[OWNER].functions["SettleAttributionFunction"].invocations
+    assert settle.result == {"batchItemFailures": []}
+    [tracked] = [log for log in settle.logs if log.get("message") == "execution event tracked"]
+    assert (tracked["status"], tracked["source"]) == ("duplicate", "forwarded")
+    # and no second alert: the one alert still names the forwarded evidence
+    assert _alerts(stack) == [alert]
+    assert _record(stack, execution)["attribution_source"] == "forwarded"

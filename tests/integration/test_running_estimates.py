@@ -11,7 +11,13 @@ from typing import Any
 from pipeshare.logic.estimate import SECONDS_PER_HOUR, quantize_usd
 from pipeshare_local.sagemaker import StepSpec
 from pipeshare_local.stack import LocalStack
-from tests.integration.stackhelpers import CONSUMER, OWNER, create_pipeline, deploy_shared_pipeline
+from tests.integration.stackhelpers import (
+    CONSUMER,
+    OWNER,
+    calls_by_invocation,
+    create_pipeline,
+    deploy_shared_pipeline,
+)
 
 PIPELINE = f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/train-big"
 LONG = [
@@ -125,6 +131,37 @@ def test_a_running_tick_costs_a_bounded_number_of_calls(stack: LocalStack) -> No
         "Query",
     ]
     assert _estimate(stack, execution)["final"] is False
+
+
+def test_a_step_end_update_of_the_running_estimate_costs_four_calls(stack: LocalStack) -> None:
+    # Given a consumer's 20.5-minute training step, counted while it runs by the ticks every 5 minutes (the first tick
+    # looked its rates up in the Price List and cached the answers in the owner table)
+    steps = [
+        StepSpec(
+            name="Train",
+            type="Training",
+            duration_seconds=1230,
+            instance_type="ml.m5.4xlarge",
+            instance_count=2,
+            volume_gb=1,
+        )
+    ]
+    _setup(stack, steps, RunningEstimateMinutes="5")
+    execution = _start(stack)
+    stack.advance(timedelta(minutes=20))
+    [mark] = _jobs(stack, execution).values()
+    assert (mark["final"], _estimate(stack, execution)["final"]) == (False, False)
+    # When the step ends (and with it the execution)
+    with calls_by_invocation(stack, OWNER, "EstimateCostFunction") as runs:
+        stack.advance(timedelta(minutes=1))
+    # Then the invocation on the step-ended event counted the job at its final cost, with, in order: one query of the
+    # execution's state, one Describe of its job, one read of the cached Price List answers, one transaction
+    [step_end] = [r for r in runs if r.invocation.trigger == "rule:EstimateCostFunctionStepEnded"]
+    assert step_end.invocation.result["status"] == "counted"
+    assert step_end.operations == ["Query", "DescribeTrainingJob", "BatchGetItem", "TransactWriteItems"]
+    [job] = _jobs(stack, execution).values()
+    assert job["final"] is True
+    assert Decimal(str(job["cost"])) >= quantize_usd(_compute(job, 1230))
 
 
 def test_a_retry_reopens_the_estimate_and_each_attempt_gets_its_finish_message(stack: LocalStack) -> None:

@@ -11,8 +11,8 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from pydantic import model_validator
 
+from pipeshare.models.base import MAX_EVENT_BYTES
 from pipeshare.models.events import (
-    MAX_EVENT_BYTES,
     AcceptTrigger,
     DecisionHistoryItem,
     RamStateChangeEvent,

@@ -10,7 +10,7 @@ from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:
     from pipeshare.models.events import DecisionHistoryItem
-    from pipeshare.models.messages import Notification
+    from pipeshare.models.notification import Notification
     from pipeshare.models.outcomes import (
         AuditOutcome,
         BudgetOutcome,

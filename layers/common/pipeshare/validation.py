@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
-from pipeshare.models.events import MAX_EVENT_BYTES
+from pipeshare.models.base import MAX_EVENT_BYTES
 from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:  # not imported at run time: the rule targets never load the batch utilities

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeshare.adapters.ports import Notifier
 from pipeshare.models.events import DecisionHistoryItem
-from pipeshare.models.messages import Notification
+from pipeshare.models.notification import Notification
 
 SCHEMA = "pipeshare.consumer.decision/1"
 SUBJECT_MAX = 100  # SNS limit

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeshare.logic.notify import _subject
-from pipeshare.models.messages import Notification
+from pipeshare.models.notification import Notification
 from pipeshare.models.owner import Grant
 
 SCHEMA = "pipeshare.owner.inventory-change/1"

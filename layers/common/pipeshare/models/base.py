@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 DEFERRED = ConfigDict(defer_build=True)
+MAX_EVENT_BYTES = 256 * 1024  # EventBridge's maximum event size
 
 
 class Model(BaseModel):

@@ -11,8 +11,6 @@ from pydantic import ConfigDict, Field, StringConstraints
 from pipeshare.models.base import Model
 from pipeshare.models.domain import AccountId
 
-MAX_EVENT_BYTES = 256 * 1024  # EventBridge's maximum event size
-
 _Arn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:", max_length=2048)]
 
 

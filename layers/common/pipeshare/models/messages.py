@@ -21,17 +21,6 @@ from pipeshare.models.domain import AccountId
 from pipeshare.models.executions import Candidate
 from pipeshare.models.owner_events import TERMINAL_STATUSES
 
-
-class Notification(Model):
-    """One SNS message to publish."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    subject: str
-    message: dict[str, Any]
-    attributes: dict[str, str]
-
-
 FINISH_SCHEMA: Final = "pipeshare.owner.execution-cost/2"
 ALERT_SCHEMA: Final = "pipeshare.owner.execution-alert/1"
 THRESHOLD_SCHEMA: Final = "pipeshare.owner.budget-threshold/2"

@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 from pipeshare.adapters.dynamodb_costs import DynamoDbCostRepository, job_sk, pipeline_sk
 from pipeshare.adapters.dynamodb_executions import execution_pk
 from pipeshare.adapters.dynamodb_owner import DynamoDbGrantRepository, grant_sk
-from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway
+from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
 from pipeshare.logic.inventory import diff
 from pipeshare.logic.owner_notify import owner_notification
 from pipeshare.models.errors import ExecutionNotFoundError, TransientError
@@ -291,3 +291,19 @@ def test_describe_execution_of_an_unknown_execution_is_none(sagemaker: Captured)
 
     # When / Then None: the tracker records the forwarded claim as unverified, without raising
     assert SageMakerCostGateway(sagemaker.client).describe_execution(MIXED_EXECUTION) is None
+
+
+def test_sagemaker_gateways_build_their_client_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given boto3.client counted (the tracker builds its gateway on every event; status events never describe)
+    built: list[str] = []
+    monkeypatch.setattr(boto3, "client", lambda service, *a, **k: built.append(service) or object())
+
+    # When gateways are made, then one is asked something
+    tracker_side, cost_side = SageMakerExecutionGateway(), SageMakerCostGateway()
+    assert built == []
+    with pytest.raises(AttributeError):  # the counted stand-in client answers nothing
+        cost_side.describe_execution(MIXED_EXECUTION)
+
+    # Then exactly one client was built, for the gateway that was asked
+    assert built == ["sagemaker"]
+    assert tracker_side._client is None

@@ -21,7 +21,15 @@ class SageMakerExecutionGateway:
     """Implements ports.PipelineExecutionGateway."""
 
     def __init__(self, client: SageMakerClient | None = None) -> None:
-        self._sagemaker = client or boto3.client("sagemaker")
+        # built on first use: the tracker's status events (most of its invocations) never describe an execution, and a
+        # SageMaker client is the largest botocore model (~20 MB)
+        self._client = client
+
+    @property
+    def _sagemaker(self) -> SageMakerClient:
+        if self._client is None:
+            self._client = boto3.client("sagemaker")
+        return self._client
 
     @translated(returning=_UNKNOWN)
     def describe_execution(self, execution_arn: str) -> dict[str, Any] | None:

@@ -41,7 +41,9 @@ ADAPTERS = {
     "trail": lambda deps: deps.get_trail_status(int(os.environ["TRAIL_CACHE_SECONDS"])),
     "owner_ram": lambda deps: deps.get_owner_gateway(),
     "costs": lambda deps: deps.get_cost_repository(os.environ["OWNER_TABLE_NAME"]),
-    "cost_gateway": lambda deps: deps.get_cost_gateway(),
+    # the estimator describes jobs on nearly every invocation: its SageMaker client counts as built at init (the
+    # gateway builds it on first use); the tracker's status events and the watcher's non-enforcing runs build none
+    "cost_gateway": lambda deps: _with_client(deps.get_cost_gateway()),
     "publish_once_consumer": lambda deps: deps.get_publish_once(
         os.environ["CONSUMER_TOPIC_ARN"], os.environ["SHARE_TABLE_NAME"]
     ),
@@ -59,6 +61,11 @@ def _maxrss_mb() -> float:
 
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
     return kib / (1024 * 1024) if sys.platform == "darwin" else kib / 1024
+
+
+def _with_client(gateway: object) -> object:
+    gateway._sagemaker  # noqa: B018 - the property builds the client
+    return gateway
 
 
 def _moto_loaded() -> bool:
@@ -84,7 +91,29 @@ def _handler_init(code_dir: str, module: str, adapters: list[str]) -> dict:
 
     built = [ADAPTERS[name](dependencies) for name in adapters]
     elapsed = time.perf_counter() - start
-    return {"seconds": elapsed, "clients": len(built)}
+    return {"seconds": elapsed, "clients": len(built), "libraries": _libraries()}
+
+
+_LIBRARIES = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "aws_lambda_powertools")
+
+
+def _libraries() -> list[str]:
+    """The modules of the libraries pipeshare's handlers must load (pydantic, Powertools), in the order they were."""
+    return [name for name in sys.modules if name.split(".", 1)[0] in _LIBRARIES]
+
+
+def _floor(services: list[str], libraries: list[str]) -> dict:
+    """The baseline plus the libraries a handler loaded: what its cold init would cost without pipeshare's code."""
+    start = time.perf_counter()
+    import importlib
+
+    import boto3
+
+    clients = [boto3.client(service) for service in services]
+    for name in libraries:
+        importlib.import_module(name)
+    elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "clients": len(clients)}
 
 
 class _Context:
@@ -291,6 +320,8 @@ def main(argv: list[str]) -> int:
         outcome = _baseline(args[0].split(","))
     elif mode == "handler":
         outcome = _handler_init(args[0], args[1], args[2].split(","))
+    elif mode == "floor":
+        outcome = _floor(args[0].split(","), args[1].split(","))
     elif mode == "invoke":
         outcome = _invoke(*args[:5])
     else:

@@ -47,20 +47,21 @@ OVERHEAD_RUNS = 30  # warm invocations timed per function (after child.WARMUP_IN
 CHILD_TIMEOUT = 180
 CHILD = Path(__file__).with_name("child.py")
 LAYER = ROOT / "layers" / "common"
-# handler -> (boto3 services of the baseline, the handler's adapters built by child.py)
+# handler -> (boto3 services of the baseline, the handler's adapters built by child.py): the clients its common
+# invocation builds (a client an adapter builds on first use counts only where nearly every invocation needs it)
 INIT_CLIENTS = {
     ACCEPT: (("ram", "dynamodb"), ("ram", "shares")),
     NOTIFY: (("sns", "dynamodb"), ("publish_once_consumer",)),
     AUDIT: (("ram", "dynamodb"), ("ram", "shares")),
-    TRACK: (
-        ("dynamodb", "sagemaker", "sqs"),
+    TRACK: (  # a status event (most of its invocations) describes nothing: the SageMaker client is built on first use
+        ("dynamodb", "sqs"),
         ("executions", "grants", "execution_gateway", "settle_scheduler", "costs"),
     ),
     SETTLE: (("dynamodb", "cloudtrail"), ("executions", "grants", "trail", "costs")),
     NOTIFY_OWNER: (("sns", "dynamodb"), ("publish_once_owner",)),
     INVENTORY: (("ram", "dynamodb"), ("owner_ram", "grants")),
     ESTIMATE: (("dynamodb", "sagemaker"), ("costs", "cost_gateway")),
-    WATCH: (("dynamodb", "sagemaker", "ram"), ("budget_ledger", "grants", "enforcer")),
+    WATCH: (("dynamodb",), ("budget_ledger", "grants", "enforcer")),  # enforcement clients: only when it acts
 }
 COST_STEPS = (
     StepSpec(
@@ -143,7 +144,14 @@ def measure_cold_init(function: LocalFunction, env: dict[str, str], runs: int) -
                 rss[mode].append(data["peak_rss_mb"])
     baseline_median = statistics.median(baseline)
     handler_median = statistics.median(handler)
+    # the floor: the baseline plus the libraries the handler loaded (pydantic, Powertools), no pipeshare code
+    libraries = run_child("handler", handler_args, env)["libraries"]
+    floor = [run_child("floor", [",".join(services), ",".join(libraries)], env)["seconds"] for _ in range(runs)]
+    floor_median = statistics.median(floor)
     return {
+        "floor_median_ms": floor_median * 1000,
+        "floor_ratio": floor_median / baseline_median,
+        "floor_libraries": len(libraries),
         "runs": runs,
         "warmup_runs": WARMUP_RUNS,
         "baseline_clients": list(services),

@@ -96,6 +96,17 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
                 init["ratio"] <= INIT_RATIO_TARGET,
             )
     for handler in HANDLERS:
+        init = results.get("cold_init", {}).get(handler)
+        if init and "floor_ratio" in init:
+            table.add(
+                f"cold init floor, median of {runs} (`import boto3` + same clients + the pydantic and Powertools "
+                "modules the handler loaded, no pipeshare code / `import boto3` + same clients)",
+                handler,
+                f"{init['floor_ratio']:.2f} ({init['floor_median_ms']:.0f} ms, {init['floor_libraries']} modules)",
+                "-",
+                None,
+            )
+    for handler in HANDLERS:
         rss = results.get("peak_rss", {}).get(handler)
         if rss:
             table.add(

@@ -94,16 +94,15 @@ def _handler_init(code_dir: str, module: str, adapters: list[str]) -> dict:
     return {"seconds": elapsed, "clients": len(built), "libraries": _libraries()}
 
 
-_LIBRARIES = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "aws_lambda_powertools")
-
-
 def _libraries() -> list[str]:
-    """The modules of the libraries pipeshare's handlers must load (pydantic, Powertools), in the order they were."""
-    return [name for name in sys.modules if name.split(".", 1)[0] in _LIBRARIES]
+    """Every module the handler's import loaded that is not pipeshare's own code (pydantic, Powertools and the
+    standard library modules they pull in), in the order they were loaded."""
+    own = ("pipeshare", "functions", "app")
+    return [name for name in sys.modules if name.split(".", 1)[0] not in own and not name.startswith("__")]
 
 
 def _floor(services: list[str], libraries: list[str]) -> dict:
-    """The baseline plus the libraries a handler loaded: what its cold init would cost without pipeshare's code."""
+    """The baseline plus every module a handler loaded but pipeshare's own: its cold init without pipeshare's code."""
     start = time.perf_counter()
     import importlib
 
@@ -111,7 +110,10 @@ def _floor(services: list[str], libraries: list[str]) -> dict:
 
     clients = [boto3.client(service) for service in services]
     for name in libraries:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a name some package put in sys.modules that cannot be imported by itself
+            continue
     elapsed = time.perf_counter() - start
     return {"seconds": elapsed, "clients": len(clients)}
 

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeshare_local.sagemaker import StepSpec
+from pipeshare_local.settings import Fault
 from pipeshare_local.stack import LocalStack
 from tests.conftest import load_event
 from tests.integration.stackhelpers import CONSUMER, CONSUMER_B, OWNER, create_pipeline, deploy_shared_pipeline
@@ -273,3 +274,34 @@ def test_settle_of_a_start_claimed_by_the_forwarded_record_costs_one_call_and_no
     # and no second alert: the one alert still names the forwarded evidence
     assert _alerts(stack) == [alert]
     assert _record(stack, execution)["attribution_source"] == "forwarded"
+
+
+def test_a_settle_request_failing_every_time_ends_in_the_settle_dlq_after_five_receives(stack: LocalStack) -> None:
+    # Given a consumer start known by its status event only, and the settler's reads throttled on every call
+    _setup(stack)
+    execution = _start(stack, CONSUMER)
+    stack.settings.faults = [
+        Fault(
+            service="dynamodb",
+            operation="GetItem",
+            function="SettleAttributionFunction",
+            error="Throttling",
+            count=100_000,
+        )
+    ]
+    sqs = stack.client(OWNER, "sqs")
+    url = stack.deployments[OWNER].refs["SettleQueue"]
+    visibility = int(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]["VisibilityTimeout"]
+    )
+    # When the settle period passes, then the queue hands the request back after each visibility timeout
+    stack.advance(SETTLE)
+    for _ in range(6):
+        stack.advance(timedelta(seconds=visibility + 1))
+    stack.settings.faults = []
+    # Then the template's redrive policy (maxReceiveCount 5) moved it to SettleDlq: five failed settles, then no more
+    settles = stack.deployments[OWNER].functions["SettleAttributionFunction"].invocations
+    assert len(settles) == 5
+    assert all((i.error or "").startswith("BatchProcessingError") for i in settles)  # its one record failed
+    (dead,) = stack.queue_messages(OWNER, "SettleDlq")
+    assert dead["execution_arn"] == execution

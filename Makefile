@@ -20,7 +20,8 @@ export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\
 
 help:
 	@echo "make demo   - set up and play the two-account story on the local stack"
-	@echo "make test   - lint, template checks, unit + integration + infrastructure tests (offline)"
+	@echo "make test   - lint, mypy --strict, template checks, unit + integration + infrastructure tests (offline)"
+	@echo "make typecheck - mypy --strict on layers/common and functions"
 	@echo "make bench  - start-to-alert latency, cold init ratio, peak RSS, warm overhead, worst cases"
 	@echo "make build  - sam build (needs python3.13, found through pyenv)"
 	@echo "make prices OFFER=index.json - rebuild the shipped price table from AWS Price List offer file(s)"

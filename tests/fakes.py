@@ -34,7 +34,8 @@ from pipeshare.models.errors import (
     PipeshareError,
 )
 from pipeshare.models.estimates import PriceTable
-from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
+from pipeshare.models.executions import AlertKey, ExecutionRecord
+from pipeshare.models.messages import OwnerAlert
 from pipeshare.models.owner import (
     ALLOW_EXECUTION,
     READ_ONLY,
@@ -45,8 +46,8 @@ from pipeshare.models.owner import (
     PendingFinish,
     SpendHolder,
 )
-from pipeshare.models.owner_events import SettleRequest
 from pipeshare.models.projections import FinishedRun
+from pipeshare.models.settle import SettleRequest
 
 T = TypeVar("T")
 

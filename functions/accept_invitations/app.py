@@ -8,7 +8,8 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeshare.config import AcceptInvitationsSettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.consumer import AcceptInvitationsSettings
 from pipeshare.dependencies import get_policy_source, get_ram_gateway, get_share_repository
 from pipeshare.logic.accept import process_invitations
 from pipeshare.models.errors import SweepIncompleteError

@@ -8,7 +8,8 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeshare.config import AuditSharesSettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.consumer import AuditSharesSettings
 from pipeshare.dependencies import get_policy_source, get_ram_gateway, get_share_repository
 from pipeshare.logic.audit import audit_shares
 from pipeshare.models.events import ScheduledTrigger

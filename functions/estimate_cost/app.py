@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeshare.config import EstimateCostSettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.owner import EstimateCostSettings
 from pipeshare.dependencies import (
     get_budget_source,
     get_cost_gateway,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse  # before pydantic: streams.py
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeshare.config import NotifyDecisionsSettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.consumer import NotifyDecisionsSettings
 from pipeshare.dependencies import get_publish_once
 from pipeshare.logic.notify import notify_decision
-from pipeshare.models.events import DecisionHistoryItem
+from pipeshare.models.outbox import DecisionHistoryItem
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_notification
 from pipeshare.streams import process_stream
@@ -30,5 +32,5 @@ def record_handler(record: DynamoDBRecord) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_stream(event, context, record_handler, received_metric="HistoryRecordsReceived")

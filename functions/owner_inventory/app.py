@@ -8,7 +8,8 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeshare.config import OwnerInventorySettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.owner import OwnerInventorySettings
 from pipeshare.dependencies import get_grant_repository, get_owner_gateway
 from pipeshare.logic.inventory import reconcile_inventory
 from pipeshare.models.events import AcceptTrigger

@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeshare.config import SettleAttributionSettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.owner import SettleAttributionSettings
 from pipeshare.dependencies import (
     get_cost_repository,
     get_execution_repository,
@@ -17,7 +18,7 @@ from pipeshare.dependencies import (
     get_trail_status,
 )
 from pipeshare.logic.track import settle_attribution
-from pipeshare.models.owner_events import SettleRequest
+from pipeshare.models.settle import SettleRequest
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_tracking
 from pipeshare.validation import batch_or_reject, parse_json_or_reject

@@ -10,7 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.adapters.ports import ProjectionSources, Settle
-from pipeshare.config import TrackExecutionsSettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.owner import TrackExecutionsSettings
 from pipeshare.dependencies import (
     get_budget_source,
     get_cost_repository,

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse  # before pydantic: streams.py
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeshare.adapters.ports import BudgetPorts
-from pipeshare.config import WatchBudgetsSettings, load_settings
+from pipeshare.config import load_settings
+from pipeshare.config.owner import WatchBudgetsSettings
 from pipeshare.dependencies import get_budget_ledger, get_budget_source, get_enforcer, get_grant_repository
 from pipeshare.logic.budget_watch import (
     evaluate_month,
@@ -33,7 +35,8 @@ from pipeshare.models.budget_events import (
 )
 from pipeshare.models.budgets import RunView
 from pipeshare.models.errors import EnforcementIncompleteError
-from pipeshare.models.outcomes import BudgetOutcome, Ignored, Rejected
+from pipeshare.models.outcomes import Ignored, Rejected
+from pipeshare.models.owner_outcomes import BudgetOutcome
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_budget
 from pipeshare.streams import process_stream
@@ -112,7 +115,7 @@ def _evaluate_month(event: Any) -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     if isinstance(event, dict) and "Records" in event:  # the owner table's stream
         return process_stream(event, context, record_handler, received_metric="SpendChangesReceived")
     return _evaluate_month(event)  # the budget policy changed (SSM), or the daily schedule

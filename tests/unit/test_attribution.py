@@ -33,7 +33,8 @@ from pipeshare.models.executions import (
     StatusObservation,
 )
 from pipeshare.models.owner import Grant
-from pipeshare.models.owner_events import PipelineAction, PipelineApiCallEvent, PipelineExecutionStatusEvent
+from pipeshare.models.owner_events import PipelineApiCallEvent, PipelineExecutionStatusEvent
+from pipeshare.models.types import PipelineAction
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from pipeshare.adapters.dynamodb_budgets import DynamoDbBudgetLedger
 from pipeshare.models.budgets import ConsumerSpend, LineSpend
-from pipeshare.models.executions import OwnerAlert
+from pipeshare.models.messages import OwnerAlert
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 

@@ -33,7 +33,6 @@ from pipeshare.logic.budgets import (
     threshold_key,
     thresholds_reached,
 )
-from pipeshare.logic.policy import fingerprint
 from pipeshare.models.budgets import (
     MAX_THRESHOLDS,
     Budget,
@@ -46,6 +45,7 @@ from pipeshare.models.budgets import (
 )
 from pipeshare.models.errors import BudgetPolicyInvalidError
 from pipeshare.models.owner import ALLOW_EXECUTION, READ_ONLY, Grant
+from pipeshare.models.types import fingerprint
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")
 

@@ -15,21 +15,18 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.attribution import consumer_of, merge, observe_status
+from pipeshare.logic.attribution import merge, observe_status
 from pipeshare.logic.budgets import parse_budget_policy
 from pipeshare.logic.cost import MAX_ATTEMPTS, on_execution_end, on_step_event
 from pipeshare.logic.cost_messages import FINISH_SCHEMA
 from pipeshare.logic.estimate import job_cost, quantize_usd
+from pipeshare.logic.spend import consumer_of
 from pipeshare.models.errors import CostConflictError
 from pipeshare.models.estimates import PriceTable
 from pipeshare.models.executions import ActionObservation, AttributionSource, ExecutionRecord, InferenceObservation
 from pipeshare.models.owner import Finalisation, PendingFinish, SpendHolder
-from pipeshare.models.owner_events import (
-    OwnerEvent,
-    PipelineAction,
-    PipelineExecutionStatusEvent,
-    PipelineStepStatusEvent,
-)
+from pipeshare.models.owner_events import OwnerEvent, PipelineExecutionStatusEvent, PipelineStepStatusEvent
+from pipeshare.models.types import PipelineAction
 from tests.conftest import load_event
 from tests.fakes import FakeBudgetSource, FakeCostDataGateway, FakeCostRepository, FakePriceLookup
 from tests.unit.test_estimate import (

@@ -12,12 +12,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from pydantic import model_validator
 
 from pipeshare.models.base import MAX_EVENT_BYTES
-from pipeshare.models.events import (
-    AcceptTrigger,
-    DecisionHistoryItem,
-    RamStateChangeEvent,
-    ScheduledEvent,
-)
+from pipeshare.models.events import AcceptTrigger, RamStateChangeEvent, ScheduledEvent
+from pipeshare.models.outbox import DecisionHistoryItem
 from pipeshare.observability import logger, metrics
 from pipeshare.validation import parse_or_reject
 from tests.conftest import EVENTS, load_event

@@ -12,7 +12,7 @@ from pipeshare.logic.accept import SweepOutcome, process_invitations
 from pipeshare.logic.notify import build_notification
 from pipeshare.logic.policy import policy_from_parameters
 from pipeshare.models.domain import TrustPolicy
-from pipeshare.models.events import DecisionHistoryItem
+from pipeshare.models.outbox import DecisionHistoryItem
 from tests.fakes import (
     OWNER,
     STRANGER,

@@ -37,8 +37,8 @@ from pipeshare.logic.budgets import month_of, parse_budget_policy
 from pipeshare.logic.estimate import load_shipped_prices
 from pipeshare.models.domain import OwnerRule, TrustPolicy
 from pipeshare.models.owner import Grant
-from pipeshare.models.owner_events import pipeline_of
 from pipeshare.models.projections import FinishedRun
+from pipeshare.models.types import pipeline_of
 from tests.conftest import EVENTS, load_fixture_index
 from tests.fakes import (
     ALLOW_EXECUTION,

@@ -9,7 +9,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from pipeshare.logic.notify import SCHEMA, SUBJECT_MAX, build_notification, notify_decision
-from pipeshare.models.events import DecisionHistoryItem
+from pipeshare.models.outbox import DecisionHistoryItem
 from tests.conftest import load_event
 from tests.fakes import FakeNotifier
 

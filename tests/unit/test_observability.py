@@ -1,4 +1,5 @@
-"""The tracing seam (pipeshare.observability): the X-Ray SDK is loaded only when TraceAwsCalls asks for it."""
+"""What a function loads at cold start: the X-Ray SDK only when TraceAwsCalls asks for it (the tracing seam,
+pipeshare.observability); no model module of another function; none of Powertools' parser models."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from pipeshare.observability import tracer
 print(json.dumps({
     "tracer": f"{type(tracer).__module__}.{type(tracer).__qualname__}",
     "xray": sorted(m for m in sys.modules if m == "aws_xray_sdk" or m.startswith("aws_xray_sdk.")),
+    "parser_models": sorted(m for m in sys.modules if m.startswith("aws_lambda_powertools.utilities.parser.models.")),
+    "models": sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("pipeshare.models.")),
+    "settings": sorted(m for m in sys.modules if m.startswith("pipeshare.config.")),
 }))
 """
 
@@ -59,6 +63,46 @@ def test_a_function_imports_no_xray_sdk_unless_aws_calls_are_traced(function: st
     # Then no module of the X-Ray SDK is loaded, and the handler's tracer is the SDK-free one
     assert outcome["xray"] == []
     assert outcome["tracer"] == "pipeshare.observability.SegmentOnlyTracer"
+
+
+# model modules (pipeshare/models/) a function has no use for: building their classes would only slow its cold start
+_OWNER_ONLY = {"owner_events", "executions", "budgets", "budget_events", "estimates", "owner", "settle"}
+_CONSUMER_ONLY = {"domain"}
+NOT_LOADED = {
+    "accept_invitations": _OWNER_ONLY | {"outbox", "messages"},
+    "audit_shares": _OWNER_ONLY | {"outbox", "messages"},
+    "notify_decisions": _OWNER_ONLY | {"events", "messages", "outcomes"},
+    "notify_owner": _CONSUMER_ONLY | {"events", "owner_events", "executions", "messages", "outcomes", "budgets"},
+    "owner_inventory": _CONSUMER_ONLY | {"outbox", "owner_events", "executions", "messages", "budgets", "estimates"},
+    "track_executions": _CONSUMER_ONLY | {"outbox", "budgets", "budget_messages", "finish_messages", "estimates"},
+    "settle_attribution": _CONSUMER_ONLY | {"outbox", "events", "owner_events", "budgets", "finish_messages"},
+    "estimate_cost": _CONSUMER_ONLY | {"outbox", "alert_messages", "budget_events", "budget_messages", "settle"},
+    "watch_budgets": _CONSUMER_ONLY | {"outbox", "owner_events", "executions", "owner", "alert_messages", "estimates"},
+}
+
+
+def test_every_function_has_its_list_of_model_modules_it_does_not_load() -> None:
+    # Given the functions of the template and the model modules of the layer
+    modules = {path.stem for path in (ROOT / "layers" / "common" / "pipeshare" / "models").glob("*.py")}
+
+    # Then every function is listed, and every listed module exists
+    assert set(NOT_LOADED) == set(FUNCTIONS)
+    assert set().union(*NOT_LOADED.values()) <= modules
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_function_builds_only_the_models_it_uses(function: str) -> None:
+    # Given a function's app module, imported in a fresh process as Lambda imports it
+    outcome = _probe(ROOT / "functions" / function, "app", "false")
+
+    # Then no other function's model module is loaded (their classes would be built at import, at every cold start)
+    assert set(outcome["models"]) & NOT_LOADED[function] == set()
+    # and the settings models of its own side only (pipeshare/config/consumer.py or owner.py)
+    assert len(outcome["settings"]) == 1
+    # and none of Powertools' parser models is: the event models derive from pipeshare's envelope (models/base.py), and
+    # the batch utility, imported before pydantic, does not load its SQS, DynamoDB, Kinesis and Kafka record models
+    # (pipeshare/streams.py)
+    assert outcome["parser_models"] == []
 
 
 def test_with_aws_calls_traced_the_powertools_tracer_is_used() -> None:

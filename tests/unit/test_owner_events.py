@@ -9,18 +9,14 @@ import pytest
 from pydantic import ValidationError
 
 from pipeshare.models.owner_events import (
-    KNOWN_EXECUTION_STATUSES as KNOWN,
-)
-from pipeshare.models.owner_events import (
     OwnerEvent,
     OwnerShareStateChange,
-    PipelineAction,
     PipelineApiCallEvent,
     PipelineExecutionStatusEvent,
     PipelineStepStatusEvent,
-    arn_account,
-    pipeline_of,
 )
+from pipeshare.models.types import KNOWN_EXECUTION_STATUSES as KNOWN
+from pipeshare.models.types import PipelineAction, arn_account, pipeline_of
 from pipeshare.validation import parse_or_reject
 from tests.conftest import load_event
 

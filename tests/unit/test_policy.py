@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from pipeshare.logic.policy import decide, fingerprint, parse_policy, policy_from_parameters
+from pipeshare.logic.policy import decide, parse_policy, policy_from_parameters
 from pipeshare.models.domain import Action, Invitation, PendingResource, ShareStatus, TrustPolicy
 from pipeshare.models.errors import PolicyInvalidError
+from pipeshare.models.types import fingerprint
 from tests.fakes import OWNER, STRANGER, raw_invitation, raw_resource
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

@@ -506,6 +506,25 @@ def test_an_expired_cache_item_is_a_miss() -> None:
     assert table.price(REGION, "training", "ml.m5.xlarge") == Decimal("0.25")
 
 
+def test_the_pricing_client_is_built_only_when_the_cache_misses(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given boto3.client counted, and a cache that holds every rate an estimate asks for
+    built: list[str] = []
+    monkeypatch.setattr(boto3, "client", lambda service, *a, **k: built.append(service) or object())
+    clock, cache = Clock(), FakeCache()
+    for key in ("training#ml.m5.xlarge", STORAGE_KEY):
+        cache.items[(REGION, key)] = (clock.now + 60, Decimal("0.25"))
+    found = PriceListLookup(PriceListGateway(), cache, ttl_seconds=3600, clock=clock, on_error=Reports())
+
+    # When the cache answers, then no Pricing client is built
+    found.fill(SHIPPED, REGION, [("training", "ml.m5.xlarge")])
+    assert built == []
+
+    # When a rate is missing from the cache, then the Price List is asked: its client is built, once
+    with pytest.raises(AttributeError):  # the counted stand-in client answers nothing
+        found.fill(SHIPPED, REGION, [("processing", "ml.m5.xlarge")])
+    assert built == ["pricing"]
+
+
 def test_cache_errors_fall_through_to_the_price_list() -> None:
     # Given a cache table that cannot be read
     cache, reports = FakeCache(error=TransientError("ProvisionedThroughputExceededException")), Reports()

@@ -34,12 +34,8 @@ from pipeshare.logic.estimate import parse_price_table, quantize_usd
 from pipeshare.models.errors import BudgetPolicyInvalidError
 from pipeshare.models.executions import ActionObservation, AttributionSource, ExecutionRecord, InferenceObservation
 from pipeshare.models.owner import PendingFinish, SpendHolder
-from pipeshare.models.owner_events import (
-    OwnerEvent,
-    PipelineAction,
-    PipelineExecutionStatusEvent,
-    PipelineStepStatusEvent,
-)
+from pipeshare.models.owner_events import OwnerEvent, PipelineExecutionStatusEvent, PipelineStepStatusEvent
+from pipeshare.models.types import PipelineAction
 from tests.conftest import load_event
 from tests.fakes import FakeBudgetSource, FakeCostDataGateway, FakeCostRepository, FakePriceLookup
 

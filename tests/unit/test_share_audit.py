@@ -11,7 +11,7 @@ from pipeshare.logic.audit import AuditOutcome, audit_shares
 from pipeshare.logic.notify import build_notification
 from pipeshare.logic.policy import policy_from_parameters
 from pipeshare.models.errors import PolicyInvalidError
-from pipeshare.models.events import DecisionHistoryItem
+from pipeshare.models.outbox import DecisionHistoryItem
 from tests.fakes import (
     OWNER,
     STRANGER,

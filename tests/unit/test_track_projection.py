@@ -16,14 +16,12 @@ from pipeshare.logic.estimate import parse_price_table
 from pipeshare.logic.track import ProjectionSources, Settle, settle_attribution, track_event
 from pipeshare.models.errors import AccessDeniedError
 from pipeshare.models.estimates import PriceTable
-from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
-from pipeshare.models.owner_events import (
-    PipelineAction,
-    PipelineApiCallEvent,
-    PipelineExecutionStatusEvent,
-    SettleRequest,
-)
+from pipeshare.models.executions import AlertKey, ExecutionRecord
+from pipeshare.models.messages import OwnerAlert
+from pipeshare.models.owner_events import PipelineApiCallEvent, PipelineExecutionStatusEvent
 from pipeshare.models.projections import FinishedRun
+from pipeshare.models.settle import SettleRequest
+from pipeshare.models.types import PipelineAction
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.usefixtures("socket_disabled")

@@ -13,11 +13,8 @@ from pipeshare.adapters.ports import Settle
 from pipeshare.logic.track import settle_attribution, track_event
 from pipeshare.models.executions import ExecutionRecord
 from pipeshare.models.owner import OWNER_HOLDER, UNATTRIBUTED, CountedJob, Grant, SpendHolder
-from pipeshare.models.owner_events import (
-    PipelineAction,
-    PipelineApiCallEvent,
-    PipelineExecutionStatusEvent,
-)
+from pipeshare.models.owner_events import PipelineApiCallEvent, PipelineExecutionStatusEvent
+from pipeshare.models.types import PipelineAction
 from tests.conftest import load_event
 from tests.fakes import (
     FakeCostRepository,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from pipeshare.config import EstimateCostSettings, TrustPolicySettings, load_settings
+from pipeshare.config import load_settings
 
 if TYPE_CHECKING:
     from pipeshare.adapters.cloudtrail_status import CloudTrailStatusGateway
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pipeshare.adapters.sagemaker_executions import SageMakerCostGateway, SageMakerExecutionGateway
     from pipeshare.adapters.settle_queue import SqsSettleScheduler
     from pipeshare.adapters.sns_notifier import SnsNotifier
+    from pipeshare.config.consumer import TrustPolicySettings
     from pipeshare.models.estimates import PriceTable
 
 
@@ -149,6 +150,7 @@ def get_price_lookup(table_name: str | None = None, cache_seconds: int | None = 
     OWNER_TABLE_NAME, PRICE_CACHE_SECONDS)."""
     from pipeshare.adapters.price_cache import DynamoDbPriceCache
     from pipeshare.adapters.price_list import PriceListLookup
+    from pipeshare.config.owner import EstimateCostSettings
 
     if table_name is None or cache_seconds is None:
         settings = load_settings(EstimateCostSettings)

@@ -9,17 +9,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:
-    from pipeshare.models.events import DecisionHistoryItem
+    from pipeshare.models.consumer_outcomes import AuditOutcome, SweepOutcome
     from pipeshare.models.notification import Notification
-    from pipeshare.models.outcomes import (
-        AuditOutcome,
-        BudgetOutcome,
-        CostOutcome,
-        InventoryOutcome,
-        SweepOutcome,
-        TickOutcome,
-        TrackOutcome,
-    )
+    from pipeshare.models.outbox import DecisionHistoryItem
+    from pipeshare.models.owner_outcomes import BudgetOutcome, CostOutcome, InventoryOutcome, TickOutcome, TrackOutcome
 
 _STATUS_METRICS = {
     "ACCEPTED": "InvitationAccepted",

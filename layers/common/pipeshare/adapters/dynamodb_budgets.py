@@ -25,7 +25,7 @@ from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.adapters.dynamodb_executions import execution_pk
 from pipeshare.logic.budgets import LEGACY_THRESHOLD, threshold_key
 from pipeshare.models.budgets import ConsumerSpend, LineSpend, MonthSpend, RunView
-from pipeshare.models.executions import OwnerAlert
+from pipeshare.models.messages import OwnerAlert
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -36,7 +36,8 @@ from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.adapters.dynamodb_executions import execution_pk
 from pipeshare.models.costs import CostState
 from pipeshare.models.errors import TransactionConflictError
-from pipeshare.models.executions import ExecutionRecord, OwnerAlert
+from pipeshare.models.executions import ExecutionRecord
+from pipeshare.models.messages import OwnerAlert
 from pipeshare.models.owner import CountedJob, Finalisation, PendingFinish, SpendHolder
 
 if TYPE_CHECKING:

@@ -21,7 +21,8 @@ from pipeshare.adapters.aws_errors import translated
 from pipeshare.adapters.dynamodb_common import deserialize_value, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
-from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
+from pipeshare.models.executions import AlertKey, ExecutionRecord
+from pipeshare.models.messages import OwnerAlert
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -9,10 +9,11 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from pipeshare.adapters.aws_errors import translated
-from pipeshare.config import TrustPolicySettings
-from pipeshare.logic.policy import fingerprint, parse_policy, policy_from_parameters
+from pipeshare.config.consumer import TrustPolicySettings
+from pipeshare.logic.policy import parse_policy, policy_from_parameters
 from pipeshare.models.domain import TrustPolicy
 from pipeshare.models.errors import PolicyInvalidError, TransientError
+from pipeshare.models.types import fingerprint
 
 
 class ParametersPolicySource:

@@ -15,10 +15,11 @@ if TYPE_CHECKING:
     from pipeshare.models.costs import CostState
     from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
     from pipeshare.models.estimates import PriceTable
-    from pipeshare.models.executions import AlertKey, ExecutionRecord, OwnerAlert
+    from pipeshare.models.executions import AlertKey, ExecutionRecord
+    from pipeshare.models.messages import OwnerAlert
     from pipeshare.models.owner import CountedJob, Finalisation, Grant, GrantChange, PendingFinish, SpendHolder
-    from pipeshare.models.owner_events import SettleRequest
     from pipeshare.models.projections import FinishedRun
+    from pipeshare.models.settle import SettleRequest
 
 
 class InvitationGateway(Protocol):

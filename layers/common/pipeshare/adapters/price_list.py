@@ -108,7 +108,14 @@ class PriceListGateway:
     """USD rates of SageMaker on-demand products, looked up in the Price List (no cache: see PriceListLookup)."""
 
     def __init__(self, client: PricingClient | None = None) -> None:
-        self._pricing = client or boto3.client("pricing", region_name=PRICING_REGION)
+        # built on first use: most estimates find every rate in the in-process or the table cache and never ask
+        self._client = client
+
+    @property
+    def _pricing(self) -> PricingClient:
+        if self._client is None:
+            self._client = boto3.client("pricing", region_name=PRICING_REGION)
+        return self._client
 
     def usd_per_hour(self, region: str, component: str, instance_type: str) -> Decimal | None:
         """The on-demand rate, or None when the Price List has no single hourly rate for it."""

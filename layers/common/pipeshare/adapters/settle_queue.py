@@ -11,7 +11,7 @@ from pipeshare.adapters.aws_errors import translated
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-    from pipeshare.models.owner_events import SettleRequest
+    from pipeshare.models.settle import SettleRequest
 
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds maximum (SQS Developer Guide, "Amazon SQS delay queues")
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from pipeshare.adapters.ports import InvitationGateway, PolicySource, ShareRepository
 from pipeshare.logic.policy import decide, decide_sender
+from pipeshare.models.consumer_outcomes import InvitationOutcome, SweepOutcome
 from pipeshare.models.domain import (
     DIGEST_SAMPLE_SHARES,
     DIGEST_TOP_SENDERS,
@@ -38,7 +39,6 @@ from pipeshare.models.errors import (
     PolicyInvalidError,
     TransientError,
 )
-from pipeshare.models.outcomes import InvitationOutcome, SweepOutcome
 
 _TOKEN_NAMESPACE = uuid.UUID("5f0c8a52-8a53-4f5e-9d38-6b2f1f3f0e61")
 POLICY_REMINDER = timedelta(hours=24)

@@ -23,8 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
+from pipeshare.models.alert_messages import (
+    ALERT_SCHEMA,
+    AlertExecution,
+    AlertMessage,
+    AttributionBlock,
+    Correction,
+    GrantBlock,
+)
 from pipeshare.models.executions import (
     ActionEntry,
     ActionObservation,
@@ -33,30 +41,16 @@ from pipeshare.models.executions import (
     ExecutionRecord,
     InferenceObservation,
     Observation,
-    OwnerAlert,
     StatusObservation,
     Transition,
-    _is_account,
     _progress,
 )
-from pipeshare.models.messages import (
-    ALERT_SCHEMA,
-    AlertExecution,
-    AlertMessage,
-    AttributionBlock,
-    Correction,
-    GrantBlock,
-    PayerBilling,
-)
-from pipeshare.models.owner import OWNER_HOLDER, UNATTRIBUTED, SpendHolder
-from pipeshare.models.owner_events import (
-    PipelineAction,
-    PipelineApiCallEvent,
-    PipelineExecutionStatusEvent,
-    arn_account,
-    pipeline_of,
-    same_arn,
-)
+from pipeshare.models.messages import OwnerAlert, PayerBilling
+from pipeshare.models.owner import GrantView
+from pipeshare.models.types import PipelineAction, arn_account, candidate_of, is_account, pipeline_of, same_arn
+
+if TYPE_CHECKING:
+    from pipeshare.models.owner_events import PipelineApiCallEvent, PipelineExecutionStatusEvent
 
 SCHEMA = ALERT_SCHEMA
 CallSource = Literal[AttributionSource.OWNER, AttributionSource.FORWARDED, AttributionSource.OWNER_COPY]
@@ -74,39 +68,6 @@ CONSUMER_SOURCES = frozenset(
 )
 MAX_TRANSITIONS = 200  # status changes kept per execution (a few per attempt)
 MAX_RETRY_CLAIMS = 50
-
-
-# ---------------------------------------------------------------------------------------------------- observations
-
-
-# ---------------------------------------------------------------------------------------------------------- record
-
-
-def consumer_of(record: ExecutionRecord | None, owner_account: str) -> str | None:
-    """The consumer account whose spend an execution counts toward (None: the owner's own, or not attributable to
-    one consumer: ambiguous or unknown)."""
-    if record is None or record.source not in _SPEND_SOURCES:
-        return None
-    account = record.initiator_account
-    return account if account and account != owner_account else None
-
-
-_SPEND_SOURCES = frozenset({AttributionSource.FORWARDED, AttributionSource.OWNER_COPY, AttributionSource.INFERRED})
-CONFIRMED_SOURCES = frozenset({AttributionSource.OWNER, AttributionSource.FORWARDED, AttributionSource.OWNER_COPY})
-
-
-def spend_holder(record: ExecutionRecord | None, owner_account: str) -> SpendHolder:
-    """Whose spend an execution counts toward: its consumer (confirmed unless inferred), the owner (its own run), or
-    nobody yet (unattributed: no record, not attributed yet, or ambiguous between several consumers)."""
-    if record is None:
-        return UNATTRIBUTED
-    account = record.initiator_account
-    if record.source == AttributionSource.OWNER or (account == owner_account and record.source in CONFIRMED_SOURCES):
-        return OWNER_HOLDER
-    consumer = consumer_of(record, owner_account)
-    if consumer is None:
-        return UNATTRIBUTED
-    return SpendHolder("consumer", consumer, record.source in CONFIRMED_SOURCES)
 
 
 # ----------------------------------------------------------------------------------------------------------- merge
@@ -251,37 +212,6 @@ def observe_call(event: PipelineApiCallEvent, *, owner_account: str) -> ActionOb
 # ---------------------------------------------------------------------------------------------------------- grants
 
 
-class GrantView(Protocol):
-    """What attribution reads of a grant: `pipeshare.models.owner.Grant` (the inventory item) fits it."""
-
-    @property
-    def pipeline_arn(self) -> str: ...
-    @property
-    def consumer(self) -> str: ...  # an account ID, an IAM role/user ARN, or an organization / OU ARN
-    @property
-    def share_arn(self) -> str: ...
-    @property
-    def share_name(self) -> str: ...
-    @property
-    def association_status(self) -> str: ...
-    @property
-    def permission_arn(self) -> str | None: ...
-    @property
-    def permission_name(self) -> str | None: ...
-    @property
-    def allow_execution(self) -> bool: ...
-
-
-def candidate_of(consumer: str) -> str:
-    """The candidate a grant's principal stands for: its account (account ID, IAM role/user ARN) or itself (org/OU)."""
-    if _is_account(consumer):
-        return consumer
-    parts = consumer.split(":", 5)
-    if len(parts) == 6 and parts[2] == "iam" and _is_account(parts[4]):
-        return parts[4]
-    return consumer
-
-
 def infer(
     pipeline_arn: str,
     grants: Iterable[GrantView],
@@ -319,7 +249,7 @@ def infer(
         AttributionSource.UNKNOWN
         if not candidates
         else AttributionSource.INFERRED
-        if len(candidates) == 1 and _is_account(candidates[0])
+        if len(candidates) == 1 and is_account(candidates[0])
         else AttributionSource.AMBIGUOUS
     )
     return InferenceObservation(
@@ -408,7 +338,7 @@ def _caveat(entry: ActionEntry, owner: str) -> str | None:
             "it most likely made the call. Confirm in that account's CloudTrail before acting on it."
         )
     if entry.source == AttributionSource.AMBIGUOUS:
-        groups = any(not _is_account(c) for c in entry.candidates)
+        groups = any(not is_account(c) for c in entry.candidates)
         return (
             f"Not known which account made the call: any of {', '.join(entry.candidates)} may run this pipeline"
             + (" (an organization or OU stands for every account in it)" if groups else "")

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from pipeshare.adapters.ports import AuditRepository, PolicySource, SharedResourceGateway
 from pipeshare.logic.policy import disallowed_types
+from pipeshare.models.consumer_outcomes import AuditOutcome
 from pipeshare.models.domain import AUDIT_SAMPLE_RESOURCES, AuditFinding, Resource, SharedResource, TrustPolicy
 from pipeshare.models.errors import PolicyInvalidError
-from pipeshare.models.outcomes import AuditOutcome
 
 
 def audit_shares(

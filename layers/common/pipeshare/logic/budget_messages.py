@@ -24,6 +24,21 @@ from pipeshare.logic.budgets import (
     remaining,
     top_spend,
 )
+from pipeshare.models.budget_messages import (
+    ENFORCEMENT_SCHEMA,
+    THRESHOLD_SCHEMA,
+    EnforcementState,
+    GroupShareBlock,
+    GroupShareMessage,
+    PipelineSpend,
+    ReadOnlyBlock,
+    ShareBlock,
+    ShareMessage,
+    StopExecutionBlock,
+    StopMessage,
+    ThresholdMessage,
+    WorstCaseBlock,
+)
 from pipeshare.models.budgets import (
     ENFORCE_AT,
     Budget,
@@ -35,24 +50,7 @@ from pipeshare.models.budgets import (
     UnattributedLine,
     _money,
 )
-from pipeshare.models.executions import OwnerAlert
-from pipeshare.models.messages import (
-    ENFORCEMENT_SCHEMA,
-    THRESHOLD_SCHEMA,
-    EnforcementState,
-    EstimateBilling,
-    GroupShareBlock,
-    GroupShareMessage,
-    PipelineSpend,
-    ReadOnlyBlock,
-    ShareBlock,
-    ShareMessage,
-    SpendBlock,
-    StopExecutionBlock,
-    StopMessage,
-    ThresholdMessage,
-    WorstCaseBlock,
-)
+from pipeshare.models.messages import EstimateBilling, OwnerAlert, SpendBlock
 
 __all__ = ["ENFORCEMENT_SCHEMA", "THRESHOLD_SCHEMA"]
 UNATTRIBUTED_SCHEMA = "pipeshare.owner.unattributed-threshold/1"

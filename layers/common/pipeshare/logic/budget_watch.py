@@ -44,8 +44,8 @@ from pipeshare.logic.budgets import (
 )
 from pipeshare.models.budgets import Budget, BudgetPolicy, ConsumerSpend, LineSpend, RunView, ShareRemoval, StopOrder
 from pipeshare.models.errors import BudgetPolicyInvalidError, EnforcementIncompleteError, PipeshareError
-from pipeshare.models.executions import OwnerAlert
-from pipeshare.models.outcomes import BudgetOutcome
+from pipeshare.models.messages import OwnerAlert
+from pipeshare.models.owner_outcomes import BudgetOutcome
 
 RECORD_ATTEMPTS = 3  # another writer recorded some thresholds first: read the ledger again and write the rest
 EXECUTING = "Executing"

@@ -23,14 +23,12 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     ValidationError,
 )
 
-from pipeshare.logic.attribution import GrantView, candidate_of
-from pipeshare.logic.policy import fingerprint
 from pipeshare.models.budgets import (
     Budget,
     BudgetPolicy,
@@ -45,6 +43,10 @@ from pipeshare.models.budgets import (
 )
 from pipeshare.models.errors import BudgetPolicyInvalidError
 from pipeshare.models.messages import BudgetBlock, BudgetEnforceBlock, cents
+from pipeshare.models.types import candidate_of, fingerprint
+
+if TYPE_CHECKING:
+    from pipeshare.models.owner import GrantView
 
 SUBJECT_MAX = 100  # SNS limit
 HOLDING_STATUSES = frozenset({"ASSOCIATED", "ASSOCIATING"})  # a grant in these states gives (or will give) access

@@ -16,20 +16,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeshare.adapters.ports import BudgetSource, CostDataGateway, CostRepository, PriceLookup
-from pipeshare.logic.attribution import spend_holder
 from pipeshare.logic.budgets import month_of
 from pipeshare.logic.cost_messages import finish_message
 from pipeshare.logic.estimate import ENDED_STEP_STATUSES, job_cost, jobs_to_describe, quantize_usd, step_costs
+from pipeshare.logic.spend import spend_holder
 from pipeshare.models.budgets import Budget
 from pipeshare.models.errors import BudgetPolicyInvalidError, CostConflictError, ExecutionNotFoundError
 from pipeshare.models.estimates import Estimate, PriceTable, StepCost
-from pipeshare.models.executions import AttributionSource, ExecutionRecord, OwnerAlert
-from pipeshare.models.outcomes import CostOutcome, TickOutcome
+from pipeshare.models.executions import AttributionSource, ExecutionRecord
+from pipeshare.models.messages import OwnerAlert
 from pipeshare.models.owner import CountedJob, Finalisation, SpendHolder
-from pipeshare.models.owner_events import PipelineExecutionStatusEvent, PipelineStepStatusEvent, arn_account
+from pipeshare.models.owner_outcomes import CostOutcome, TickOutcome
+from pipeshare.models.types import arn_account
+
+if TYPE_CHECKING:
+    from pipeshare.models.owner_events import PipelineExecutionStatusEvent, PipelineStepStatusEvent
 
 _KINDS = {"trainingJob": "training", "processingJob": "processing", "transformJob": "transform", "tuningJob": "tuning"}
 _METADATA_KINDS = {"TrainingJob": "training", "ProcessingJob": "processing", "TransformJob": "transform"}

@@ -11,10 +11,8 @@ from typing import Any
 
 from pipeshare.logic.budgets import ESTIMATE_STATEMENT, _amount, _budget_block, _cents, _fit, _iso
 from pipeshare.models.budgets import Budget, _money
-from pipeshare.models.executions import OwnerAlert
-from pipeshare.models.messages import (
+from pipeshare.models.finish_messages import (
     FINISH_SCHEMA,
-    EstimatePayerBilling,
     FinishEstimate,
     FinishExecution,
     FinishFields,
@@ -23,7 +21,8 @@ from pipeshare.models.messages import (
     StepCostLine,
     UnpricedHours,
 )
-from pipeshare.models.owner_events import arn_account, pipeline_of
+from pipeshare.models.messages import EstimatePayerBilling, OwnerAlert
+from pipeshare.models.types import arn_account, pipeline_of
 
 __all__ = ["FINISH_SCHEMA", "finish_message"]
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipeshare.adapters.ports import GrantRepository, OwnerShareGateway
-from pipeshare.models.outcomes import InventoryOutcome
 from pipeshare.models.owner import Grant, GrantChange, strongest
+from pipeshare.models.owner_outcomes import InventoryOutcome
 
 PIPELINE_TYPE = "sagemaker:pipeline"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pipeshare.adapters.ports import Notifier
-from pipeshare.models.events import DecisionHistoryItem
 from pipeshare.models.notification import Notification
+from pipeshare.models.outbox import DecisionHistoryItem
 
 SCHEMA = "pipeshare.consumer.decision/1"
 SUBJECT_MAX = 100  # SNS limit

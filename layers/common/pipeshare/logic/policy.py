@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +16,7 @@ from pipeshare.models.domain import (
     TrustPolicy,
 )
 from pipeshare.models.errors import PolicyInvalidError
+from pipeshare.models.types import fingerprint
 
 # RAM resource type codes that can be shared (RAM user guide, "Shareable AWS resources"). Compared case-insensitively.
 KNOWN_RESOURCE_TYPES = frozenset(
@@ -66,12 +65,6 @@ KNOWN_RESOURCE_TYPES = frozenset(
         "vpc-lattice:ServiceNetwork",
     )
 )
-
-
-def fingerprint(document: Any) -> str:
-    """A stable hash of a policy document (any JSON value)."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _semantic_errors(policy: TrustPolicy) -> list[str]:

@@ -23,34 +23,23 @@ from pipeshare.adapters.ports import (
     SpendLedger,
     TrailStatusGateway,
 )
-from pipeshare.logic.attribution import (
-    alert_message,
-    alerts_due,
-    candidate_of,
-    consumer_of,
-    infer,
-    merge,
-    observe_call,
-    observe_status,
-    spend_holder,
-)
+from pipeshare.logic.attribution import alert_message, alerts_due, infer, merge, observe_call, observe_status
+from pipeshare.logic.spend import consumer_of, spend_holder
 from pipeshare.models.errors import ConcurrentUpdateError
-from pipeshare.models.executions import AlertKey, AttributionSource, ExecutionRecord, Observation, OwnerAlert
-from pipeshare.models.outcomes import TrackOutcome
+from pipeshare.models.executions import AlertKey, AttributionSource, ExecutionRecord, Observation
+from pipeshare.models.messages import OwnerAlert
 from pipeshare.models.owner import Grant, strongest
-from pipeshare.models.owner_events import (
-    PipelineAction,
-    PipelineApiCallEvent,
-    PipelineExecutionStatusEvent,
-    PipelineStepStatusEvent,
-    SettleRequest,
-    arn_account,
-    pipeline_of,
-    same_arn,
-)
+from pipeshare.models.owner_outcomes import TrackOutcome
+from pipeshare.models.settle import SettleRequest
+from pipeshare.models.types import PipelineAction, arn_account, candidate_of, pipeline_of, same_arn
 from pipeshare.observability import logger
 
 if TYPE_CHECKING:
+    from pipeshare.models.owner_events import (
+        PipelineApiCallEvent,
+        PipelineExecutionStatusEvent,
+        PipelineStepStatusEvent,
+    )
     from pipeshare.models.projections import StartProjection
 
 MAX_ATTEMPTS = 4
@@ -111,6 +100,9 @@ def _observation(
     sagemaker: PipelineExecutionGateway,
 ) -> Observation | TrackOutcome:
     """What the event observes, or why it is not recorded (ignored, or a claim SageMaker does not confirm)."""
+    # the tracker's own event models, imported here: the settler shares this module and never builds them
+    from pipeshare.models.owner_events import PipelineExecutionStatusEvent, PipelineStepStatusEvent
+
     if isinstance(event, PipelineStepStatusEvent):
         return TrackOutcome(status="ignored", reason="step status changes are not needed for attribution")
     if isinstance(event, PipelineExecutionStatusEvent):

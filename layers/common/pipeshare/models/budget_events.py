@@ -14,11 +14,10 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from pipeshare.models.base import Model
 from pipeshare.models.budgets import ConsumerSpend, LineSpend, RunView
-from pipeshare.models.domain import AccountId
-from pipeshare.models.events import ScheduledEvent, _Arn, _Envelope
+from pipeshare.models.events import ScheduledEvent, _Envelope
+from pipeshare.models.types import AccountId, Arn, Text
 
 _Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
-_Text = Annotated[str, StringConstraints(max_length=2048)]
 
 
 # --------------------------------------------------------------------------------------------------- EventBridge
@@ -33,13 +32,13 @@ class ParameterStoreChangeDetail(Model):
     operation: Annotated[str, StringConstraints(min_length=1, max_length=64)]  # Create | Update | Delete | Label...
     name: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
     type: Annotated[str, StringConstraints(max_length=64)] | None = None
-    description: _Text | None = None
+    description: Text | None = None
 
 
 class ParameterStoreChangeEvent(_Envelope):
     source: Literal["aws.ssm"]
     detail_type: Literal["Parameter Store Change"] = Field(alias="detail-type")
-    resources: list[_Arn] = Field(default_factory=list, max_length=10)
+    resources: list[Arn] = Field(default_factory=list, max_length=10)
     detail: ParameterStoreChangeDetail
 
 
@@ -93,12 +92,12 @@ class ExecutionStateImage(_Image):
     item_type: Literal["execution"]
     sk: Literal["STATE"]
     execution_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sagemaker:", max_length=2048)]
-    pipeline_arn: _Text = ""
-    status: _Text | None = None
-    open_status: _Text | None = None
+    pipeline_arn: Text = ""
+    status: Text | None = None
+    open_status: Text | None = None
     attempt: Annotated[int, Field(ge=1)] = 1
-    initiator_account: _Text | None = None
-    attribution_source: _Text | None = None
+    initiator_account: Text | None = None
+    attribution_source: Text | None = None
     worst_case_usd: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
     worst_case_complete: bool | None = None
 
@@ -112,7 +111,7 @@ class EstimateImage(_Image):
     item_type: Literal["estimate"]
     sk: Literal["ESTIMATE"]
     pk: Annotated[str, StringConstraints(pattern=r"^EXECUTION#arn:aws[a-z-]*:sagemaker:", max_length=2048)]
-    consumer_account: _Text = "-"
+    consumer_account: Text = "-"
     unpriced: list[Annotated[str, StringConstraints(max_length=128)]] = Field(default_factory=list, max_length=500)
 
     @property

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from pipeshare.models.base import Model
-from pipeshare.models.domain import AccountId
+from pipeshare.models.types import AccountId, Money, Month
 
 DEFAULT_THRESHOLDS = (50, 80, 100)
 
@@ -35,13 +35,7 @@ ENFORCEABLE_SOURCES = frozenset({"forwarded", "cloudtrail-owner-copy", "owner"})
 INFERRED = "inferred"
 
 
-Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
-
-
 Threshold = Annotated[int, Strict(), Field(ge=1, le=1000)]
-
-
-Money = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 
 Flag = Annotated[bool, Strict()]

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from pipeshare.models.base import Model
+from pipeshare.models.types import AccountId
 
-AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 InvitationArn = Annotated[
     str, StringConstraints(pattern=r"^arn:aws[a-z-]*:ram:[a-z0-9-]+:[0-9]{12}:resource-share-invitation/[A-Za-z0-9-]+$")
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeshare.models.outcomes import BudgetOutcome
+    from pipeshare.models.owner_outcomes import BudgetOutcome
 
 
 class PipeshareError(Exception):

@@ -10,15 +10,17 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, computed_field, model_validator
 
 from pipeshare.models.base import Model
-from pipeshare.models.domain import AccountId
-from pipeshare.models.owner_events import (
+from pipeshare.models.types import (
     RETRYABLE_STATUSES,
     TERMINAL_STATUSES,
+    AccountId,
+    Candidate,
     ExecutionArn,
     ExecutionStatus,
     PipelineAction,
     PipelineArn,
     arn_account,
+    is_account,
     pipeline_of,
     same_arn,
 )
@@ -65,10 +67,6 @@ def _progress(status: str) -> int:
 
 
 _Principal = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-
-
-# A candidate is an account ID, or the ARN of a group principal (organization / OU: any account in it may have acted).
-Candidate = Annotated[str, StringConstraints(pattern=r"^([0-9]{12}|arn:aws[a-z-]*:.+)$", max_length=2048)]
 
 
 _EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -131,7 +129,7 @@ class InferenceObservation(_Frozen):
         if list(self.candidates) != sorted(set(self.candidates)):
             raise ValueError("candidates must be sorted and unique")
         count = len(self.candidates)
-        single_account = count == 1 and _is_account(self.candidates[0])
+        single_account = count == 1 and is_account(self.candidates[0])
         expected = {
             AttributionSource.INFERRED: single_account,
             AttributionSource.AMBIGUOUS: count >= 1 and not single_account,
@@ -329,10 +327,6 @@ class ExecutionRecord(Model):
         return self.pipeline_arn.rsplit("/", 1)[-1]
 
 
-def _is_account(value: str) -> bool:
-    return len(value) == 12 and value.isdigit()
-
-
 class AlertKey(NamedTuple):
     """One alert: `execution_arn` is the record's canonical `key` (lower-case), the conditional write's key.
 
@@ -352,9 +346,3 @@ class AlertKey(NamedTuple):
     def item_key(self) -> str:
         """The alert item's sort key (ALERT#start, ALERT#retry#2, ALERT#start#correction-...)."""
         return f"ALERT#{self.slot}" + (f"#correction-{self.correction}" if self.correction else "")
-
-
-class OwnerAlert(NamedTuple):
-    subject: str
-    message: dict[str, Any]
-    attributes: dict[str, str]

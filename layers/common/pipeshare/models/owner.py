@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import ConfigDict
 
@@ -175,3 +175,24 @@ class PendingFinish:
     attempt: int
     ended_at: str
     status: str
+
+
+class GrantView(Protocol):
+    """What attribution reads of a grant: `Grant` (the inventory item) fits it."""
+
+    @property
+    def pipeline_arn(self) -> str: ...
+    @property
+    def consumer(self) -> str: ...  # an account ID, an IAM role/user ARN, or an organization / OU ARN
+    @property
+    def share_arn(self) -> str: ...
+    @property
+    def share_name(self) -> str: ...
+    @property
+    def association_status(self) -> str: ...
+    @property
+    def permission_arn(self) -> str | None: ...
+    @property
+    def permission_name(self) -> str | None: ...
+    @property
+    def allow_execution(self) -> bool: ...

@@ -12,98 +12,42 @@ ARNs are compared case-insensitively (aws-facts §3.1: the docs example keeps mi
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
-from pipeshare.models.base import Model
-from pipeshare.models.domain import AccountId
+from pipeshare.models.base import EventEnvelope, Model
 from pipeshare.models.events import RamStateChangeEvent
+from pipeshare.models.types import (
+    ACTION_BY_EVENT_NAME,
+    KNOWN_EXECUTION_STATUSES,
+    KNOWN_STEP_STATUSES,
+    TERMINAL_STATUSES,
+    AccountId,
+    Arn,
+    ExecutionArn,
+    ExecutionStatus,
+    PipelineAction,
+    PipelineArn,
+    PipelineNameOrArn,
+    Region,
+    StepStatus,
+    Text,
+    arn_account,
+    partition_of,
+    pipeline_of,
+    same_arn,
+)
 
 STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 STEP_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Step Status Change"
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 RAM_DETAIL_TYPE = "Resource Sharing State Change"
 
-_PIPELINE_NAME = r"[A-Za-z0-9](-*[A-Za-z0-9]){0,255}"
-_PIPELINE_PREFIX = r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:pipeline/"
-PipelineArn = Annotated[str, StringConstraints(pattern=rf"^{_PIPELINE_PREFIX}{_PIPELINE_NAME}$", max_length=512)]
-ExecutionArn = Annotated[
-    str,
-    StringConstraints(pattern=rf"^{_PIPELINE_PREFIX}{_PIPELINE_NAME}/execution/[A-Za-z0-9]{{1,64}}$", max_length=600),
-]
-PipelineNameOrArn = Annotated[
-    str, StringConstraints(pattern=rf"^({_PIPELINE_PREFIX})?{_PIPELINE_NAME}$", max_length=512)
-]
-Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
-_Arn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:", max_length=2048)]
-_Text = Annotated[str, StringConstraints(max_length=2048)]
-
-# Statuses are open values: the API enums [C] (botocore) name the known ones, events are not promised to stay inside
-# them (the step enum has `Starting`, the execution enum does not). Any word is kept; only its shape is checked.
-_StatusText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_ -]{0,63}$")]
-ExecutionStatus = _StatusText
-StepStatus = _StatusText
-KNOWN_EXECUTION_STATUSES: frozenset[str] = frozenset(
-    {"Executing", "Stopping", "Stopped", "Failed", "Succeeded", "CompletedWithFailures"}
-)
-KNOWN_STEP_STATUSES: frozenset[str] = frozenset({"Starting", "Executing", "Stopping", "Stopped", "Failed", "Succeeded"})
-TERMINAL_STATUSES: frozenset[str] = frozenset({"Stopped", "Failed", "Succeeded", "CompletedWithFailures"})
-RETRYABLE_STATUSES: frozenset[str] = frozenset({"Failed", "Stopped"})  # RetryPipelineExecution's starting points
-
-
-class PipelineAction(StrEnum):
-    """The three calls the allow-execution permission grants to consumers."""
-
-    START = "start"
-    STOP = "stop"
-    RETRY = "retry"
-
-
-ACTION_BY_EVENT_NAME: dict[str, PipelineAction] = {
-    "StartPipelineExecution": PipelineAction.START,
-    "StopPipelineExecution": PipelineAction.STOP,
-    "RetryPipelineExecution": PipelineAction.RETRY,
-}
-
-
-# ------------------------------------------------------------------------------------------------------ ARN helpers
-
-
-def arn_account(arn: str) -> str:
-    """The account field of an ARN (for a pipeline or execution ARN: the owner account)."""
-    parts = arn.split(":", 5)
-    if len(parts) < 6 or parts[0] != "arn":
-        raise ValueError(f"not an ARN: {arn!r}")
-    return parts[4]
-
-
-def pipeline_of(execution_arn: str) -> str:
-    """The pipeline ARN an execution ARN sits under (`.../pipeline/<name>/execution/<id>` -> `.../pipeline/<name>`)."""
-    head, sep, _ = execution_arn.rpartition("/execution/")
-    if not sep:
-        raise ValueError(f"not a pipeline execution ARN: {execution_arn!r}")
-    return head
-
-
-def same_arn(a: str, b: str) -> bool:
-    return a.lower() == b.lower()
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
 # --------------------------------------------------------------------------------------------------------- envelope
 
 
-class _Envelope(EventBridgeModel):
+class _Envelope(EventEnvelope):
     """The standard envelope. Its documented keys are checked; keys EventBridge may add (e.g. `replay-name` on a
     replayed event) are ignored."""
 
@@ -113,7 +57,7 @@ class _Envelope(EventBridgeModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     account: AccountId
     region: Region
-    resources: list[_Arn] = Field(default_factory=list, max_length=100)
+    resources: list[Arn] = Field(default_factory=list, max_length=100)
 
 
 class _Detail(Model):
@@ -139,8 +83,8 @@ class ExecutionStatusDetail(_ExecutionDetail):
     previous_status: ExecutionStatus | None = Field(default=None, alias="previousPipelineExecutionStatus")
     execution_start_time: datetime | None = Field(default=None, alias="executionStartTime")
     execution_end_time: datetime | None = Field(default=None, alias="executionEndTime")
-    display_name: _Text | None = Field(default=None, alias="pipelineExecutionDisplayName")
-    description: _Text | None = Field(default=None, alias="pipelineExecutionDescription")
+    display_name: Text | None = Field(default=None, alias="pipelineExecutionDisplayName")
+    description: Text | None = Field(default=None, alias="pipelineExecutionDescription")
 
 
 class _PipelineEvent(_Envelope):
@@ -184,14 +128,14 @@ class PipelineExecutionStatusEvent(_PipelineEvent):
 
 class StepStatusDetail(_ExecutionDetail):
     step_name: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(alias="stepName")
-    step_type: _Text | None = Field(default=None, alias="stepType")
+    step_type: Text | None = Field(default=None, alias="stepType")
     current_status: StepStatus = Field(alias="currentStepStatus")
     previous_status: StepStatus | None = Field(default=None, alias="previousStepStatus")
     step_start_time: datetime | None = Field(default=None, alias="stepStartTime")
     step_end_time: datetime | None = Field(default=None, alias="stepEndTime")
     metadata: dict[str, Any] = Field(default_factory=dict)
     cache_hit_result: dict[str, Any] | None = Field(default=None, alias="cacheHitResult")
-    failure_reason: _Text | None = Field(default=None, alias="failureReason")
+    failure_reason: Text | None = Field(default=None, alias="failureReason")
 
 
 class PipelineStepStatusEvent(_PipelineEvent):
@@ -227,7 +171,7 @@ class UserIdentity(_Detail):
 
     type: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,64}$")]
     principal_id: Annotated[str, StringConstraints(max_length=512)] | None = Field(default=None, alias="principalId")
-    arn: _Arn | None = None
+    arn: Arn | None = None
     account_id: AccountId = Field(alias="accountId")
     session_context: dict[str, Any] | None = Field(default=None, alias="sessionContext")
 
@@ -246,7 +190,7 @@ class PipelineRequestParameters(_Detail):
     client_request_token: Annotated[str, StringConstraints(max_length=128)] | None = Field(
         default=None, alias="clientRequestToken"
     )
-    display_name: _Text | None = Field(default=None, alias="pipelineExecutionDisplayName")
+    display_name: Text | None = Field(default=None, alias="pipelineExecutionDisplayName")
 
 
 class PipelineResponseElements(_Detail):
@@ -254,7 +198,7 @@ class PipelineResponseElements(_Detail):
 
 
 class PipelineApiCallDetail(_Detail):
-    event_version: _Text | None = Field(default=None, alias="eventVersion")
+    event_version: Text | None = Field(default=None, alias="eventVersion")
     user_identity: UserIdentity = Field(alias="userIdentity")
     event_time: datetime = Field(alias="eventTime")
     event_source: Literal["sagemaker.amazonaws.com"] = Field(alias="eventSource")
@@ -264,12 +208,12 @@ class PipelineApiCallDetail(_Detail):
     aws_region: Region = Field(alias="awsRegion")
     request_parameters: PipelineRequestParameters | None = Field(default=None, alias="requestParameters")
     response_elements: PipelineResponseElements | None = Field(default=None, alias="responseElements")
-    error_code: _Text | None = Field(default=None, alias="errorCode")
-    error_message: _Text | None = Field(default=None, alias="errorMessage")
+    error_code: Text | None = Field(default=None, alias="errorCode")
+    error_message: Text | None = Field(default=None, alias="errorMessage")
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(alias="eventID")
-    request_id: _Text | None = Field(default=None, alias="requestID")
+    request_id: Text | None = Field(default=None, alias="requestID")
     recipient_account_id: AccountId = Field(alias="recipientAccountId")
-    shared_event_id: _Text | None = Field(default=None, alias="sharedEventID")
+    shared_event_id: Text | None = Field(default=None, alias="sharedEventID")
 
 
 class PipelineApiCallEvent(_Envelope):
@@ -356,26 +300,6 @@ class OwnerShareStateChange(RamStateChangeEvent):
 
     def share_arns(self) -> list[str]:
         return [r for r in self.resources if ":resource-share/" in r]
-
-
-# ------------------------------------------------------------------------------------------ settle (SQS message)
-
-
-class SettleRequest(Model):
-    """The delayed message that ends one slot's settle period (SettleAttributionFunction's input contract): the
-    start of an execution, or one retry attempt (>= 2)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    execution_arn: ExecutionArn
-    action: Literal[PipelineAction.START, PipelineAction.RETRY]
-    attempt: int = Field(default=0, ge=0, le=10_000)
-
-    @model_validator(mode="after")
-    def _attempt_fits_the_action(self) -> SettleRequest:
-        if (self.action == PipelineAction.RETRY) != (self.attempt >= 2):
-            raise ValueError("a retry names its attempt (>= 2); a start has none")
-        return self
 
 
 # -------------------------------------------------------------------------------------------------- any owner event

@@ -90,7 +90,7 @@ def build_table(results: dict[str, Any], errors: dict[str, str], runs: int) -> T
         if init:
             table.add(
                 f"cold init ratio, CPU time, median of {runs} (handler import + clients / `import boto3` + same "
-                "clients; wall-clock ratio in brackets)",
+                "clients; the wall-clock ratio is beside it in the console table and reports/bench.json)",
                 handler,
                 f"{init['ratio']:.2f} ({init['handler_median_ms']:.0f} ms / {init['baseline_median_ms']:.0f} ms CPU; "
                 f"wall {init.get('wall_ratio', float('nan')):.2f})",

@@ -80,7 +80,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pipeshare", description="pipeshare developer tooling")
+    parser = argparse.ArgumentParser(
+        prog="pipeshare", description="pipeshare: operate it (consumer, owner, redrive) and play the local stack"
+    )
     sub = parser.add_subparsers(dest="area", required=True)
     local = sub.add_parser("local", help="the embedded local stack (no AWS account, no Docker)")
     local_sub = local.add_subparsers(dest="command", required=True)
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeshare_local import redrive
 
     redrive.add_parser(sub)  # `pipeshare redrive QUEUE` (pipeshare_local/redrive.py)
+    from pipeshare_local.ops import cli as ops
+
+    ops.add_parsers(sub)  # `pipeshare consumer ...`, `pipeshare owner ...` (pipeshare_local/ops/)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     return int(args.handler(args)) if "handler" in args else _run(args)

@@ -143,12 +143,12 @@ def trust_policy(target: Target) -> TrustPolicy:
     )
 
 
-def allowed_types(policy: TrustPolicy, sender: str) -> set[str]:
-    """The resource types a manual approval may accept from a sender (lower-case): what the policy allows from it,
-    or, for a sender the policy does not trust, what it allows from any owner."""
+def allowed_types(policy: TrustPolicy, sender: str) -> list[str]:
+    """The resource types a manual approval may accept from a sender: what the policy allows from it, or, for a
+    sender the policy does not trust, what it allows from any owner (compared case-insensitively)."""
     owner = policy.owner(sender)
     owners = [owner] if owner else policy.owners
-    return {t.lower() for o in owners for t in o.allowed_resource_types}
+    return sorted({t for o in owners for t in o.allowed_resource_types})
 
 
 # ------------------------------------------------------------------------------------------- approve and reject
@@ -226,7 +226,7 @@ def approve(target: Target, invitation_arn: str, reason: str) -> Result:
     if not resources:
         raise refused(f"{record.share_name}: the invitation lists no resources, so its content cannot be checked")
     allowed = allowed_types(policy, invitation.sender_account_id)
-    disallowed = sorted({r.type for r in resources if r.type.lower() not in allowed})
+    disallowed = sorted({r.type for r in resources if r.type.lower() not in {t.lower() for t in allowed}})
     if disallowed:
         raise refused(
             f"{record.share_name}: resource type(s) {', '.join(disallowed)} not allowed by the trust policy "

@@ -78,7 +78,7 @@ def bar(percent: Decimal | None) -> str:
 
 
 _ISO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|\+00:00)$")
-WIDE = frozenset({"reason", "would_reason", "origin", "detail", "by", "value", "principal"})  # wrapped at 48
+WIDE = frozenset({"reason", "would_reason", "origin", "summary", "by", "value", "principal"})  # wrapped at 48
 
 
 def _cell(value: Any) -> str:

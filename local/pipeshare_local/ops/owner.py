@@ -239,6 +239,7 @@ def explain(target: Target, execution: str) -> Result:
                 "job": job.rsplit("/", 1)[-1],
                 "cost_usd": cost,
                 "final": job not in state.running,
+                "summary": _job_summary(detail),
                 "detail": detail,
                 "job_arn": job,
             }
@@ -288,6 +289,21 @@ def explain(target: Target, execution: str) -> Result:
         ),
     ]
     return Result(sections)
+
+
+def _job_summary(detail: dict[str, Any]) -> str:
+    """A job's cost line in a few words: instances x seconds at their rate, storage, issues."""
+    parts = [
+        f"{i.get('count', 1)} x {i.get('instance_type')} {i.get('seconds')} s at USD {i.get('usd_per_hour')}/h"
+        for i in detail.get("instances") or []
+        if isinstance(i, dict)
+    ]
+    if detail.get("storage_cost") is not None:
+        parts.append(f"storage USD {Decimal(str(detail['storage_cost'])).quantize(Decimal('0.000001'))}")
+    if detail.get("spot_savings_percent") is not None:
+        parts.append(f"spot savings {detail['spot_savings_percent']} %")
+    parts += [str(issue) for issue in detail.get("issues") or []]
+    return "; ".join(parts) or str(detail.get("reason") or detail.get("state") or "")
 
 
 def _alerts(target: Target, arn: str) -> list[dict[str, Any]]:

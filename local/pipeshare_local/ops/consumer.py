@@ -201,12 +201,13 @@ def _record(target: Target, record: ShareRecord, **changes: Any) -> bool:
 
 
 def _answer_errors(action: str, share: str, exc: Exception) -> CliError:
-    what = {
+    known: dict[type[Exception], str] = {
         InvitationExpiredError: "the invitation expired",
         InvitationAlreadyAcceptedError: "the invitation was already accepted",
         InvitationAlreadyRejectedError: "the invitation was already rejected",
         InvitationNotFoundError: "RAM no longer has this invitation",
-    }.get(type(exc), str(exc))
+    }
+    what = known.get(type(exc), str(exc))
     return refused(f"{share}: RAM refused the {action}: {what}")
 
 

@@ -421,13 +421,14 @@ def budget_check(target: Target, path: str) -> Result:
     try:
         policy = parse_budget_policy(load_json(path), source=f"file:{path}")
     except BudgetPolicyInvalidError as exc:
-        rows = [{"problem": e} for e in exc.errors]
-        section = Section("problems", f"{path}: invalid budget policy (fail closed)", [("problem", "Problem")], rows)
+        problems: list[dict[str, Any]] = [{"problem": e} for e in exc.errors]
+        title = f"{path}: invalid budget policy (fail closed)"
+        section = Section("problems", title, [("problem", "Problem")], problems)
         return Result([section], code=EXIT_PROBLEMS, facts={"valid": False})
     month = month_of(target.now())
     ledger = DynamoDbBudgetLedger(_table(target), target.client("dynamodb"))
     month_spend = ledger.month_spend_items(month)
-    rows = []
+    rows: list[dict[str, Any]] = []
     spends = {s.consumer: s for s in month_spend.consumers}
     for consumer in sorted(set(spends) | set(policy.consumers)):
         spend_now = spends.get(consumer) or ConsumerSpend(consumer=consumer, month=month)

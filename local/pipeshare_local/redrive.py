@@ -131,6 +131,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would be replayed; change nothing")
     parser.add_argument("--endpoint-url", help="an endpoint other than AWS's (e.g. the local stack)")
     parser.add_argument("--region", help="AWS region (default: the session's)")
+    parser.add_argument("--profile", help="AWS profile (default: the default session)")
     parser.set_defaults(handler=run)
 
 
@@ -138,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max is not None and args.max < 1:
         sys.stderr.write("--max must be at least 1\n")
         return 2
-    session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
+    options_session = {"region_name": args.region, "profile_name": args.profile}
+    session = boto3.Session(**{k: v for k, v in options_session.items() if v})
     options = {"endpoint_url": args.endpoint_url} if args.endpoint_url else {}
     counts = redrive(
         session.client("sqs", **options),

@@ -286,10 +286,12 @@ def _answered(record: ShareRecord, status: str, rule: str, caller: str, reason: 
         "by": caller,
         "reason": reason,
         "recorded": changed,
+        "invitation": record.invitation_arn.rsplit("/", 1)[-1],
         "invitation_arn": record.invitation_arn,
     }
-    columns = [(k, k.replace("_", " ").capitalize()) for k in row]
     notes = [] if changed else ["the record had moved on meanwhile: RAM was answered, no transition was recorded"]
+    notes.append(f"{record.share_name}: {record.status.value} -> {status} ({rule}) by {caller}: {reason}")
+    columns = [(k, k.replace("_", " ").capitalize()) for k in row if k not in ("invitation_arn", "by", "reason")]
     return Result([Section("answer", f"{record.share_name}: {status}", columns, [row])], notes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -78,6 +79,7 @@ def bar(percent: Decimal | None) -> str:
 
 
 _ISO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|\+00:00)$")
+NO_WRAP = frozenset({"bar", "invitation", "status", "share_name"})  # kept on one line
 WIDE = frozenset({"reason", "would_reason", "origin", "summary", "by", "value", "principal"})  # wrapped at 48
 
 
@@ -97,6 +99,14 @@ def _cell(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
 
 
+def _columns() -> int:
+    """The width of tables written to a file or a pipe: COLUMNS when set, else 160."""
+    try:
+        return int(os.environ.get("COLUMNS", "160"))
+    except ValueError:
+        return 160
+
+
 def emit(result: Result, *, as_json: bool, target: str, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     if as_json:
@@ -105,13 +115,13 @@ def emit(result: Result, *, as_json: bool, target: str, out: TextIO | None = Non
         document["notes"] = result.notes
         out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
         return
-    width = shutil.get_terminal_size((160, 24)).columns if out.isatty() else 160
+    width = shutil.get_terminal_size((160, 24)).columns if out.isatty() else _columns()
     console = Console(file=out, width=max(width, 100), highlight=False, soft_wrap=False)
     console.print(f"[dim]{target}[/dim]")
     for section in result.sections:
         table = Table(title=section.title, title_justify="left", show_lines=False)
         for key, header in section.columns:
-            table.add_column(header, overflow="fold", max_width=48 if key in WIDE else None)
+            table.add_column(header, overflow="fold", max_width=48 if key in WIDE else None, no_wrap=key in NO_WRAP)
         for row in section.rows:
             table.add_row(*(_cell(row.get(key)) for key, _ in section.columns))
         if not section.rows:

@@ -277,7 +277,7 @@ def explain(target: Target, execution: str) -> Result:
         Section(
             "costs",
             "Cost lines (each job counted once)",
-            [("job", "Job"), ("cost_usd", "USD"), ("final", "Final"), ("detail", "Detail")],
+            [("job", "Job"), ("cost_usd", "USD"), ("final", "Final"), ("summary", "Priced as")],
             lines,
         ),
         _budget_section(target, record.owner_account, record, state.estimate),

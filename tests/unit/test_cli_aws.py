@@ -321,3 +321,22 @@ def test_bar_and_merge() -> None:
     assert merged.code == 0  # something found in one region
     assert merged.section("rows").rows == [{"region": "eu-west-1", "a": 1}]
     assert merged.section("rows").columns[0] == ("region", "Region")
+
+
+def test_an_invalid_scenario_is_a_usage_error_and_nothing_runs(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text("name: bad\nsteps:\n  - no_such_step: {}\n")
+    assert main(["owner", "grants", "--local", str(scenario)]) == 2
+    assert "no_such_step" in capsys.readouterr().err
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["consumer", "--help"], ["owner", "--help"], ["owner", "budget", "check", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("invitations", "approve", "reject", "policy", "grants", "executions", "explain", "spend", "prices"):
+        assert command in out

@@ -24,7 +24,16 @@ from typing import Any, TypeVar
 from pipeshare.adapters import ports
 from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
 from pipeshare.models.costs import CostState
-from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
+from pipeshare.models.domain import (
+    AuditFinding,
+    HeldDigest,
+    HeldReminder,
+    RecordedState,
+    ReminderDigest,
+    ShareRecord,
+    ShareStatus,
+    TrustPolicy,
+)
 from pipeshare.models.errors import (
     ExecutionNotFoundError,
     InvitationAlreadyAcceptedError,
@@ -358,6 +367,7 @@ class FakeShareRepository:
                 status=self.records[a].status,
                 policy_fingerprint=self.records[a].policy_fingerprint,
                 last_seen_at=self.records[a].last_seen_at,
+                reminded_at=self.records[a].reminded_at,
             )
             for a in arns
             if a in self.records
@@ -416,6 +426,43 @@ class FakeShareRepository:
                 "at": _iso(digest.at),
                 "expires_at": history_expires_at,
                 **digest.model_dump(mode="json", exclude={"at"}, exclude_none=True),
+            }
+        )
+        return True
+
+    # ---- reminders (ports.ShareRepository.record_reminder / record_reminder_digest)
+
+    def record_reminder(self, reminder: HeldReminder, *, history_expires_at: int) -> bool:
+        arn = reminder.invitation_arn
+        existing = self.records.get(arn)
+        if existing is None or existing.status != ShareStatus.HELD or existing.reminded_at is not None:
+            return False  # #status = HELD AND attribute_not_exists(reminded_at)
+        self.records[arn] = existing.model_copy(update={"reminded_at": reminder.at})
+        self.history.append(
+            {
+                "pk": f"INVITATION#{arn}",
+                "sk": f"HIST#{_iso(reminder.at)}#REMINDER",
+                "item_type": "history",
+                "kind": "reminder",
+                "to_status": "HELD",
+                "expires_at": history_expires_at,
+                **reminder.model_dump(mode="json", exclude_none=True),
+            }
+        )
+        return True
+
+    def record_reminder_digest(self, digest: ReminderDigest, *, history_expires_at: int) -> bool:
+        if any(h["pk"] == "DIGEST" and h["sk"] == digest.key for h in self.history):
+            return False  # attribute_not_exists(pk)
+        self.history.append(
+            {
+                "pk": "DIGEST",
+                "sk": digest.key,
+                "item_type": "history",
+                "kind": "reminder",
+                "to_status": "HELD",
+                "expires_at": history_expires_at,
+                **digest.model_dump(mode="json", exclude_none=True),
             }
         )
         return True

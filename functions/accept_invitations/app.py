@@ -38,6 +38,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         history_retention=timedelta(days=settings.history_retention_days),
         on_invalid=lambda reason, ref: reject_input(reason, event_id=trigger.event.id, kind=f"api:{ref}"),
         held_digest_threshold=settings.held_digest_threshold,
+        reminder_before=timedelta(minutes=settings.held_reminder_minutes),
+        invitation_window=timedelta(hours=settings.invitation_window_hours),
     )
     report_sweep(outcome)
     if outcome.transient_failures or outcome.failures:

@@ -180,13 +180,17 @@ def test_held_invitation_that_expires_is_recorded_expired(stack: LocalStack) -> 
     stack.deliver()
     # When 12 hours pass (the invitation window) and the next sweep runs
     stack.advance(timedelta(hours=12, minutes=15))
-    # Then the record is EXPIRED with its history, and the team was told once
+    # Then the record is EXPIRED with its history (the hold, the one reminder before the window closed, the expiry),
+    # and the team was told once of each
     record = state(stack, CONSUMER, "free-gpu-share")
     assert (record["status"], record["rule"]) == ("EXPIRED", "expired")
-    assert [h["to_status"] for h in sorted(history(stack, CONSUMER, "free-gpu-share"), key=lambda h: h["at"])] == [
-        "HELD",
-        "EXPIRED",
+    steps = sorted(history(stack, CONSUMER, "free-gpu-share"), key=lambda h: h["at"])
+    assert [(h["kind"], h["to_status"]) for h in steps] == [
+        ("invitation", "HELD"),
+        ("reminder", "HELD"),
+        ("invitation", "EXPIRED"),
     ]
+    assert len(notifications(stack, CONSUMER, "invitation.reminder")) == 1
     assert len(notifications(stack, CONSUMER, "invitation.expired")) == 1
 
 

@@ -3,6 +3,7 @@ policy in memory."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -122,3 +123,26 @@ def test_an_invalid_event_is_refused_once_without_any_port_call(invoke: Invoker,
     assert_refused_without_side_effect(run, event_id=event["id"], answer={"status": "invalid"})
     assert consumer.ram.calls == []
     assert consumer.policy.loads == 0
+
+
+def test_the_sweep_reminds_a_held_invitation_close_to_the_end_of_its_window(invoke: Invoker) -> None:
+    # Given an invitation from an untrusted sender, held, sent 10 hours ago (the 12-hour window ends in 2 hours, inside
+    # the template's default HeldReminderMinutes)
+    consumer = Consumer()
+    arn = INVITATION.replace(OWNER, STRANGER)
+    sent = datetime.now(UTC) - timedelta(hours=10)
+    consumer.ram.add_invitation(
+        raw_invitation("churn", sender=STRANGER, resourceShareInvitationArn=arn, invitationTimestamp=sent),
+        [raw_resource("churn-train", owner=STRANGER)],
+    )
+
+    # When the sweep schedule fires, twice
+    first = invoke(load_event("scheduled_sweep"), **consumer.ports())
+    second = invoke(load_event("scheduled_sweep"), **consumer.ports())
+
+    # Then one reminder outbox item, naming the end of the window; nothing answered in RAM
+    assert (first.result["reminded"], second.result["reminded"]) == (1, 0)
+    [reminder] = [h for h in consumer.shares.history_for(arn) if h["kind"] == "reminder"]
+    assert reminder["accept_by"] == (sent + timedelta(hours=12)).isoformat().replace("+00:00", "Z")
+    assert consumer.ram.writes == []
+    assert first.errors == []

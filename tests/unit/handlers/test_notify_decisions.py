@@ -141,3 +141,38 @@ def test_a_record_that_is_not_a_decision_is_refused_with_its_event_id(invoke: In
     # Then it is refused with the record's eventID, not retried (no item failure), and nothing is published
     assert_refused_without_side_effect(run, event_id=batch["Records"][0]["eventID"], answer=NO_FAILURE)
     assert topic.sns.published == []
+
+
+def test_a_reminder_is_published_once_with_the_deadline_and_how_to_approve(invoke: Invoker) -> None:
+    # Given the stream record of a reminder outbox item (as the sweep writes it: tests/unit/test_reminders.py)
+    topic = Topic(invoke)
+    accepted = _image(stream_batch())
+    reminder = {
+        "pk": accepted["pk"],
+        "sk": "HIST#2026-05-01T17:01:24Z#REMINDER",
+        "item_type": "history",
+        "kind": "reminder",
+        "to_status": "HELD",
+        "expires_at": 1_900_000_000,
+        "invitation_arn": accepted["invitation_arn"],
+        "share_arn": accepted["share_arn"],
+        "share_name": accepted["share_name"],
+        "sender_account_id": accepted["sender_account_id"],
+        "region": "us-east-1",
+        "invited_at": "2026-05-01T08:56:24Z",
+        "accept_by": "2026-05-01T20:56:24Z",
+        "at": "2026-05-01T17:01:24Z",
+    }
+
+    # When the batch arrives, twice
+    run = invoke(stream_batch(reminder), **topic.ports())
+    invoke(stream_batch(reminder), **topic.ports())
+
+    # Then one message: which invitation, until when, how
+    [published] = topic.sns.published
+    assert (published.attributes["event"], published.attributes["status"]) == ("invitation.reminder", "HELD")
+    assert published.message["invitation_arn"] == accepted["invitation_arn"]
+    assert published.message["accept_by"] == "2026-05-01T20:56:24Z"
+    assert published.message["how_to_accept"].startswith(f"pipeshare consumer approve {accepted['invitation_arn']}")
+    assert "2026-05-01T20:56:24Z" in published.subject
+    assert run.result == NO_FAILURE

@@ -3,6 +3,8 @@
 Keys: pk = "INVITATION#<invitation arn>", sk = "STATE" | "HIST#<iso time>#<status>"; pk = "POLICY" for the policy;
 pk = "DIGEST", sk = "HIST#<sweep time>#HELD" for a sweep's digest of untrusted-sender holds; pk = "SHARE#<share arn>",
 sk = "AUDIT" | "HIST#<iso time>#AUDIT" for the daily audit of accepted shares (the types alerted on, and each alert).
+A held invitation's reminder is "HIST#<sweep time>#REMINDER" under its own pk (STATE gets `reminded_at`, in the same
+transaction); pk = "DIGEST", sk = "HIST#<sweep time>#REMINDER" for a sweep's digest of reminders.
 Transitions are conditional writes in one transaction with their history item, so a repeat delivery changes nothing.
 """
 
@@ -18,7 +20,15 @@ from pipeshare.adapters.aws_errors import CONDITION_FAILED, translated
 from pipeshare.adapters.dynamodb_common import deserialize, transact
 from pipeshare.adapters.dynamodb_common import iso as _iso
 from pipeshare.adapters.dynamodb_common import item as _item
-from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, ShareStatus
+from pipeshare.models.domain import (
+    AuditFinding,
+    HeldDigest,
+    HeldReminder,
+    RecordedState,
+    ReminderDigest,
+    ShareRecord,
+    ShareStatus,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -100,7 +110,7 @@ class DynamoDbShareRepository:
             request: dict[str, Any] = {
                 self._table: {
                     "Keys": keys,
-                    "ProjectionExpression": "pk, #s, policy_fingerprint, last_seen_at",
+                    "ProjectionExpression": "pk, #s, policy_fingerprint, last_seen_at, reminded_at",
                     "ExpressionAttributeNames": {"#s": "status"},
                 }
             }
@@ -180,6 +190,58 @@ class DynamoDbShareRepository:
             "at": _iso(digest.at),
             "expires_at": history_expires_at,
             **digest.model_dump(mode="json", exclude={"at"}, exclude_none=True),
+        }
+        self._ddb.put_item(TableName=self._table, Item=_item(item), ConditionExpression="attribute_not_exists(pk)")
+        return True
+
+    def record_reminder(self, reminder: HeldReminder, *, history_expires_at: int) -> bool:
+        """Mark the STATE item reminded (only while HELD and never reminded) and write the reminder's history item
+        (the outbox), in one transaction: a repeated or concurrent sweep records nothing. True when written."""
+        pk = invitation_pk(reminder.invitation_arn)
+        at = _iso(reminder.at)
+        history = {
+            "pk": pk,
+            "sk": f"HIST#{at}#REMINDER",
+            "item_type": "history",
+            "kind": "reminder",
+            "to_status": ShareStatus.HELD.value,
+            "expires_at": history_expires_at,
+            **reminder.model_dump(mode="json", exclude_none=True),
+        }
+        return transact(
+            self._ddb,
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _item({"pk": pk, "sk": STATE}),
+                        "UpdateExpression": "SET reminded_at = :at",
+                        "ConditionExpression": "#s = :held AND attribute_not_exists(reminded_at)",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": _item({":at": at, ":held": ShareStatus.HELD.value}),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(history),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ],
+        )
+
+    @translated(returning={CONDITION_FAILED: False})
+    def record_reminder_digest(self, digest: ReminderDigest, *, history_expires_at: int) -> bool:
+        """Write the sweep's digest of reminders (an outbox item the notifier publishes once). False when it exists."""
+        item = {
+            "pk": DIGEST_PK,
+            "sk": digest.key,
+            "item_type": "history",
+            "kind": "reminder",
+            "to_status": ShareStatus.HELD.value,
+            "expires_at": history_expires_at,
+            **digest.model_dump(mode="json", exclude_none=True),
         }
         self._ddb.put_item(TableName=self._table, Item=_item(item), ConditionExpression="attribute_not_exists(pk)")
         return True

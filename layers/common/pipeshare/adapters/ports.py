@@ -13,7 +13,15 @@ if TYPE_CHECKING:
 
     from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
     from pipeshare.models.costs import CostState
-    from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
+    from pipeshare.models.domain import (
+        AuditFinding,
+        HeldDigest,
+        HeldReminder,
+        RecordedState,
+        ReminderDigest,
+        ShareRecord,
+        TrustPolicy,
+    )
     from pipeshare.models.estimates import PriceTable
     from pipeshare.models.executions import AlertKey, ExecutionRecord
     from pipeshare.models.messages import OwnerAlert
@@ -88,6 +96,15 @@ class ShareRepository(Protocol):
 
     def record_digest(self, digest: HeldDigest, *, history_expires_at: int) -> bool:
         """Record a sweep's digest of untrusted-sender holds (an outbox item). True when written."""
+        ...
+
+    def record_reminder(self, reminder: HeldReminder, *, history_expires_at: int) -> bool:
+        """Mark the HELD record reminded and write the reminder (an outbox item), once per invitation: False when the
+        record is not HELD or was reminded already."""
+        ...
+
+    def record_reminder_digest(self, digest: ReminderDigest, *, history_expires_at: int) -> bool:
+        """Record a sweep's digest of reminders beyond the threshold (an outbox item). True when written."""
         ...
 
 

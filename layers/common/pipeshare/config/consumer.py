@@ -22,6 +22,8 @@ class AcceptInvitationsSettings(TrustPolicySettings):
     share_table_name: str = Field(alias="SHARE_TABLE_NAME", min_length=3)
     history_retention_days: int = Field(default=400, alias="HISTORY_RETENTION_DAYS", ge=1)
     held_digest_threshold: int = Field(default=5, alias="HELD_DIGEST_THRESHOLD", ge=0, le=1000)
+    held_reminder_minutes: int = Field(default=240, alias="HELD_REMINDER_MINUTES", ge=0, le=10080)
+    invitation_window_hours: int = Field(default=12, alias="INVITATION_WINDOW_HOURS", ge=1, le=168)
 
 
 class AuditSharesSettings(TrustPolicySettings):

@@ -20,10 +20,12 @@ from pipeshare.models.domain import (
     Action,
     Decision,
     HeldDigest,
+    HeldReminder,
     Invitation,
     PendingResource,
     RamInvitationStatus,
     RecordedState,
+    ReminderDigest,
     Resource,
     ShareRecord,
     ShareStatus,
@@ -43,6 +45,9 @@ from pipeshare.models.errors import (
 _TOKEN_NAMESPACE = uuid.UUID("5f0c8a52-8a53-4f5e-9d38-6b2f1f3f0e61")
 POLICY_REMINDER = timedelta(hours=24)
 RECHECK_INTERVAL = timedelta(hours=1)  # a held invitation is re-read at least this often, and at every policy change
+# RAM's window for accepting a sagemaker:Pipeline invitation (docs/aws-facts.md §2.3); RAM returns no expiry time, so
+# the end of the window is reckoned from invitationTimestamp (the template's InvitationWindowHours)
+INVITATION_WINDOW = timedelta(hours=12)
 
 
 def client_token(invitation_arn: str, action: Action) -> str:
@@ -65,7 +70,8 @@ class _Context:
     digested: set[str] = field(default_factory=set)  # invitation ARNs whose hold the digest announces
     invitations: list[InvitationOutcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)  # invalid_records, digested, left_to_sweep, *failures
+    # invalid_records, digested, left_to_sweep, reminded, *failures
+    counts: Counter[str] = field(default_factory=Counter)
 
     def outcome(self, mode: str) -> SweepOutcome:
         """What the sweep did, so far."""
@@ -77,6 +83,7 @@ class _Context:
             invalid_records=self.counts["invalid_records"],
             digested=self.counts["digested"],
             left_to_sweep=self.counts["left_to_sweep"],
+            reminded=self.counts["reminded"],
             problems=list(self.problems),
             transient_failures=self.counts["transient_failures"],
             failures=self.counts["failures"],
@@ -93,6 +100,8 @@ def process_invitations(
     history_retention: timedelta,
     on_invalid: Any,
     held_digest_threshold: int = 5,
+    reminder_before: timedelta = timedelta(0),
+    invitation_window: timedelta = INVITATION_WINDOW,
 ) -> SweepOutcome:
     """Decide every PENDING invitation named (or all, when invitation_arns is None) and record what is seen.
 
@@ -101,6 +110,9 @@ def process_invitations(
     listing (bar the reject, under a reject policy). An event-triggered run leaves such invitations to the sweep;
     the sweep announces the first `held_digest_threshold` new untrusted-sender holds one by one and the rest in one
     digest, and does not look at a held one again until the policy changes.
+    A sweep also records one reminder (at most once per invitation) for each invitation recorded HELD that RAM's
+    listing still shows PENDING and whose window (`invitation_window` from its invitationTimestamp) ends within
+    `reminder_before` (0: no reminders); beyond `held_digest_threshold` of them, the rest go out in one digest.
     """
     sweep = not invitation_arns
     mode = "sweep" if sweep else "targeted"
@@ -134,6 +146,8 @@ def process_invitations(
         _plan_digest(todo, ctx, held_digest_threshold)
     for invitation in todo:
         _process_one(invitation, ctx)
+    if sweep and reminder_before > timedelta(0):
+        _remind(invitations, ctx, before=reminder_before, window=invitation_window, threshold=held_digest_threshold)
     return ctx.outcome(mode)
 
 
@@ -434,3 +448,61 @@ def _record(
             changed=changed,
         )
     )
+
+
+def _remind(
+    invitations: Sequence[Invitation], ctx: _Context, *, before: timedelta, window: timedelta, threshold: int
+) -> None:
+    """Record one reminder for each held invitation close to the end of its window (counted as `reminded`).
+
+    The facts come from this sweep's RAM listing (status PENDING, invitationTimestamp) and the records it read (or
+    wrote): no call per invitation beyond the conditional write, which records each reminder once only."""
+    status = {arn: state.status for arn, state in ctx.recorded.items()}
+    status.update({o.invitation_arn: ShareStatus(o.status) for o in ctx.invitations})
+    due: list[HeldReminder] = []
+    for invitation in invitations:
+        state = ctx.recorded.get(invitation.arn)
+        accept_by = invitation.invited_at + window
+        if (
+            invitation.status == RamInvitationStatus.PENDING
+            and status.get(invitation.arn) == ShareStatus.HELD
+            and (state is None or state.reminded_at is None)
+            and accept_by - before <= ctx.now < accept_by
+        ):
+            due.append(
+                HeldReminder(
+                    invitation_arn=invitation.arn,
+                    share_arn=invitation.share_arn,
+                    share_name=invitation.share_name,
+                    sender_account_id=invitation.sender_account_id,
+                    receiver_account_id=invitation.receiver_account_id,
+                    region=invitation.region,
+                    invited_at=invitation.invited_at,
+                    accept_by=accept_by,
+                    at=ctx.now,
+                )
+            )
+    beyond = due[threshold:]
+    if beyond:  # the digest first: a crash in between announces some twice on the retry, never none
+        senders = Counter(r.sender_account_id for r in beyond)
+        top = dict(sorted(senders.items(), key=lambda kv: (-kv[1], kv[0]))[:DIGEST_TOP_SENDERS])
+        digest = ReminderDigest(
+            at=ctx.now,
+            count=len(beyond),
+            senders=top,
+            other_senders=len(senders) - len(top),
+            share_names=[r.share_name for r in beyond[:DIGEST_SAMPLE_SHARES]],
+            threshold=threshold,
+            accept_by=min(r.accept_by for r in beyond),
+        )
+        ctx.shares.record_reminder_digest(digest, history_expires_at=ctx.history_expires_at)
+        due[threshold:] = [r.model_copy(update={"notice": "digest", "digest": digest.key}) for r in beyond]
+    for reminder in due:
+        try:
+            ctx.counts["reminded"] += ctx.shares.record_reminder(reminder, history_expires_at=ctx.history_expires_at)
+        except TransientError as exc:
+            ctx.counts["transient_failures"] += 1
+            ctx.problems.append(f"{reminder.invitation_arn}: reminder: transient: {exc}")
+        except PipeshareError as exc:
+            ctx.counts["failures"] += 1
+            ctx.problems.append(f"{reminder.invitation_arn}: reminder: {type(exc).__name__}: {exc}")

@@ -72,15 +72,67 @@ def _audit(item: DecisionHistoryItem) -> Notification:
     )
 
 
+def _reminder(item: DecisionHistoryItem) -> Notification:
+    """A held invitation close to the end of its RAM window (kind "reminder"); with `count`, the sweep's digest."""
+    if item.count is not None:
+        return Notification(
+            subject=_subject(f"{item.count} more HELD invitations expire soon - first by {item.accept_by}"),
+            message={
+                "schema": SCHEMA,
+                "event": "invitation.reminder.digest",
+                "status": "HELD",
+                "count": item.count,
+                "threshold": item.threshold,
+                "senders": item.senders,
+                "other_senders": item.other_senders,
+                "share_names": item.share_names,
+                "accept_by": item.accept_by,
+                "reminded_at": item.at,
+                "note": f"the first {item.threshold} reminders of this sweep were sent one by one; these invitations "
+                "are HELD in the share table with reminded_at set; each expires unless approved before its window "
+                "ends: pipeshare consumer approve INVITATION --reason ...",
+            },
+            attributes={"event": "invitation.reminder.digest", "status": "HELD"},
+        )
+    share = repr(item.share_name or "?")[:60]
+    return Notification(
+        subject=_subject(f"REMINDER: HELD share expires {item.accept_by} - {share} from {item.sender_account_id}"),
+        message={
+            "schema": SCHEMA,
+            "event": "invitation.reminder",
+            "status": "HELD",
+            "invitation_arn": item.invitation_arn,
+            "share_arn": item.share_arn,
+            "share_name": item.share_name,
+            "sender_account_id": item.sender_account_id,
+            "receiver_account_id": item.receiver_account_id,
+            "region": item.region,
+            "invited_at": item.invited_at,
+            "accept_by": item.accept_by,
+            "reminded_at": item.at,
+            "how_to_accept": f"pipeshare consumer approve {item.invitation_arn} --reason ...",
+            "effect": "nothing is changed: the invitation stays held and RAM expires it at accept_by unless it is "
+            "approved before then",
+        },
+        attributes={
+            "event": "invitation.reminder",
+            "status": "HELD",
+            "sender_account_id": item.sender_account_id or "",
+        },
+    )
+
+
 def build_notification(item: DecisionHistoryItem) -> Notification | None:
-    """None when the item calls for no message (PENDING: waiting is not a decision; a hold the sweep's digest
-    announces)."""
+    """None when the item calls for no message (PENDING: waiting is not a decision; a hold or reminder the sweep's
+    digest announces)."""
     if item.kind == "digest":
         return _digest(item)
     if item.kind == "audit":
         return _audit(item)
     if item.notice == "digest":
         return None
+    if item.kind == "reminder":
+        return _reminder(item)
     if item.kind == "policy":
         return Notification(
             subject=_subject("trust policy INVALID - no invitation will be accepted"),

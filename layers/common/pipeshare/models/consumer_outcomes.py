@@ -29,6 +29,7 @@ class SweepOutcome(Outcome):
     invalid_records: int = 0
     digested: int = 0  # untrusted-sender holds announced in the sweep's digest, not one by one
     left_to_sweep: int = 0  # untrusted senders' invitations an event-triggered run leaves to the sweep
+    reminded: int = 0  # held invitations reminded of the end of their window (once each) by this sweep
     problems: list[str] = Field(default_factory=list)
     transient_failures: int = 0
     failures: int = 0  # unexpected API errors: the sweep goes on, then the invocation fails (retry, then DLQ)
@@ -49,6 +50,7 @@ class SweepOutcome(Outcome):
             "invalid_records": self.invalid_records,
             "digested": self.digested,
             "left_to_sweep": self.left_to_sweep,
+            "reminded": self.reminded,
             "problems": list(self.problems),
             "transient_failures": self.transient_failures,
             "failures": self.failures,

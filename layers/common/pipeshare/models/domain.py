@@ -149,6 +149,7 @@ class ShareRecord(_Frozen):
     # "digest": the decision is announced in the sweep's digest message (`digest` names it), not on its own
     notice: Literal["digest"] | None = None
     digest: str | None = None
+    reminded_at: datetime | None = None  # when the one reminder before the invitation window closes was recorded
 
 
 DIGEST_SAMPLE_SHARES = 10  # share names a digest names, in the order RAM listed them
@@ -170,6 +171,40 @@ class HeldDigest(_Frozen):
     def key(self) -> str:
         """The digest's sort key (its outbox item): one per sweep."""
         return f"HIST#{self.at.isoformat().replace('+00:00', 'Z')}#HELD"
+
+
+class HeldReminder(_Frozen):
+    """One reminder that a HELD invitation RAM still lists as PENDING is close to the end of its window."""
+
+    invitation_arn: str
+    share_arn: str
+    share_name: str
+    sender_account_id: str
+    receiver_account_id: str | None = None
+    region: str
+    invited_at: datetime
+    accept_by: datetime  # invited_at + the invitation window (RAM returns no expiry time)
+    at: datetime
+    # "digest": announced in the sweep's reminder digest (`digest` names it), not on its own
+    notice: Literal["digest"] | None = None
+    digest: str | None = None
+
+
+class ReminderDigest(_Frozen):
+    """One sweep's reminders beyond the per-sweep threshold, announced in one message."""
+
+    at: datetime
+    count: int = Field(ge=1)
+    senders: dict[str, int]  # the DIGEST_TOP_SENDERS senders with the most reminders in the digest
+    other_senders: int = Field(default=0, ge=0)
+    share_names: list[str]  # the first DIGEST_SAMPLE_SHARES share names
+    threshold: int = Field(ge=0)
+    accept_by: datetime  # the earliest end of window among them
+
+    @property
+    def key(self) -> str:
+        """The digest's sort key (its outbox item, pk DIGEST): one per sweep."""
+        return f"HIST#{self.at.isoformat().replace('+00:00', 'Z')}#REMINDER"
 
 
 class SharedResource(_Frozen):
@@ -205,3 +240,4 @@ class RecordedState(_Frozen):
     status: ShareStatus
     policy_fingerprint: str | None = None
     last_seen_at: datetime | None = None
+    reminded_at: datetime | None = None

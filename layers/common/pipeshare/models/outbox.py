@@ -22,7 +22,7 @@ class DecisionHistoryItem(Model):
 
     pk: str
     sk: Annotated[str, StringConstraints(pattern=r"^HIST#")]
-    kind: Literal["invitation", "policy", "digest", "audit"]
+    kind: Literal["invitation", "policy", "digest", "audit", "reminder"]
     to_status: Literal["PENDING", "HELD", "ACCEPTED", "REJECTED", "EXPIRED", "POLICY_INVALID", "DISALLOWED_RESOURCE"]
     at: str
     invitation_arn: str | None = None
@@ -39,7 +39,7 @@ class DecisionHistoryItem(Model):
     policy_source: str | None = None
     fingerprint: str | None = None
     errors: list[str] = Field(default_factory=list)
-    notice: Literal["digest"] | None = None  # an invitation hold announced in a digest (`digest`), not on its own
+    notice: Literal["digest"] | None = None  # a hold (or reminder) announced in a digest (`digest`), not on its own
     digest: str | None = None
     # kind "digest": one sweep's untrusted-sender holds beyond the threshold
     count: int | None = None
@@ -47,6 +47,8 @@ class DecisionHistoryItem(Model):
     other_senders: int = 0
     share_names: list[str] = Field(default_factory=list)
     threshold: int | None = None
+    # kind "reminder": a held invitation close to the end of its window (`count` set: the sweep's reminder digest)
+    accept_by: str | None = None
     # kind "audit": an accepted share that now carries disallowed resource types
     owner_account_id: str | None = None
     new_types: list[str] = Field(default_factory=list)

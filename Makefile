@@ -26,6 +26,7 @@ help:
 	@echo "make build  - sam build (needs python3.13, found through pyenv)"
 	@echo "make prices OFFER=index.json - rebuild the shipped price table from AWS Price List offer file(s)"
 	@echo "make deploy - sam deploy --guided"
+	@echo "make stackset-template PACKAGED=.aws-sam/packaged.yaml - the consumer StackSet's template (docs/fleet.md)"
 
 # the product (pipeshare: pyproject.toml, layers/common) and the local stack (pipeshare-local: local/pyproject.toml, the
 # `pipeshare` command), both editable
@@ -56,6 +57,7 @@ typecheck: dev
 
 cfn-lint: dev
 	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(BIN)/cfn-lint deploy/*.yaml
 
 validate: dev
 	$(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
@@ -95,3 +97,11 @@ clean:
 prices: dev
 	@test -n "$(OFFER)" || { echo "usage: make prices OFFER=index.json [OFFER=\"a.json b.json\"]"; exit 2; }
 	$(BIN)/python tools/build_price_table.py $(OFFER) -o layers/common/pipeshare/data/prices.json
+
+# The template a service-managed StackSet can deploy (no transform, artifact buckets per Region) from `sam package`'s
+# output. docs/fleet.md, deploy/consumer-stackset.yaml.
+.PHONY: stackset-template
+stackset-template: dev
+	@test -n "$(PACKAGED)" || { echo "usage: make stackset-template PACKAGED=.aws-sam/packaged.yaml"; exit 2; }
+	PYTHONPATH=$(CURDIR)/local:$(CURDIR)/layers/common:$(CURDIR) $(BIN)/python tools/stackset_template.py $(PACKAGED) \
+		-o .aws-sam/stackset.json

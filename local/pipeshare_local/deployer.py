@@ -40,6 +40,10 @@ Resource types (moto 5.2.5's CloudFormation was tried for each; the table: local
   CloudFormation (warning "No Moto CloudFormation support"). Bus policies are the stack's own state (bus_admits,
   bus_statements: what cross-account forwarding is checked against); shares are served by the RAM emulation.
 - AWS::Serverless::Function: SAM's, not moto's: served in-process by the Lambda runtime.
+- AWS::CloudWatch::Dashboard: moto's CloudFormation would create it (moto 5.2.5 maps the type to PutDashboard), but
+  it is skipped on purpose (NOT_DEPLOYED, with the reason in Deployment.skipped): its body names the alarms' ARNs,
+  and the local stack creates no alarms and turns no EMF into CloudWatch metrics, so it would draw nothing and name
+  alarms that do not exist. tests/infrastructure/test_dashboards.py checks the body against the code's metrics.
 - Anything else (alarms, queue policies, layers, ...) is recorded in Deployment.skipped.
 The hand-made creators of the CLOUDFORMATION_TYPES (`_create_topic`, `_create_queue`, `_create_log_group`,
 `_create_rule`) stay, for a type taken out of CLOUDFORMATION_TYPES: they create what the stack does, except that
@@ -63,6 +67,10 @@ from pipeshare_local.template import Resolver, UnresolvedError, event_pattern_js
 
 # created through moto's CloudFormation (one stack per deployment); see the module docstring for the other types
 CLOUDFORMATION_TYPES = frozenset({"AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::Events::Rule"})
+# skipped on purpose, with the reason recorded in Deployment.skipped (the module docstring)
+NOT_DEPLOYED = {
+    "AWS::CloudWatch::Dashboard": "not deployed locally: it draws metrics and alarms the local stack has not",
+}
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
 
@@ -223,7 +231,8 @@ class Deployer:
             "AWS::Serverless::Function": self._create_function,
         }.get(kind)
         if creator is None:
-            deployment.skipped.append(f"{logical} ({kind})")
+            reason = NOT_DEPLOYED.get(kind)
+            deployment.skipped.append(f"{logical} ({kind})" + (f": {reason}" if reason else ""))
             return
         try:
             props = resolver.resolve(spec.get("Properties", {})) if kind != "AWS::Serverless::Function" else spec

@@ -72,7 +72,8 @@ BROAD_MANAGED_POLICY = re.compile(r"CrudPolicy|FullAccess|AdministratorAccess|Po
 MODES = ("consumer", "owner", "both")
 CONSUMER_MODES = {"consumer": True, "owner": False, "both": True}
 # Deployed whatever the mode; everything wired to the consumer seeds (except these) is a consumer resource.
-SHARED_RESOURCES = frozenset({"CommonLayer", "AlarmTopic"})
+# deployed in every mode (no Condition); InvalidEventAlarm is on both sides' dashboards
+SHARED_RESOURCES = frozenset({"CommonLayer", "AlarmTopic", "InvalidEventAlarm"})
 CONSUMER_SEEDS = frozenset({ACCEPTOR, NOTIFIER, "ShareTable", CONSUMER_TOPIC})
 # Turn on every optional consumer feature, so a consumer resource is off only because of the mode.
 OPTIONAL_FEATURES_ON = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from pipeshare_local.deployer import CLOUDFORMATION_TYPES
+from pipeshare_local.deployer import CLOUDFORMATION_TYPES, NOT_DEPLOYED
 from pipeshare_local.stack import LocalStack
 
 from .stackhelpers import CONSUMER, OWNER
@@ -68,3 +68,20 @@ def test_the_stacks_resources_refer_to_the_hand_made_ones_as_the_template_says(s
     assert [(r.forward_to, r.dead_letter_arn) for r in consumer.rules if r.name == "ForwarderRule"] == [
         (OWNER_BUS_ARN, consumer.attributes[("RuleTargetDlq", "Arn")])
     ]
+
+
+def test_the_dashboards_are_skipped_on_purpose_and_nothing_else_changes(stack: LocalStack) -> None:
+    # Given both sides deployed (each has its dashboard in the template)
+    consumer = stack.deploy(CONSUMER, {"TrustedOwnerAccountIds": OWNER})
+    owner = stack.deploy(OWNER, {"Mode": "owner"})
+
+    # Then each dashboard is listed as not deployed, with the reason, and none exists in moto
+    reason = NOT_DEPLOYED["AWS::CloudWatch::Dashboard"]
+    assert f"ConsumerDashboard (AWS::CloudWatch::Dashboard): {reason}" in consumer.skipped
+    assert f"OwnerDashboard (AWS::CloudWatch::Dashboard): {reason}" in owner.skipped
+    assert not any("Dashboard" in entry for entry in consumer.skipped if "ConsumerDashboard" not in entry)
+    for account in (CONSUMER, OWNER):
+        assert stack.client(account, "cloudwatch").list_dashboards()["DashboardEntries"] == []
+    # the queues the dashboards draw are there all the same
+    assert {"RuleTargetDlq", "AcceptInvitationsDlq"} <= set(consumer.refs)
+    assert {"SettleDlq", "OwnerRuleTargetDlq"} <= set(owner.refs)

@@ -789,3 +789,33 @@ def test_an_unpriced_estimate_of_a_run_that_ended_is_ignored() -> None:
     # When / Then
     assert on_unpriced_estimate(run(1).execution_arn.lower(), ["ml.x"], ports=o.ports, now=NOW).status == "ignored"
     assert o.enforcer.calls == []
+
+
+# ---------------------------------------------------------------------------------------- spend against budget
+
+
+def test_each_evaluated_consumer_reports_its_spend_and_limit_for_the_dashboard() -> None:
+    # Given two consumers with the default 10 USD budget, one below every threshold
+    o = Owner(FakeBudgetSource(parse_budget_policy({"version": 1, "default": {"monthly_limit": "10"}}, source="t")))
+    o.spend.set(spend("5", consumer=CONSUMER))
+    o.spend.set(spend("2", consumer=OTHER))
+
+    # When the daily run evaluates the month, and a spend change evaluates one consumer
+    daily = o.daily()
+    change = o.spend_changes("6.5")
+
+    # Then each outcome carries every consumer it evaluated, below a threshold or not: spend and limit
+    assert daily.spend == {CONSUMER: (Decimal("5"), Decimal("10")), OTHER: (Decimal("2"), Decimal("10"))}
+    assert change.spend == {CONSUMER: (Decimal("6.5"), Decimal("10"))}
+
+
+def test_a_past_months_spend_is_not_reported_as_the_current_spend() -> None:
+    # Given it is June and April's spend changes
+    o = owner()
+    late = ConsumerSpend(consumer=CONSUMER, month="2026-04", total=Decimal("20"), confirmed_total=Decimal("20"))
+
+    # When the change is seen
+    outcome = on_spend_change(late, ports=o.ports, now=datetime(2026, 6, 2, tzinfo=UTC))
+
+    # Then April's figure is not the month-to-date spend the dashboard draws
+    assert outcome.spend == {}

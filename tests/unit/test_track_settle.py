@@ -384,3 +384,39 @@ def test_a_late_owner_record_inside_the_settle_period_never_counts_spend_to_a_co
     # Then no spend was ever moved to a consumer (only to the owner's own run)
     assert [m for m in world.spend.moves if m.kind == "consumer"] == []
     assert world.consumer_spend() == {}
+
+
+# ------------------------------------------------------------------------------------ attribution, as counted
+
+
+def test_an_execution_is_counted_attributed_once_and_again_only_when_its_attribution_changes() -> None:
+    # Given an unclaimed execution, inferred after the settle period, then confirmed by the consumer's own record
+    world = World(CONSUMER)
+    seen = world.event(status("Executing", T0))
+    inferred, redelivered = world.settle_due()[0], world.settle_due()[0]
+    confirmed = world.event(forwarded(), now=T0 + timedelta(minutes=20))
+    again = world.event(forwarded(), now=T0 + timedelta(minutes=21))
+
+    # Then: not attributed while unclaimed; "new" once (inferred); "changed" when the source gets stronger; nothing for
+    # a redelivery or a repeat
+    assert [o.attribution for o in (seen, inferred, redelivered, confirmed, again)] == [
+        None,
+        "new",
+        None,
+        "changed",
+        None,
+    ]
+    assert (confirmed.source, confirmed.initiator_account) == ("forwarded", CONSUMER)
+
+
+def test_a_start_claimed_first_is_new_and_a_correction_to_the_owner_is_a_change() -> None:
+    # Given the owner's own record first on one world; an inference corrected by the owner's record on another
+    first = World(CONSUMER).event(owner_start())
+    world = World(CONSUMER)
+    world.event(status("Executing", T0))
+    world.settle_due()
+    corrected = world.event(owner_start(), now=T0 + timedelta(minutes=20))
+
+    # Then
+    assert (first.attribution, first.source, first.initiator_account) == ("new", "owner", OWNER)
+    assert (corrected.attribution, corrected.source, corrected.initiator_account) == ("changed", "owner", OWNER)

@@ -1,10 +1,17 @@
-"""Logs and metrics for outcomes (business metrics in PascalCase)."""
+"""Logs and metrics for outcomes (business metrics in PascalCase).
+
+Every metric goes to the namespace POWERTOOLS_METRICS_NAMESPACE with the dimension `service` (template.yaml Globals).
+Most carry that dimension only (the invocation's metric set, flushed by `@metrics.log_metrics`); the few broken down
+by an account carry more (`_by`: one EMF record each, written at once): ExecutionAttributed / AttributionChanged
+(`initiator`, `source`), ConsumerSpendUsd / ConsumerBudgetUsd (`consumer`). The dashboards in template.yaml use them;
+tests/infrastructure/test_dashboards.py checks each widget against what this module emits.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from pipeshare.observability import logger, metrics
 
@@ -22,8 +29,20 @@ _STATUS_METRICS = {
 }
 
 
+def _by(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
+    """One metric with dimensions of its own besides `service` (an EMF record of its own, written now): the
+    invocation's metric set has one dimension set for all its metrics."""
+    with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+        if metrics.service:
+            metric.add_dimension(name="service", value=str(metrics.service))
+        for key, text in dimensions.items():
+            metric.add_dimension(name=key, value=text)
+
+
 def report_sweep(outcome: SweepOutcome) -> None:
     metrics.add_metric(name="InvitationsSeen", unit=MetricUnit.Count, value=len(outcome.invitations))
+    if outcome.mode == "sweep":  # a sweep lists every invitation: how many are held now (a gauge: Maximum)
+        metrics.add_metric(name="InvitationsHeld", unit=MetricUnit.Count, value=outcome.current("HELD"))
     for status, name in _STATUS_METRICS.items():
         count = outcome.count(status)
         if count:
@@ -94,6 +113,13 @@ def report_tracking(outcome: TrackOutcome, *, event_id: str) -> None:
         metrics.add_metric(name="ConsumerActionAlertDue", unit=MetricUnit.Count, value=len(outcome.alerts))
     if outcome.settling:
         metrics.add_metric(name="AttributionSettling", unit=MetricUnit.Count, value=len(outcome.settling))
+    if outcome.attribution is not None:  # the start attributed for the first time, or its attribution changed
+        _by(
+            "ExecutionAttributed" if outcome.attribution == "new" else "AttributionChanged",
+            1,
+            initiator=outcome.initiator_account or "none",
+            source=outcome.source or "unknown",
+        )
     log = logger.warning if outcome.status == "unverified" else logger.info
     log("execution event tracked", extra={"event_id": event_id, **outcome.log_fields()})
 
@@ -140,6 +166,9 @@ def report_budget(outcome: BudgetOutcome) -> None:
     for name, count in counts.items():
         if count:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+    for consumer, (spend, limit) in sorted(outcome.spend.items()):  # gauges: month to date, read with Maximum
+        _by("ConsumerSpendUsd", float(spend), MetricUnit.NoUnit, consumer=consumer)
+        _by("ConsumerBudgetUsd", float(limit), MetricUnit.NoUnit, consumer=consumer)
     if outcome.status == "policy-invalid":
         metrics.add_metric(name="BudgetPolicyInvalid", unit=MetricUnit.Count, value=1)
         logger.error("budget policy invalid: no budget applied, nothing enforced", extra={"reason": outcome.reason})

@@ -233,8 +233,11 @@ def _line_subject(pipeline_arn: str) -> str:
 
 
 def _evaluate_consumer(state: _Consumer, *, pipelines: Mapping[str, Decimal] | None) -> None:
+    current = state.month == month_of(state.now)
+    if current:
+        state.outcome.spend[state.spend.consumer] = (state.spend.total, state.budget.monthly_limit)
     due = thresholds_reached(state.spend.total, state.budget)
-    enforce = over_limit(state.spend, state.budget) and state.month == month_of(state.now)
+    enforce = over_limit(state.spend, state.budget) and current
     if not due and not enforce:
         return
     _alert_thresholds(state, due, pipelines)

@@ -223,7 +223,7 @@ def _record(
         start, result = projected.for_alerts(after, due)
         alerts = [(key, _alert(before, after, key, grants, result if key == start else None)) for key in due]
         if executions.save(after, version=version, alerts=alerts, at=now, worst_case=_stored(result)):
-            return _recorded(after, due, scheduled, result)
+            return _recorded(before, after, due, scheduled, result)
     raise ConcurrentUpdateError(f"{observation.execution_arn} changed {MAX_ATTEMPTS} times while being recorded")
 
 
@@ -241,6 +241,7 @@ def _schedule_settles(
 
 
 def _recorded(
+    before: ExecutionRecord | None,
     after: ExecutionRecord,
     due: Sequence[AlertKey],
     scheduled: set[tuple[PipelineAction, int]],
@@ -255,7 +256,20 @@ def _recorded(
         alerts=[key.slot + (" correction" if key.correction else "") for key in due],
         settling=[f"{action.value}#{attempt}" if attempt else action.value for action, attempt in sorted(scheduled)],
         projection=_status(result),
+        attribution=_attribution_change(before, after),
     )
+
+
+def _attribution_change(before: ExecutionRecord | None, after: ExecutionRecord) -> str | None:
+    """The attribution change, as counted: "new" (the start attributed for the first time), "changed" (its source or
+    initiator changed: a stronger record, or a correction), None (still unattributed, or as it was)."""
+    if after.source == AttributionSource.UNKNOWN:
+        return None
+    if before is None or before.source == AttributionSource.UNKNOWN:
+        return "new"
+    if (before.source, before.initiator_account) != (after.source, after.initiator_account):
+        return "changed"
+    return None
 
 
 def _alert(

@@ -35,7 +35,12 @@ class SweepOutcome(Outcome):
     failures: int = 0  # unexpected API errors: the sweep goes on, then the invocation fails (retry, then DLQ)
 
     def count(self, status: str) -> int:
+        """Invitations this invocation moved to `status`."""
         return sum(1 for i in self.invitations if i.status == status and i.changed)
+
+    def current(self, status: str) -> int:
+        """Invitations seen in `status` after this invocation, moved now or before (all of them in a sweep)."""
+        return sum(1 for i in self.invitations if i.status == status)
 
     def log_fields(self) -> dict[str, Any]:
         return {

@@ -38,6 +38,7 @@ class TrackOutcome(Outcome):
     alerts: list[str] = Field(default_factory=list)
     settling: list[str] = Field(default_factory=list)  # slots whose attribution waits for the settle period
     projection: str | None = None  # the start alert's projection: "computed", or "unavailable: <why>"
+    attribution: str | None = None  # "new" (the start first attributed) | "changed" (source or initiator) | None
 
     @property
     def projection_unavailable(self) -> bool:
@@ -127,6 +128,9 @@ class BudgetOutcome(Outcome):
     thresholds: list[str] = Field(default_factory=list)  # "<subject>:<threshold>" alerted by this call
     actions: dict[str, str] = Field(default_factory=dict)  # ledger key -> done | not-run | skipped | failed: ...
     evaluated: int = 0  # consumers and lines looked at
+    # consumer -> (month-to-date estimated spend, monthly limit) in the policy's currency, for each consumer with a
+    # budget evaluated for the current month (the dashboard's spend against budget)
+    spend: dict[str, tuple[Decimal, Decimal]] = Field(default_factory=dict)
     reason: str = ""
 
     @property

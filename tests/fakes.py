@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pipeshare.adapters import ports
 from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
+from pipeshare.models.consumer_notices import EnforcementNotice
 from pipeshare.models.costs import CostState
 from pipeshare.models.domain import AuditFinding, HeldDigest, RecordedState, ShareRecord, TrustPolicy
 from pipeshare.models.errors import (
@@ -915,6 +916,7 @@ class FakeBudgetLedger:
     def __init__(self) -> None:
         self.keys: dict[tuple[str, str], set[str]] = {}  # (month, subject) -> keys
         self.alerts: list[tuple[str, str, str, OwnerAlert]] = []  # (month, subject, last key, message)
+        self.notices: list[tuple[str, str, str, EnforcementNotice]] = []  # (month, subject, last key, notice)
         self.writes: list[LedgerWrite] = []
         self.reads: list[tuple[str, str]] = []
         self._interleave: list[Callable[[], Any]] = []
@@ -938,6 +940,7 @@ class FakeBudgetLedger:
         *,
         at: datetime,
         facts: Mapping[str, Any] | None = None,
+        notice: EnforcementNotice | None = None,
     ) -> bool:
         if not keys:
             raise ValueError("record needs at least one ledger key")
@@ -950,6 +953,8 @@ class FakeBudgetLedger:
             existing.update(keys)
             if alert is not None:
                 self.alerts.append((month, subject, keys[-1], alert))
+            if notice is not None:
+                self.notices.append((month, subject, keys[-1], notice))
         return written
 
     def messages(self, schema: str = "") -> list[OwnerAlert]:

@@ -51,3 +51,12 @@ class WatchBudgetsSettings(Settings):
 class NotifyOwnerSettings(Settings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
     owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)  # where each publish is recorded
+    # the consumers' notice bus name (ConsumerNoticeBusName); empty: consumers are not told
+    consumer_notice_bus_name: str = Field(
+        default="", alias="CONSUMER_NOTICE_BUS_NAME", pattern=r"^$|^[A-Za-z0-9._-]{1,256}$"
+    )
+    region: str = Field(default="", alias="AWS_REGION")  # Lambda sets it: the consumers' buses are in this Region
+
+    @property
+    def partition(self) -> str:
+        return self.owner_topic_arn.split(":")[1]

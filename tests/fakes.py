@@ -498,12 +498,16 @@ class Published:
 
 @implements(ports.Notifier)
 class FakeNotifier:
-    """Implements ports.Notifier: keeps every published message; ids are msg-1, msg-2, ..."""
+    """Implements ports.Notifier: keeps every published message; ids are msg-1, msg-2, ... With `error`, every publish
+    raises it instead (a consumer's notice bus refusing a notice: NoticeUndeliverableError)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, error: PipeshareError | None = None) -> None:
         self.published: list[Published] = []
+        self.error = error
 
     def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+        if self.error is not None:
+            raise self.error
         message_id = f"msg-{len(self.published) + 1}"
         self.published.append(Published(subject, copy.deepcopy(message), dict(attributes), message_id))
         return message_id

@@ -13,8 +13,9 @@ from pipeshare.config import load_settings
 from pipeshare.config.consumer import RelayNoticesSettings
 from pipeshare.dependencies import get_policy_source, get_publish_once
 from pipeshare.logic.consumer_notices import admit_notice, notice_message
-from pipeshare.models.consumer_notices import NoticeOutcome, NoticeTrigger
+from pipeshare.models.consumer_notices import NoticeOutcome
 from pipeshare.models.errors import PolicyInvalidError
+from pipeshare.models.notice_events import NoticeTrigger
 from pipeshare.models.outcomes import Rejected
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_notice_relay

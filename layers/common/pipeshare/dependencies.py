@@ -6,7 +6,7 @@ Adapters are imported inside the factories so that each function loads only what
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeshare.config import load_settings
 
@@ -67,14 +67,7 @@ def get_notice_publisher(bus_arn: str, table_name: str) -> PublishOnce:
     from pipeshare.adapters.eventbridge_notices import EventBridgeNoticeSender
     from pipeshare.adapters.publish_once import PublishOnce
 
-    return PublishOnce(EventBridgeNoticeSender(bus_arn, get_events_client()), table_name)
-
-
-@lru_cache(maxsize=1)
-def get_events_client() -> Any:
-    import boto3
-
-    return boto3.client("events")
+    return PublishOnce(EventBridgeNoticeSender(bus_arn), table_name)
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,8 @@ class EventBridgeNoticeSender:
 
     def __init__(self, bus_arn: str, client: Any | None = None) -> None:
         self._bus = bus_arn
-        self._events = client or boto3.client("events")  # no mypy_boto3_events stubs in the pinned set: Any
+        # one per bus (dependencies.get_notice_publisher caches the senders); no mypy_boto3_events stubs pinned: Any
+        self._events = client or boto3.client("events")
 
     def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
         entry = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, model_validator
 
 from pipeshare.config import Settings
 
@@ -56,6 +58,12 @@ class NotifyOwnerSettings(Settings):
         default="", alias="CONSUMER_NOTICE_BUS_NAME", pattern=r"^$|^[A-Za-z0-9._-]{1,256}$"
     )
     region: str = Field(default="", alias="AWS_REGION")  # Lambda sets it: the consumers' buses are in this Region
+
+    @model_validator(mode="after")
+    def _region_for_notices(self) -> NotifyOwnerSettings:
+        if self.consumer_notice_bus_name and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", self.region):
+            raise ValueError(f"CONSUMER_NOTICE_BUS_NAME needs the function's AWS_REGION, not {self.region!r}")
+        return self
 
     @property
     def partition(self) -> str:

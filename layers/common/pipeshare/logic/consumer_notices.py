@@ -20,8 +20,8 @@ from pipeshare.models.notification import Notification
 
 if TYPE_CHECKING:  # annotations only: the consumer's relay builds none of the owner's budget models
     from pipeshare.models.budgets import Budget, ConsumerSpend, ShareRemoval, StopOrder
-    from pipeshare.models.consumer_notices import EnforcementNoticeEvent
     from pipeshare.models.domain import TrustPolicy
+    from pipeshare.models.notice_events import EnforcementNoticeEvent
 
 SUBJECT_MAX = 100  # SNS
 CENT = Decimal("0.01")

@@ -5,7 +5,8 @@ The owner's budget watcher writes a notice (`EnforcementNotice`) in the same tra
 bus as a custom event (`EnforcementNoticeEvent`: source `pipeshare.owner`, detail-type `Pipeshare Enforcement
 Notice`); the consumer's relay validates the event and publishes it, once per `notice_id`, to its own topic.
 
-This module imports no other function's models: the owner notifier and the consumer relay both build it.
+This module imports no other function's models: the owner notifier and the consumer relay both build it. The event
+envelope the relay receives is models/notice_events.py (the owner notifier builds no event model).
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from typing import Annotated, Final, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from pipeshare.models.base import Model
-from pipeshare.models.events import _Envelope
-from pipeshare.models.types import AccountId, Arn, ExecutionArn, Month, PipelineArn
+from pipeshare.models.types import AccountId, ExecutionArn, Month, PipelineArn
 
 NOTICE_SCHEMA: Final = "pipeshare.consumer.enforcement-notice/1"
 NOTICE_SOURCE = "pipeshare.owner"  # a custom event's source may be anything not starting with "aws." (aws-facts §13)
@@ -91,20 +91,6 @@ class ConsumerNoticeItem(Model):
     sk: Annotated[str, StringConstraints(pattern=r"^NOTICE#", max_length=2048)]
     item_type: Literal["consumer-notice"]
     notice: EnforcementNotice
-
-
-class EnforcementNoticeEvent(_Envelope):
-    """The notice as the consumer's bus delivers it: `account` is the account that put it (EventBridge sets it; a
-    PutEvents entry has no field for it)."""
-
-    source: Literal["pipeshare.owner"]
-    detail_type: Literal["Pipeshare Enforcement Notice"] = Field(alias="detail-type")
-    resources: list[Arn] = Field(default_factory=list, max_length=100)
-    detail: EnforcementNotice
-
-
-class NoticeTrigger(Model):
-    event: EnforcementNoticeEvent
 
 
 class NoticeOutcome(Model):

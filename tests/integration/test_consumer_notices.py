@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from pipeshare_local.stack import LocalStack
 from tests.integration.stackhelpers import CONSUMER, OWNER, STRANGER, create_pipeline, deploy_shared_pipeline
@@ -150,3 +151,23 @@ def test_a_stranger_is_refused_by_the_consumers_bus_and_by_the_relay(stack: Loca
     assert STRANGER in invocation.result["reason"]
     assert invocation.metrics.get("ConsumerNoticeRefused") == 1
     assert _notices(stack) == []
+
+
+def test_the_owner_notifier_may_put_on_the_consumers_notice_bus_only(stack: LocalStack) -> None:
+    # Given both sides deployed with the notice bus
+    _setup(stack, {CONSUMER: _budget(enforce={"stop_executions": True})})
+    events = stack.function_client(OWNER, "NotifyOwnerFunction", "events")
+
+    def put(bus: str, source: str = "pipeshare.owner") -> Any:
+        entry = {"Source": source, "DetailType": "Pipeshare Enforcement Notice", "Detail": "{}", "EventBusName": bus}
+        return events.put_events(Entries=[entry])
+
+    # When the owner notifier's role puts an event on the consumer's notice bus: the role and the bus policy allow it
+    assert put(CONSUMER_BUS)["FailedEntryCount"] == 0
+
+    # Then any other bus (the consumer's default bus, the owner's own bus) is refused by its role (IAM)
+    for bus in (f"arn:aws:events:us-east-1:{CONSUMER}:event-bus/default", OWNER_BUS):
+        with pytest.raises(ClientError, match="AccessDenied"):
+            put(bus)
+    # and another source on the notice bus is refused by the bus policy (per entry)
+    assert put(CONSUMER_BUS, "pipeshare.other")["Entries"][0]["ErrorCode"] == "AccessDeniedException"

@@ -258,3 +258,14 @@ def test_a_refused_call_is_undeliverable() -> None:
     stub.add_client_error("put_events", service_error_code="AccessDeniedException", http_status_code=400)
     with stub, pytest.raises(NoticeUndeliverableError, match="AccessDeniedException"):
         notices.publish(subject="", message=detail(), attributes={})
+
+
+def test_the_owner_notifier_without_its_region_fails_closed_when_consumers_are_told() -> None:
+    from pipeshare.config.owner import NotifyOwnerSettings
+
+    base = {"OWNER_TOPIC_ARN": f"arn:aws:sns:us-east-1:{OWNER}:t", "OWNER_TABLE_NAME": "table"}
+    assert NotifyOwnerSettings.model_validate(base).consumer_notice_bus_name == ""
+    told = {**base, "CONSUMER_NOTICE_BUS_NAME": "pipeshare-notices"}
+    with pytest.raises(ValidationError, match="AWS_REGION"):
+        NotifyOwnerSettings.model_validate(told)
+    assert NotifyOwnerSettings.model_validate({**told, "AWS_REGION": "eu-west-1"}).partition == "aws"

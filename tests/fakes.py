@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pipeshare.adapters import ports
 from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, LineSpend, MonthSpend, RunView
+from pipeshare.models.consumer_notices import EnforcementNotice
 from pipeshare.models.costs import CostState
 from pipeshare.models.domain import (
     AuditFinding,
@@ -544,12 +545,16 @@ class Published:
 
 @implements(ports.Notifier)
 class FakeNotifier:
-    """Implements ports.Notifier: keeps every published message; ids are msg-1, msg-2, ..."""
+    """Implements ports.Notifier: keeps every published message; ids are msg-1, msg-2, ... With `error`, every publish
+    raises it instead (a consumer's notice bus refusing a notice: NoticeUndeliverableError)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, error: PipeshareError | None = None) -> None:
         self.published: list[Published] = []
+        self.error = error
 
     def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+        if self.error is not None:
+            raise self.error
         message_id = f"msg-{len(self.published) + 1}"
         self.published.append(Published(subject, copy.deepcopy(message), dict(attributes), message_id))
         return message_id
@@ -962,6 +967,7 @@ class FakeBudgetLedger:
     def __init__(self) -> None:
         self.keys: dict[tuple[str, str], set[str]] = {}  # (month, subject) -> keys
         self.alerts: list[tuple[str, str, str, OwnerAlert]] = []  # (month, subject, last key, message)
+        self.notices: list[tuple[str, str, str, EnforcementNotice]] = []  # (month, subject, last key, notice)
         self.writes: list[LedgerWrite] = []
         self.reads: list[tuple[str, str]] = []
         self._interleave: list[Callable[[], Any]] = []
@@ -985,6 +991,7 @@ class FakeBudgetLedger:
         *,
         at: datetime,
         facts: Mapping[str, Any] | None = None,
+        notice: EnforcementNotice | None = None,
     ) -> bool:
         if not keys:
             raise ValueError("record needs at least one ledger key")
@@ -997,6 +1004,8 @@ class FakeBudgetLedger:
             existing.update(keys)
             if alert is not None:
                 self.alerts.append((month, subject, keys[-1], alert))
+            if notice is not None:
+                self.notices.append((month, subject, keys[-1], notice))
         return written
 
     def messages(self, schema: str = "") -> list[OwnerAlert]:

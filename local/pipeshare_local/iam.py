@@ -504,6 +504,37 @@ def _ram_request_keys(request: Request, share_arn: str | None, lookups: Lookups)
     return keys
 
 
+def event_bus_arn(name: str | None, *, account: str, region: str) -> str:
+    """A PutEvents entry's EventBusName (a name, an ARN, or none: the default bus) as the bus's ARN."""
+    name = name or "default"
+    return name if name.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{name}"
+
+
+def _events_put(request: Request, _: Lookups) -> list[Need]:
+    """PutEvents: events:PutEvents on each entry's bus, with the entry's events:source and events:detail-type (a call
+    from code, not a rule's delivery: events:eventBusInvocation false)."""
+    entries = request.params.get("Entries") or []
+    if not entries:
+        raise MappingError("PutEvents without Entries")
+    return [
+        Need(
+            "events:PutEvents",
+            (
+                Target(
+                    ("event-bus",),
+                    arn=event_bus_arn(e.get("EventBusName"), account=request.account, region=request.region),
+                ),
+            ),
+            {
+                "events:source": (str(e.get("Source", "")),),
+                "events:detail-type": (str(e.get("DetailType", "")),),
+                "events:eventbusinvocation": ("false",),
+            },
+        )
+        for e in entries
+    ]
+
+
 _PIPELINE_EXECUTION = _one(("pipeline-execution",), "PipelineExecutionArn")
 _PIPELINE = _one(("pipeline",), "PipelineName", "PipelineName")
 
@@ -519,6 +550,7 @@ REQUEST_RESOURCES: dict[tuple[str, str], Callable[[Request, Lookups], list[Need]
     ("dynamodb", "TransactWriteItems"): _dynamodb_transaction,
     ("dynamodb", "TransactGetItems"): _dynamodb_transaction,
     ("sns", "Publish"): _sns_publish,
+    ("events", "PutEvents"): _events_put,
     **{
         ("sqs", op): _sqs_queue
         for op in (

@@ -299,6 +299,8 @@ class LocalStack:
                 if environ.get("HTTP_X_AMZ_TARGET", "") == "DynamoDB_20120810.TransactWriteItems":
                     return self._transact_write(environ, start_response)
                 return [b"".join(self._moto(environ, start_response))]
+        if environ.get("HTTP_X_AMZ_TARGET", "") == "AWSEvents.PutEvents":
+            return self._put_events(environ, start_response)
         invoked = _LAMBDA_INVOKE.match(environ.get("PATH_INFO", ""))
         if invoked is not None and environ.get("REQUEST_METHOD") == "POST":
             return self._lambda_invoke(environ, start_response, urllib.parse.unquote(invoked["name"]))
@@ -395,6 +397,56 @@ class LocalStack:
         with self._lock:
             self._invoke_queue.append((function, payload))
         return finish(start_response, (202, [("Content-Type", "application/json")], b""), str(uuid.uuid4()))
+
+    def _put_events(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """EventBridge PutEvents (IAM checked already, for a function's call): each entry becomes an event on its bus
+        (EventBusName: a name in the caller's account, or a bus ARN in any account), delivered to that bus's rules
+        like any other. `account` is the caller's: an entry has no field for it. An entry for another account's bus is
+        refused (AccessDeniedException, per entry) unless the bus's policy admits the caller for the entry's source
+        and detail-type, as the forwarding rules are checked (`_bus_policy_allows`)."""
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        params = json.loads(body or b"{}")
+        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        sender = get_account_id_from(match["akid"]) if match else ""
+        region = match["region"] if match else self.region
+        results = [self._put_entry(sender, region, entry) for entry in params.get("Entries") or []]
+        failed = sum(1 for result in results if "ErrorCode" in result)
+        answer = json.dumps({"FailedEntryCount": failed, "Entries": results}).encode()
+        return finish(
+            start_response, (200, [("Content-Type", "application/x-amz-json-1.1")], answer), str(uuid.uuid4())
+        )
+
+    def _put_entry(self, sender: str, region: str, entry: dict[str, Any]) -> dict[str, str]:
+        from pipeshare_local.iam import event_bus_arn
+
+        bus_arn = event_bus_arn(entry.get("EventBusName"), account=sender, region=region)
+        owner, bus = bus_arn.split(":")[4], bus_arn.rsplit("/", 1)[1]
+        if not all(entry.get(k) for k in ("Source", "DetailType", "Detail")):
+            return {"ErrorCode": "InvalidArgument", "ErrorMessage": "Source, DetailType and Detail are required"}
+        try:
+            detail = json.loads(entry["Detail"])
+        except ValueError:
+            return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is not valid JSON"}
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": entry["DetailType"],
+            "source": entry["Source"],
+            "account": sender,
+            "time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": region,
+            "resources": list(entry.get("Resources") or []),
+            "detail": detail,
+        }
+        admitted = owner == sender or (
+            sender in self.bus_admits.get((owner, bus), set())
+            and self._bus_policy_allows(owner, bus, bus_arn, sender, event)
+        )
+        if not admitted:
+            message = f"event bus {bus_arn} does not admit account {sender} for this event"
+            return {"ErrorCode": "AccessDeniedException", "ErrorMessage": message}
+        self._emit(event, bus=bus, account=owner)
+        return {"EventId": event["id"]}
 
     def _parameter_change(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """SSM PutParameter / DeleteParameter through moto, then the "Parameter Store Change" event AWS documents for
@@ -667,9 +719,10 @@ class LocalStack:
             return
         self._emit(event, due=self.clock.now() + cloudtrail.delay)
 
-    def put_event(self, account: str, event: dict[str, Any]) -> None:
-        """Deliver an event as-is (e.g. from an events/ JSON file) to an account's default bus, at once."""
-        self._emit(event, account=account)
+    def put_event(self, account: str, event: dict[str, Any], *, bus: str = "default") -> None:
+        """Deliver an event as-is (e.g. from an events/ JSON file) to an account's bus (default: its default bus), at
+        once; delivering one twice plays EventBridge's at-least-once delivery."""
+        self._emit(event, account=account, bus=bus)
 
     def pending_events(self) -> list[tuple[datetime, str, dict[str, Any]]]:
         """(due, receiving account, event) of every event not delivered yet, in delivery order."""

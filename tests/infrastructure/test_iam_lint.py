@@ -39,6 +39,7 @@ EVERY_OPTION = {
     "PriceOverrideParameterName": "/pipeshare/prices",
     "UsePriceListApi": "true",
     "OwnerEventBusArn": "arn:aws:events:us-east-1:444444444444:event-bus/pipeshare-owner",
+    "ConsumerNoticeBusName": "pipeshare-notices",
     "ForwarderAccountIds": "222222222222,333333333333",
     "ForwarderOrganizationId": "o-abcdefghij",
     "SharedPipelineArns": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/churn-train",

@@ -80,6 +80,8 @@ OPTIONAL_FEATURES_ON = {
     "NotificationEmail": "ops@example.com",
     "TrustPolicyParameterName": "/pipeshare/trust-policy",
     "OwnerEventBusArn": "arn:aws:events:us-east-1:111111111111:event-bus/pipeshare-owner",
+    "ConsumerNoticeBusName": "pipeshare-notices",
+    "TrustedOwnerAccountIds": "111111111111",
 }
 
 

@@ -4,7 +4,9 @@ events/sources.json gives, per fixture, the template rules it must match (`route
 of it (`expect`). Deployment, as the index's `about` says: every account runs pipeshare with Mode=both, the owner
 (111111111111) admits the consumer (222222222222) on its bus and names its budget policy parameter, and the consumer
 forwards its own pipeline calls there.
-A fixture is put on the default bus of its own `account` (documentation examples keep theirs, e.g. 123456789012).
+A fixture is put on the default bus of its own `account` (documentation examples keep theirs, e.g. 123456789012),
+or, when its entry names a `bus_arn`, on that bus (the consumer's notice bus: every account is deployed with
+ConsumerNoticeBusName=pipeshare-notices).
 
 - parsed: the event matches exactly `routes_to` (a Schedule route is handed to its target by the schedule: it never
   matches on a bus), each route's function is invoked, and nothing refuses it: no `invalid`/`rejected` status, no
@@ -42,8 +44,11 @@ INVALID = {Path(e["file"]).stem: e for e in INDEX if e["expect"] == "invalid"}
 STREAM = {Path(e["file"]).stem: e for e in INDEX if e["expect"] == "stream-record"}
 
 
+NOTICE_BUS = "pipeshare-notices"
+
+
 def _parameters(account: str) -> dict[str, str]:
-    parameters = {"Mode": "both", "TrustedOwnerAccountIds": OWNER}
+    parameters = {"Mode": "both", "TrustedOwnerAccountIds": OWNER, "ConsumerNoticeBusName": NOTICE_BUS}
     if account == OWNER:
         parameters["ForwarderAccountIds"] = CONSUMER
         parameters["BudgetPolicyParameterName"] = "/pipeshare/budgets"
@@ -114,7 +119,9 @@ def test_fixture_reaches_exactly_its_rules_and_is_handled(stack: LocalStack, nam
     # Given pipeshare deployed in the fixture's own account (and the owner it forwards to)
     entry = ROUTED[name]
     event = load_event(name)
-    account = _account_of(event)
+    bus_arn = entry.get("bus_arn")
+    account = bus_arn.split(":")[4] if bus_arn else _account_of(event)
+    bus = bus_arn.rsplit("/", 1)[1] if bus_arn else "default"
     _deploy_for(stack, account)
     on_bus = [r for r in entry["routes_to"] if not _is_schedule(stack, r)]
     by_schedule = [r for r in entry["routes_to"] if _is_schedule(stack, r)]
@@ -122,7 +129,7 @@ def test_fixture_reaches_exactly_its_rules_and_is_handled(stack: LocalStack, nam
 
     # When the raw fixture is put on the account's default bus and delivered (and, for a scheduled event, handed by
     # each schedule to its target, as EventBridge does)
-    stack.put_event(account, event)
+    stack.put_event(account, event, bus=bus)
     invocations = stack.deliver()
     rules = {rule.name: rule for rule in stack.deployments[account].rules}
     for route in by_schedule:
@@ -132,9 +139,9 @@ def test_fixture_reaches_exactly_its_rules_and_is_handled(stack: LocalStack, nam
         invocations += rule.function.invoke_async(load_event(name), trigger=f"schedule:{rule.name}")
     invocations += stack.deliver()
 
-    # Then it matched exactly the listed rules on its account's default bus, unchanged
+    # Then it matched exactly the listed rules on its account's default bus (or its bus_arn), unchanged
     delivered = stack.delivered[first]
-    assert (delivered.account, delivered.bus, delivered.dropped) == (account, "default", False)
+    assert (delivered.account, delivered.bus, delivered.dropped) == (account, bus, False)
     assert delivered.event == load_event(name), "the fixture was changed on its way"
     assert sorted(delivered.matched) == sorted(_rule_name(r) for r in on_bus)
     # and every listed rule's target got it: its function, or the bus it forwards to (admitted, and handled there)

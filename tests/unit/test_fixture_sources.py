@@ -18,7 +18,8 @@ ORIGINS = {"aws-docs", "aws-docs-adapted", "emulator-output", "synthetic-invalid
 EXPECTS = {"parsed", "invalid", "stream-record"}
 DOCUMENTED = {"aws-docs", "aws-docs-adapted"}
 REQUIRED_KEYS = {"file", "origin", "source", "notes", "routes_to", "expect"}
-OPTIONAL_KEYS = {"awsdocs", "awsdocs_also", "see_also"}  # awsdocs: "<owner/repo> <path> @ <commit> (...)"
+# awsdocs: "<owner/repo> <path> @ <commit> (...)"; bus_arn: the bus the fixture is put on (not its default bus)
+OPTIONAL_KEYS = {"awsdocs", "awsdocs_also", "see_also", "bus_arn"}
 DOCS_URL = re.compile(r"^https://docs\.aws\.amazon\.com/\S+$")
 AWSDOCS = re.compile(r"^awsdocs/[A-Za-z0-9._-]+ \S+\.md @ [0-9a-f]{40}\b")
 ACCOUNT = re.compile(r"^[0-9]{12}$")
@@ -135,7 +136,13 @@ def test_expectation_is_consistent_with_origin_routes_and_shape(name: str) -> No
         assert isinstance(fixture.get("Records"), list)
         assert fixture["Records"]
         assert all(r.get("eventSource") == "aws:dynamodb" for r in fixture["Records"])
-    # a parsed fixture is an EventBridge event routed somewhere, put on the default bus of its own account
+    # a bus_arn names a custom bus: the routes' rules are on it (the template's EventBusName)
+    if "bus_arn" in entry:
+        assert re.fullmatch(r"arn:aws:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._-]+", entry["bus_arn"])
+        for route in entry["routes_to"]:
+            function, event = route.split(":")
+            assert "EventBusName" in RESOURCES[function]["Properties"]["Events"][event]["Properties"]
+    # a parsed fixture is an EventBridge event routed somewhere, put on the default bus of its own account (or bus_arn)
     if entry["expect"] == "parsed":
         assert entry["routes_to"], "a valid EventBridge fixture must name the rule(s) it reaches"
         assert isinstance(fixture, dict)

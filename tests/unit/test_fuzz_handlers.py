@@ -86,7 +86,12 @@ EXAMPLES = 200
 BATCH_MUTATIONS = 3  # each example runs 2 + BATCH_MUTATIONS + 1 events
 # Template parameters (the environment itself is template.yaml's, tests/handler_harness.environment): every function
 # deployed, the fixtures' owner trusted, a budget policy to read.
-PARAMETERS = {"Mode": "both", "TrustedOwnerAccountIds": OWNER, "BudgetPolicyParameterName": "/pipeshare/budgets"}
+PARAMETERS = {
+    "Mode": "both",
+    "TrustedOwnerAccountIds": OWNER,
+    "BudgetPolicyParameterName": "/pipeshare/budgets",
+    "ConsumerNoticeBusName": "pipeshare-notices",
+}
 # The port methods that change something outside the function: RAM answers, SNS publishes (and their publish marks),
 # table writes (spend included), the settle queue, enforcement (StopPipelineExecution, share changes).
 WRITES = {
@@ -200,6 +205,7 @@ def _fakes(handler: str, run: Run, ram_seeds: list[Any]) -> dict[str, Any]:
         "get_enforcer": FakeEnforcementGateway(),
         "get_prices": PlainValue(SHIPPED_PRICES),
         "get_publish_once": PublishOnce(notifier, table, client=marks),  # type: ignore[arg-type]
+        "get_notice_publisher": PublishOnce(notifier, table, client=marks),  # type: ignore[arg-type]
     }
     return {name: fake for name, fake in fakes.items() if name in factories_of(module)}
 

@@ -554,3 +554,24 @@ def test_denials_parse_as_the_services_errors(
     # Then it is the service's access-denied error with the message
     assert got_status == status
     assert (parsed["Error"]["Code"], parsed["Error"]["Message"]) == (code, message)
+
+
+def test_put_events_is_authorized_on_each_entrys_bus_with_its_source_and_detail_type() -> None:
+    # Given a role that may put only the notice source on one bus of any account
+    bus = f"arn:aws:events:{REGION}:*:event-bus/pipeshare-notices"
+    condition = {"StringEquals": {"events:source": "pipeshare.owner"}}
+    policies = [policy(allow("events:PutEvents", bus, Condition=condition))]
+    theirs = f"arn:aws:events:{REGION}:{OWNER}:event-bus/pipeshare-notices"
+
+    def entry(bus_name: str | None, source: str = "pipeshare.owner") -> dict[str, Any]:
+        found = {"Source": source, "DetailType": "Pipeshare Enforcement Notice", "Detail": "{}"}
+        return found if bus_name is None else {**found, "EventBusName": bus_name}
+
+    # Then another account's bus by ARN, or its own by name, is allowed; another bus, the default bus (no name) or
+    # another source is not, nor a request with one refused entry among allowed ones
+    assert decide(policies, "events", "PutEvents", {"Entries": [entry(theirs)]}).allowed
+    assert decide(policies, "events", "PutEvents", {"Entries": [entry("pipeshare-notices")]}).allowed
+    assert not decide(policies, "events", "PutEvents", {"Entries": [entry(theirs.replace("notices", "x"))]}).allowed
+    assert not decide(policies, "events", "PutEvents", {"Entries": [entry(None)]}).allowed
+    assert not decide(policies, "events", "PutEvents", {"Entries": [entry(theirs, "other")]}).allowed
+    assert not decide(policies, "events", "PutEvents", {"Entries": [entry(theirs), entry("default")]}).allowed

@@ -72,12 +72,15 @@ NOT_LOADED = {
     "accept_invitations": _OWNER_ONLY | {"outbox", "messages"},
     "audit_shares": _OWNER_ONLY | {"outbox", "messages"},
     "notify_decisions": _OWNER_ONLY | {"events", "messages", "outcomes"},
-    "notify_owner": _CONSUMER_ONLY | {"events", "owner_events", "executions", "messages", "outcomes", "budgets"},
+    "notify_owner": _CONSUMER_ONLY
+    | {"events", "owner_events", "executions", "messages", "outcomes", "budgets", "notice_events"},
+    "relay_notices": _OWNER_ONLY | {"outbox", "messages", "budget_messages", "consumer_outcomes", "owner_outcomes"},
     "owner_inventory": _CONSUMER_ONLY | {"outbox", "owner_events", "executions", "messages", "budgets", "estimates"},
     "track_executions": _CONSUMER_ONLY | {"outbox", "budgets", "budget_messages", "finish_messages", "estimates"},
     "settle_attribution": _CONSUMER_ONLY | {"outbox", "events", "owner_events", "budgets", "finish_messages"},
     "estimate_cost": _CONSUMER_ONLY | {"outbox", "alert_messages", "budget_events", "budget_messages", "settle"},
-    "watch_budgets": _CONSUMER_ONLY | {"outbox", "owner_events", "executions", "owner", "alert_messages", "estimates"},
+    "watch_budgets": _CONSUMER_ONLY
+    | {"outbox", "owner_events", "executions", "owner", "alert_messages", "estimates", "notice_events"},
 }
 
 

@@ -61,6 +61,15 @@ def get_publish_once(topic_arn: str, table_name: str) -> PublishOnce:
     return PublishOnce(get_notifier(topic_arn), table_name)
 
 
+@lru_cache(maxsize=16)
+def get_notice_publisher(bus_arn: str, table_name: str) -> PublishOnce:
+    """Put notices on one consumer's notice bus, once per outbox item (marks in the owner table)."""
+    from pipeshare.adapters.eventbridge_notices import EventBridgeNoticeSender
+    from pipeshare.adapters.publish_once import PublishOnce
+
+    return PublishOnce(EventBridgeNoticeSender(bus_arn), table_name)
+
+
 @lru_cache(maxsize=1)
 def get_owner_gateway() -> RamOwnerGateway:
     from pipeshare.adapters.ram_owner import RamOwnerGateway

@@ -16,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pipeshare.observability import logger, metrics
 
 if TYPE_CHECKING:
+    from pipeshare.models.consumer_notices import EnforcementNotice
     from pipeshare.models.consumer_outcomes import AuditOutcome, SweepOutcome
     from pipeshare.models.notification import Notification
     from pipeshare.models.outbox import DecisionHistoryItem
@@ -97,6 +98,39 @@ def report_inventory(outcome: InventoryOutcome) -> None:
 def report_owner_notification(notification: Notification, message_id: str) -> None:
     metrics.add_metric(name="OwnerNotified", unit=MetricUnit.Count, value=1)
     logger.info("owner notified", extra={"event": notification.message.get("event"), "message_id": message_id})
+
+
+_NOTICE_METRICS = {
+    "sent": "ConsumerNoticeSent",
+    "off": "ConsumerNoticeOff",
+    "undeliverable": "ConsumerNoticeUndeliverable",
+}
+
+
+def report_consumer_notice(
+    notice: EnforcementNotice, *, status: str, bus_arn: str | None = None, detail: str | None = None
+) -> None:
+    """Owner side: a consumer's enforcement notice put on its bus (sent), not sent (off: no bus name configured), or
+    refused by the consumer's bus (undeliverable: a structured error and a metric)."""
+    metrics.add_metric(name=_NOTICE_METRICS[status], unit=MetricUnit.Count, value=1)
+    fields = {
+        "notice_id": notice.notice_id,
+        "consumer_account_id": notice.consumer_account_id,
+        "action": notice.action,
+        "bus_arn": bus_arn,
+        "detail": (detail or "")[:500],
+    }
+    log = logger.error if status == "undeliverable" else logger.info
+    log(f"consumer notice {status}", extra=fields)
+
+
+def report_notice_relay(notice_id: str | None, owner: str | None, *, status: str, detail: str = "") -> None:
+    """Consumer side: a notice relayed to the consumer topic, or refused (not from a trusted owner, not about this
+    account, the trust policy invalid: a structured error and a metric; nothing is published)."""
+    name = "ConsumerNoticeRelayed" if status == "relayed" else "ConsumerNoticeRefused"
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    log = logger.info if status == "relayed" else logger.error
+    log(f"consumer notice {status}", extra={"notice_id": notice_id, "owner_account_id": owner, "detail": detail[:500]})
 
 
 _TRACK_METRICS = {

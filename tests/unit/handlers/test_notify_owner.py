@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pipeshare.adapters.publish_once import PublishOnce
+from pipeshare.models.errors import NoticeUndeliverableError
 from tests.conftest import load_event
 from tests.fakes import CONSUMER, OWNER, FakeNotifier
 from tests.unit.handlers.conftest import Invoker, Marks, assert_refused_without_side_effect, stream_batch
@@ -62,7 +63,7 @@ class Topic:
         self.once = PublishOnce(self.sns, invoke.environment["OWNER_TABLE_NAME"], client=self.marks)
 
     def ports(self) -> dict[str, Any]:
-        return {"get_publish_once": self.once}
+        return {"get_publish_once": self.once, "get_notice_publisher": self.once}
 
 
 def test_an_execution_alert_is_published_as_composed(invoke: Invoker) -> None:
@@ -177,3 +178,107 @@ def test_a_record_that_is_not_an_outbox_item_is_refused_with_its_event_id(
     # Then it is refused with the record's eventID, not retried, nothing published
     assert_refused_without_side_effect(run, event_id=batch["Records"][0]["eventID"], answer=NO_FAILURE)
     assert topic.sns.published == []
+
+
+# ------------------------------------------------------------------------------------------- the consumer's notice
+
+
+def notice_item() -> dict[str, Any]:
+    """A NOTICE# outbox item as adapters/dynamodb_budgets.py writes it (the notice of events/ fixture's detail)."""
+    key = f"STOP#{EXECUTION.lower()}#1"
+    return {
+        "pk": f"BUDGET#2026-05#{CONSUMER}",
+        "sk": f"NOTICE#{key}",
+        "item_type": "consumer-notice",
+        "at": "2026-05-01T08:12:00Z",
+        "notice": load_event("eventbridge_enforcement_notice")["detail"],
+    }
+
+
+class Buses:
+    """The consumers' notice buses: a FakeNotifier behind the real PublishOnce (marks in memory), per bus ARN."""
+
+    def __init__(self, invoke: Invoker, *, refuse: bool = False) -> None:
+        refused = NoticeUndeliverableError(
+            f"arn:aws:events:us-east-1:{CONSUMER}:event-bus/x", "AccessDeniedException", "no"
+        )
+        self.bus = FakeNotifier(error=refused if refuse else None)
+        self.once = PublishOnce(self.bus, invoke.environment["OWNER_TABLE_NAME"], client=Marks())
+        self.sns = FakeNotifier()
+
+    def ports(self) -> dict[str, Any]:
+        return {"get_publish_once": PublishOnce(self.sns, "t", client=Marks()), "get_notice_publisher": self.once}
+
+
+@pytest.fixture
+def notices_on(invoke: Invoker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner stack deployed with ConsumerNoticeBusName=pipeshare-notices (the variable the template sets)."""
+    from pipeshare.config import load_settings
+
+    monkeypatch.setenv("CONSUMER_NOTICE_BUS_NAME", "pipeshare-notices")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # Lambda sets it
+    load_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("notices_on")
+def test_a_notice_goes_once_to_the_consumers_bus_by_convention(invoke: Invoker) -> None:
+    # Given the owner stack names the consumers' notice bus, and the stream record of a notice outbox item
+    buses = Buses(invoke)
+    batch = stream_batch(notice_item())
+
+    # When the batch arrives, and again (the stream delivers at least once)
+    run = invoke(batch, **buses.ports())
+    invoke(batch, **buses.ports())
+
+    # Then the notice went once, to arn:aws:events:<owner's Region>:<consumer>:event-bus/<name>, as it was written
+    [sent] = buses.bus.published
+    assert sent.message == notice_item()["notice"]
+    bus = f"arn:aws:events:us-east-1:{CONSUMER}:event-bus/pipeshare-notices"
+    assert run.built == [("get_notice_publisher", (bus, invoke.environment["OWNER_TABLE_NAME"]))]
+    assert buses.sns.published == []  # the owner team's topic gets nothing for it
+    assert run.metrics["ConsumerNoticeSent"] == 1
+    assert run.result == NO_FAILURE
+
+
+def test_without_a_bus_name_the_consumer_is_not_told(invoke: Invoker) -> None:
+    # Given the owner stack names no notice bus (the default)
+    buses = Buses(invoke)
+
+    # When a notice outbox item arrives
+    run = invoke(stream_batch(notice_item()), **buses.ports())
+
+    # Then nothing is put anywhere, and the record is done
+    assert (buses.bus.published, run.built) == ([], [])
+    assert run.metrics["ConsumerNoticeOff"] == 1
+    assert run.result == NO_FAILURE
+
+
+@pytest.mark.usefixtures("notices_on")
+def test_a_notice_the_consumers_bus_refuses_is_reported_not_retried(invoke: Invoker) -> None:
+    # Given a consumer whose bus does not admit this owner (or does not exist)
+    buses = Buses(invoke, refuse=True)
+
+    # When the notice's record arrives
+    run = invoke(stream_batch(notice_item()), **buses.ports())
+
+    # Then one structured error and one metric say so, and the record is not failed (a retry cannot change it)
+    [error] = run.errors
+    assert error["message"] == "consumer notice undeliverable"
+    assert "AccessDeniedException" in error["detail"]
+    assert run.metrics["ConsumerNoticeUndeliverable"] == 1
+    assert run.result == NO_FAILURE
+
+
+def test_an_invalid_notice_item_is_refused_without_side_effect(invoke: Invoker) -> None:
+    # Given a notice item whose notice names a pipeline of another account
+    item = notice_item()
+    item["notice"] = {**item["notice"], "owner_account_id": CONSUMER}
+    buses = Buses(invoke)
+
+    # When it arrives
+    run = invoke(stream_batch(item), **buses.ports())
+
+    # Then it is refused (one InvalidEvent, its record's eventID), nothing is put
+    assert run.metrics["InvalidEvent"] == 1
+    assert buses.bus.published == []
+    assert run.result == NO_FAILURE

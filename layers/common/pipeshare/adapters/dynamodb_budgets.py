@@ -3,8 +3,10 @@
 Ledger (pk `BUDGET#<month>#<subject>`, subject = a consumer account or `UNATTRIBUTED#<pipeline arn>`): one item per
 key (`THRESHOLD#0050`, `STOP#<execution arn>#<attempt>`, `SHARE#<share arn>#<principal>`, `DRYRUN#...`,
 `FAILED#...`, ...), written with attribute_not_exists in the same transaction as the one outbox item
-(`ALERT#<last key>`) the owner notifier publishes. Items of the crossing-based watcher (`ALERT#threshold-0050`) still
-count as their threshold's key. Spend items (`SPEND#<month>`) are the cost code's (adapters/dynamodb_costs.py).
+(`ALERT#<last key>`) the owner notifier publishes, and for an enforcement action the consumer's notice
+(`NOTICE#<last key>`, item_type consumer-notice) the owner notifier puts on the consumer's notice bus. Items of the
+crossing-based watcher (`ALERT#threshold-0050`) still count as their threshold's key. Spend items (`SPEND#<month>`)
+are the cost code's (adapters/dynamodb_costs.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipeshare.adapters.dynamodb_common import plain as _plain
 from pipeshare.adapters.dynamodb_executions import execution_pk
 from pipeshare.logic.budgets import LEGACY_THRESHOLD, threshold_key
 from pipeshare.models.budgets import ConsumerSpend, LineSpend, MonthSpend, RunView
+from pipeshare.models.consumer_notices import EnforcementNotice
 from pipeshare.models.messages import OwnerAlert
 
 if TYPE_CHECKING:
@@ -80,6 +83,7 @@ class DynamoDbBudgetLedger:
         *,
         at: datetime,
         facts: Mapping[str, Any] | None = None,
+        notice: EnforcementNotice | None = None,
     ) -> bool:
         if not keys:
             raise ValueError("record needs at least one ledger key")
@@ -98,6 +102,16 @@ class DynamoDbBudgetLedger:
                     "subject": alert.subject,
                     "message": _plain(alert.message),
                     "attributes": alert.attributes,
+                }
+            )
+        if notice is not None:
+            values.append(
+                {
+                    "pk": pk,
+                    "sk": f"NOTICE#{keys[-1]}",
+                    "item_type": "consumer-notice",
+                    "at": stamp,
+                    "notice": notice.body(),
                 }
             )
         items = [

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from pipeshare.models.budgets import BudgetPolicy, ConsumerSpend, MonthSpend, RunView
+    from pipeshare.models.consumer_notices import EnforcementNotice
     from pipeshare.models.costs import CostState
     from pipeshare.models.domain import (
         AuditFinding,
@@ -251,10 +252,12 @@ class BudgetLedger(Protocol):
         *,
         at: datetime,
         facts: Mapping[str, Any] | None = None,
+        notice: EnforcementNotice | None = None,
     ) -> bool:
         """Write one ledger item per key (with `facts`: exact figures) and ONE outbox item (the alert; None: no
-        message) in one transaction, only if none of the keys is written yet. True when this call wrote them; False
-        when one was there already (nothing written)."""
+        message) in one transaction, only if none of the keys is written yet; with `notice`, also the consumer's
+        notice outbox item (NOTICE#<last key>) in the same transaction. True when this call wrote them; False when
+        one was there already (nothing written)."""
         ...
 
 

@@ -34,3 +34,10 @@ class AuditSharesSettings(TrustPolicySettings):
 class NotifyDecisionsSettings(Settings):
     consumer_topic_arn: str = Field(alias="CONSUMER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
     share_table_name: str = Field(alias="SHARE_TABLE_NAME", min_length=3)  # where each publish is recorded
+
+
+class RelayNoticesSettings(TrustPolicySettings):
+    """The relay of owners' enforcement notices: who is trusted (the trust policy), where notices go and are marked."""
+
+    consumer_topic_arn: str = Field(alias="CONSUMER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+    share_table_name: str = Field(alias="SHARE_TABLE_NAME", min_length=3)  # where each publish is recorded

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, model_validator
 
 from pipeshare.config import Settings
 
@@ -51,3 +53,18 @@ class WatchBudgetsSettings(Settings):
 class NotifyOwnerSettings(Settings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
     owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)  # where each publish is recorded
+    # the consumers' notice bus name (ConsumerNoticeBusName); empty: consumers are not told
+    consumer_notice_bus_name: str = Field(
+        default="", alias="CONSUMER_NOTICE_BUS_NAME", pattern=r"^$|^[A-Za-z0-9._-]{1,256}$"
+    )
+    region: str = Field(default="", alias="AWS_REGION")  # Lambda sets it: the consumers' buses are in this Region
+
+    @model_validator(mode="after")
+    def _region_for_notices(self) -> NotifyOwnerSettings:
+        if self.consumer_notice_bus_name and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", self.region):
+            raise ValueError(f"CONSUMER_NOTICE_BUS_NAME needs the function's AWS_REGION, not {self.region!r}")
+        return self
+
+    @property
+    def partition(self) -> str:
+        return self.owner_topic_arn.split(":")[1]

@@ -9,7 +9,9 @@ counts: confirmed unless `count_inferred`), every run it has going is stopped as
 change lists its running executions; `on_execution_state` sees each new or retried run), and with `remove_from_share`
 it is taken off its allow-execution shares (and, with `downgrade_to_read_only`, given the same pipelines read-only).
 Each action is recorded once (ledger key per execution attempt, per share and principal, per month) with one
-message; a dry run records its own keys (DRYRUN#...) and does nothing, so real enforcement later still happens. A
+message, and, in the same transaction, one notice for the consumer (logic/consumer_notices.py: the owner notifier
+puts it on the consumer's notice bus; a skipped or failed action has none); a dry run records its own keys
+(DRYRUN#...) and does nothing, so real enforcement later still happens. A
 failed action is reported once (FAILED#<key>) and tried again on the next trigger (the invocation fails: Lambda
 retries it). An invalid policy fails closed: nothing is alerted or enforced until it is valid again, and then the
 policy-change evaluation catches up.
@@ -42,7 +44,9 @@ from pipeshare.logic.budgets import (
     threshold_key,
     thresholds_reached,
 )
+from pipeshare.logic.consumer_notices import Done, share_notice, stop_notice
 from pipeshare.models.budgets import Budget, BudgetPolicy, ConsumerSpend, LineSpend, RunView, ShareRemoval, StopOrder
+from pipeshare.models.consumer_notices import EnforcementNotice
 from pipeshare.models.errors import BudgetPolicyInvalidError, EnforcementIncompleteError, PipeshareError
 from pipeshare.models.messages import OwnerAlert
 from pipeshare.models.owner_outcomes import BudgetOutcome
@@ -72,9 +76,15 @@ class _Consumer:
             self.done = self.ports.ledger.recorded(self.month, self.spend.consumer)
         return self.done
 
-    def record(self, keys: list[str], alert: OwnerAlert | None) -> bool:
+    def record(self, keys: list[str], alert: OwnerAlert | None, notice: EnforcementNotice | None = None) -> bool:
         written = self.ports.ledger.record(
-            self.month, self.spend.consumer, keys, alert, at=self.now, facts=_facts(self.spend, self.budget)
+            self.month,
+            self.spend.consumer,
+            keys,
+            alert,
+            at=self.now,
+            facts=_facts(self.spend, self.budget),
+            notice=notice,
         )
         if written:
             self.recorded().update(keys)
@@ -309,7 +319,10 @@ def _stop(state: _Consumer, order: StopOrder) -> None:
     state.outcome.actions[order.key] = result
     if result == "skipped":  # it had already ended: nothing was done, nothing to report
         return
-    state.record([order.key], stop_message(order, state.spend, state.budget, outcome=result, currency=state.currency))
+    done: Done = "done" if result == "done" else "not-run"
+    alert = stop_message(order, state.spend, state.budget, outcome=done, currency=state.currency)
+    notice = stop_notice(order, state.spend, state.budget, outcome=done, at=state.now, currency=state.currency)
+    state.record([order.key], alert, notice)
 
 
 def _failed(state: _Consumer, key: str, alert: OwnerAlert) -> None:
@@ -394,7 +407,18 @@ def _record_removal(
     if not keys:
         return
     quiet = result == "skipped" and ro_outcome is None  # it was off the share already: recorded, not announced
-    alert = None
+    alert, notice = None, None
+    if result in ("done", "not-run"):  # the consumer lost (or, in dry run, would lose) something: it is told
+        notice = share_notice(
+            removal,
+            spend,
+            budget,
+            outcome=result,
+            at=state.now,
+            key=keys[-1],
+            read_only_share=ro_share if ro_outcome == "done" else None,
+            currency=state.currency,
+        )
     if not quiet:
         alert = share_message(
             removal,
@@ -406,5 +430,5 @@ def _record_removal(
             read_only_outcome=ro_outcome,
             currency=state.currency,
         )
-    state.record(keys, alert)
+    state.record(keys, alert, notice)
     state.outcome.actions[key] = result

@@ -111,3 +111,13 @@ class PriceTableError(PipeshareError, ValueError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__(f"invalid price table: {'; '.join(errors)}")
         self.errors = errors
+
+
+class NoticeUndeliverableError(PipeshareError):
+    """The consumer's notice bus refused a notice for a reason a retry cannot change (its policy does not admit this
+    owner, it does not exist, the entry is invalid): reported and counted, the stream record is not failed."""
+
+    def __init__(self, bus_arn: str, code: str, message: str) -> None:
+        super().__init__(f"PutEvents to {bus_arn}: {code}: {message}"[:500])
+        self.bus_arn = bus_arn
+        self.code = code

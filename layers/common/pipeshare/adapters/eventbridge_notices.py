@@ -12,7 +12,7 @@ and every other entry error are not: NoticeUndeliverableError, which the handler
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -20,19 +20,23 @@ from pipeshare.adapters.aws_errors import translated
 from pipeshare.models.consumer_notices import NOTICE_DETAIL_TYPE, NOTICE_SOURCE
 from pipeshare.models.errors import AccessDeniedError, NoticeUndeliverableError, TransientError
 
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
 RETRYABLE_ENTRY_ERRORS = frozenset({"InternalFailure", "ThrottlingException"})
 
 
 class EventBridgeNoticeSender:
     """Implements ports.Notifier: `publish` puts one event (the message as its detail) on one bus; returns its id."""
 
-    def __init__(self, bus_arn: str, client: Any | None = None) -> None:
+    def __init__(self, bus_arn: str, client: EventBridgeClient | None = None) -> None:
         self._bus = bus_arn
-        # one per bus (dependencies.get_notice_publisher caches the senders); no mypy_boto3_events stubs pinned: Any
+        # one per bus (dependencies.get_notice_publisher caches the senders)
         self._events = client or boto3.client("events")
 
     def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
-        entry = {
+        entry: PutEventsRequestEntryTypeDef = {
             "Source": NOTICE_SOURCE,
             "DetailType": NOTICE_DETAIL_TYPE,
             "Detail": json.dumps(message, sort_keys=True),

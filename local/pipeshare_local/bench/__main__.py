@@ -43,6 +43,7 @@ from pipeshare_local.bench.harness import (
     NOTIFY,
     NOTIFY_OWNER,
     OWNER_HANDLERS,
+    RELAY,
     SETTLE,
     STARTER,
     TRACK,
@@ -130,6 +131,10 @@ class Bench:
             self.rss(stack, functions[NOTIFY], notifier.captured[0])
         with self.step(f"peak RSS and warm overhead ({AUDIT})"):
             self.rss(stack, functions[AUDIT], cold.rss_audit_event(stack))
+        with self.step(f"peak RSS and warm overhead ({RELAY})"):
+            data = self.rss(stack, functions[RELAY], cold.rss_relay_event())
+            if (data["result"] or {}).get("status") != "relayed":
+                raise BenchError(f"the relay's RSS invocation did not relay the notice: {data['result']}")
         stack.deliver()
         with self.step(f"invitation flood: one sweep over {' and '.join(map(str, worst.FLOOD_SIZES))} invitations"):
             self.results["flood"] = worst.measure_flood(stack, owners, self.names)

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pipeshare_local.bench.harness import (
     INVENTORY,
     NOTIFY,
     NOTIFY_OWNER,
+    RELAY,
     SETTLE,
     TRACK,
     WATCH,
@@ -53,6 +55,7 @@ INIT_CLIENTS = {
     ACCEPT: (("ram", "dynamodb"), ("ram", "shares")),
     NOTIFY: (("sns", "dynamodb"), ("publish_once_consumer",)),
     AUDIT: (("ram", "dynamodb"), ("ram", "shares")),
+    RELAY: (("sns", "dynamodb"), ("publish_once_consumer",)),  # the trust policy from the template's parameters
     TRACK: (  # a status event (most of its invocations) describes nothing: the SageMaker client is built on first use
         ("dynamodb", "sqs"),
         ("executions", "grants", "execution_gateway", "settle_scheduler", "costs"),
@@ -256,6 +259,15 @@ def rss_estimate_event(stack: LocalStack, owner: str, consumer: str, pipeline: s
     if len(events) != 1:
         raise BenchError(f"expected one terminal status event for the estimator RSS run, got {len(events)}")
     return events[0]
+
+
+def rss_relay_event() -> dict[str, Any]:
+    """The enforcement notice of events/ (the fixture source: from the bench's trusted owner to its consumer), with
+    fresh ids: the relay publishes it (once)."""
+    event: dict[str, Any] = json.loads((ROOT / "events" / "eventbridge_enforcement_notice.json").read_text())
+    event["id"] = f"bench-{uuid.uuid4()}"
+    event["detail"]["notice_id"] = uuid.uuid4().hex
+    return event
 
 
 def rss_audit_event(stack: LocalStack) -> dict[str, Any]:

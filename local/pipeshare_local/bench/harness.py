@@ -28,7 +28,8 @@ NOTIFY_OWNER = "NotifyOwnerFunction"
 INVENTORY = "OwnerInventoryFunction"
 ESTIMATE = "EstimateCostFunction"
 WATCH = "WatchBudgetsFunction"
-CONSUMER_HANDLERS = (ACCEPT, NOTIFY, AUDIT)
+RELAY = "RelayNoticesFunction"
+CONSUMER_HANDLERS = (ACCEPT, NOTIFY, AUDIT, RELAY)
 OWNER_HANDLERS = (TRACK, SETTLE, NOTIFY_OWNER, INVENTORY, ESTIMATE, WATCH)
 
 OWNER = "111111111111"  # trusted owner
@@ -48,7 +49,8 @@ ACCOUNTS = {
     "forwarding_owner": FORWARDING_OWNER,
     "forwarder": FORWARDER,
 }
-CONSUMER_PARAMETERS = {"TrustedOwnerAccountIds": OWNER}
+NOTICE_BUS = "pipeshare-notices"  # ConsumerNoticeBusName: the consumer's notice bus (and its relay) exist
+CONSUMER_PARAMETERS = {"TrustedOwnerAccountIds": OWNER, "ConsumerNoticeBusName": NOTICE_BUS}
 STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 STEP_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
 ENDED = ("Succeeded", "Failed", "Stopped")  # terminal step and execution statuses (the estimator's rule patterns)

@@ -541,6 +541,7 @@ class Deployer:
             max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
             on_failure=functools.partial(self.stack.send_to_queue, d.account, on_failure) if on_failure else None,
             before_invoke=self.stack.enter_function,
+            watch_changes=self.stack.watch_changes,
         )
         d.functions[logical] = function
         d.refs[logical] = name

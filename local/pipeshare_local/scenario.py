@@ -495,7 +495,8 @@ class Player:
             "consumer": self._account_alias(item.get("consumer_account")),
             "pipeline": _pipeline_name(item.get("pipeline_arn")),
             "total_usd": _usd_text(item.get("total")),
-            "confirmed_usd": _usd_text(item["confirmed_total"]) if "confirmed_total" in item else None,
+            # consumer lines: the part attributed by evidence (none written yet: 0)
+            "confirmed_usd": _usd_text(item.get("confirmed_total", 0)) if item["kind"] == "consumer-total" else None,
         }
 
     def _ledger_row(

@@ -434,6 +434,8 @@ class Player:
                 elif kind == "budget-ledger":
                     alert = alerts.get((item["pk"], "ALERT#" + item["sk"]))
                     sections["budget_ledger"].append(self._ledger_row(owner, item, alert, labels, shares))
+        # the ledger in the order things happened (thresholds before the enforcement they led to)
+        sections["budget_ledger"].sort(key=lambda r: (r["owner"], str(r["at"]), r["action"] != "threshold", r["key"]))
         return sections
 
     def _account_alias(self, account: Any) -> str | None:

@@ -422,7 +422,11 @@ class Player:
                 continue
             owner = self.alias_of(account)
             items = self.stack.table_items(account, "OwnerTable")
-            alerts = {(i["pk"], i["sk"].removeprefix("ALERT#")): i for i in items if i["pk"].startswith("BUDGET#")}
+            alerts = {  # a ledger record's message: ALERT#<its last key>, in the same partition
+                (i["pk"], i["sk"].removeprefix("ALERT#")): i
+                for i in items
+                if i["pk"].startswith("BUDGET#") and i["sk"].startswith("ALERT#")
+            }
             for item in items:
                 kind = item.get("item_type")
                 if kind == "execution":
@@ -432,7 +436,7 @@ class Player:
                 elif item["pk"].startswith("SPEND#") and "kind" in item:
                     sections["spend"].append(self._spend_row(owner, item))
                 elif kind == "budget-ledger":
-                    alert = alerts.get((item["pk"], "ALERT#" + item["sk"]))
+                    alert = alerts.get((item["pk"], item["sk"]))
                     sections["budget_ledger"].append(self._ledger_row(owner, item, alert, labels, shares))
         # the ledger in the order things happened (thresholds before the enforcement they led to)
         sections["budget_ledger"].sort(key=lambda r: (r["owner"], str(r["at"]), r["action"] != "threshold", r["key"]))
@@ -461,7 +465,7 @@ class Player:
                 name: {
                     "source": claim.get("source"),
                     "account": self._account_alias(claim.get("account")),
-                    "principal": claim.get("principal") or claim.get("principal_id"),
+                    "principal": claim.get("principal"),
                     "event_id": claim.get("event_id"),
                     "candidates": [self.alias_of(c) for c in claim.get("candidates") or []],
                     "at": claim.get("at"),

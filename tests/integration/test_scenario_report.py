@@ -9,6 +9,7 @@ budget (50% and 100% at once) and is stopped by enforcement.
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,10 @@ import pytest
 
 from pipeshare_local.cli import _print_human
 from pipeshare_local.scenario import Scenario, run_scenario
+from pipeshare_local.stack import LocalStack
+from tests.conftest import load_event
+from tests.integration.stackhelpers import CONSUMER as NOTIFY_CONSUMER
+from tests.integration.stackhelpers import OWNER as NOTIFY_OWNER
 
 pytestmark = pytest.mark.xdist_group("scenario-report")
 
@@ -257,3 +262,39 @@ def test_the_human_report_shows_the_owner_sections(report: dict[str, Any], capsy
     assert "spend" in ledger[-1]
     assert "of 0.05" in ledger[-1]
     assert f"{report['quiet_invocations']} of them changed nothing" in text
+
+
+def test_what_a_function_changed_counts_its_successful_writes_only(stack: LocalStack) -> None:
+    # Given a consumer's notifier, watched as an invocation of it starts
+    deployment = stack.deploy(NOTIFY_CONSUMER, {"TrustedOwnerAccountIds": NOTIFY_OWNER})
+    changes = stack.watch_changes(deployment.functions["NotifyDecisionsFunction"])
+    ddb = stack.function_client(NOTIFY_CONSUMER, "NotifyDecisionsFunction", "dynamodb")
+    table = deployment.refs["ShareTable"]
+    item = {"pk": {"S": "PUBLISHED"}, "sk": {"S": "publish#x"}, "status": {"S": "COMPLETED"}}
+    # When it writes once, has the same conditional write refused, reads, and writes two items in one transaction
+    ddb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+    ddb.get_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    ddb.transact_write_items(
+        TransactItems=[{"Put": {"TableName": table, "Item": {**item, "sk": {"S": f"publish#{n}"}}}} for n in ("y", "z")]
+    )
+    stack.client(NOTIFY_CONSUMER, "dynamodb").put_item(TableName=table, Item={**item, "sk": {"S": "publish#tool"}})
+    # Then the change is the successful write and the transaction's two items: not the refused write, the read, or
+    # a call the function did not sign
+    assert changes() == {"dynamodb:PutItem": 1, "dynamodb:TransactWriteItems": 2}
+
+
+def test_a_repeated_delivery_that_writes_nothing_is_a_quiet_invocation(stack: LocalStack) -> None:
+    # Given a consumer's notifier and the stream record of an accepted decision
+    stack.deploy(NOTIFY_CONSUMER, {"TrustedOwnerAccountIds": NOTIFY_OWNER})
+    function = stack.deployments[NOTIFY_CONSUMER].functions["NotifyDecisionsFunction"]
+    event = load_event("ddb_stream_decision_accepted")
+    # When it is delivered, then delivered again (at least once)
+    first = function.invoke_once(event, trigger="test")
+    again = function.invoke_once(copy.deepcopy(event), trigger="test")
+    # Then the first delivery published the message and wrote its publish record; the second changed nothing
+    assert first.changes == {"sns:Publish": 1, "dynamodb:PutItem": 1}
+    assert again.error is None
+    assert again.changes == {}
+    assert first.as_dict()["changes"] == first.changes

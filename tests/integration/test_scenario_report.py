@@ -202,6 +202,8 @@ def test_each_invocation_is_stamped_with_the_scenario_time_it_ran(report: dict[s
     assert ticks[1] - ticks[0] == timedelta(minutes=5)
     [budget] = [e for e in invoked if e["step"] == "budget"]
     assert timedelta(minutes=10) <= _time(budget["at"]) - began < timedelta(minutes=11)
+    # and the whole timeline reads in the order things happened
+    assert [e["at"] for e in report["timeline"]] == sorted(e["at"] for e in report["timeline"])
 
 
 def test_listed_invocations_say_what_they_changed_and_match_the_invocations(report: dict[str, Any]) -> None:

@@ -51,6 +51,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -150,6 +151,8 @@ class Host(Protocol):
     def send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None: ...
 
     def enter_function(self, function: LocalFunction) -> None: ...
+
+    def watch_changes(self, function: LocalFunction) -> Callable[[], dict[str, int]]: ...
 
 
 class Deployer:

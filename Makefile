@@ -19,14 +19,24 @@ export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\
 .PHONY: help dev demo test lint typecheck format cfn-lint validate test-unit test-integration test-infra bench build deploy clean
 
 help:
-	@echo "make demo   - set up and play the two-account story on the local stack"
-	@echo "make test   - lint, mypy --strict, template checks, unit + integration + infrastructure tests (offline)"
-	@echo "make typecheck - mypy --strict on layers/common and functions"
-	@echo "make bench  - start-to-alert latency, cold init ratio, peak RSS, warm overhead, worst cases"
-	@echo "make build  - sam build (needs python3.13, found through pyenv)"
+	@echo "make help       - this list"
+	@echo "make dev        - create .venv and install the product and the local stack (editable), pinned dev tools"
+	@echo "make demo       - set up and play the two-account story on the local stack"
+	@echo "make test       - lint, mypy --strict, template checks, unit + integration + infrastructure tests (offline)"
+	@echo "make test-unit  - unit tests only"
+	@echo "make test-integration - integration tests only (the local stack)"
+	@echo "make test-infra - infrastructure tests only (template.yaml)"
+	@echo "make lint       - ruff check"
+	@echo "make format     - ruff format, then ruff check --fix"
+	@echo "make typecheck  - mypy --strict on layers/common and functions"
+	@echo "make cfn-lint   - cfn-lint template.yaml with the serverless rules"
+	@echo "make validate   - sam validate --lint"
+	@echo "make bench      - start-to-alert latency, cold init ratio, peak RSS, warm overhead, worst cases"
+	@echo "make build      - sam build (needs python3.13, found through pyenv)"
+	@echo "make deploy     - sam deploy --guided"
 	@echo "make prices OFFER=index.json - rebuild the shipped price table from AWS Price List offer file(s)"
-	@echo "make deploy - sam deploy --guided"
 	@echo "make stackset-template PACKAGED=.aws-sam/packaged.yaml - the consumer StackSet's template (docs/fleet.md)"
+	@echo "make clean      - remove .venv, .aws-sam and the tool caches"
 
 # the product (pipeshare: pyproject.toml, layers/common) and the local stack (pipeshare-local: local/pyproject.toml, the
 # `pipeshare` command), both editable

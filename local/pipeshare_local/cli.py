@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,7 @@ def _print_human(report: dict[str, Any]) -> None:
         )
         if inv.get("reason"):
             out(f"{'':<24} reason: {inv['reason'][: _WIDTH - 33]}\n")
-    if report.get("executions"):
-        out("\n-- executions recorded by the owner (attribution) --\n")
-        for row in report["executions"]:
-            who = row["initiator"] or ("/".join(row["candidates"]) if row["candidates"] else "?")
-            out(
-                f"{row['execution_arn'].rsplit('/', 1)[-1]:<14} {row['status']!s:<10} started by {who:<12} "
-                f"source {row['attribution_source']:<22} actions {', '.join(row['actions'])}\n"
-            )
+    _print_owner(report, out)
     out("\n-- notifications published --\n")
     for note in report["notifications"]:
         out(f"[{note['account']}] {note['subject']}\n")
@@ -45,11 +39,72 @@ def _print_human(report: dict[str, Any]) -> None:
     pending = len(report.get("pending_events", []))
     late = f", {pending} not yet due (delayed CloudTrail records)" if pending else ""
     out(f"\n-- events: {len(events)} delivered to buses, {dropped} dropped{late} --\n")
+    quiet = report.get("quiet_invocations", 0)
+    out(f"-- invocations: {len(report.get('invocations', []))}, {quiet} of them changed nothing --\n")
     passed = sum(1 for e in report["expectations"] if e["ok"])
     out(f"\n-- expectations: {passed}/{len(report['expectations'])} passed --\n")
     for e in report["expectations"]:
         out(f"  {'PASS' if e['ok'] else 'FAIL'}  {e['text']}\n")
     out("\n" + ("OK" if report["ok"] else "FAILED") + "\n")
+
+
+def _run_name(row: dict[str, Any]) -> str:
+    return str(row.get("label") or str(row.get("execution_arn", "")).rsplit("/", 1)[-1])
+
+
+def _claim(action: str, claim: dict[str, Any]) -> str:
+    """A later action's attribution evidence (stop, retry...): its source, and who it names (account or candidates)."""
+    who = claim.get("account") or "/".join(claim.get("candidates") or []) or "?"
+    return f"{action}: {claim.get('source')} ({who})"
+
+
+def _spend_cell(row: dict[str, Any]) -> str:
+    confirmed = row.get("confirmed_usd")
+    shown = f" (confirmed {confirmed})" if confirmed not in (None, row["total_usd"]) else ""
+    return f"{row['consumer'] or row['pipeline']} {row['total_usd']}{shown}"
+
+
+def _print_owner(report: dict[str, Any], out: Callable[[str], Any]) -> None:
+    """The owner side, one line per execution, estimate, spend line and ledger entry (read from the OwnerTable)."""
+    if report.get("executions"):
+        out("\n-- executions recorded by the owner (attribution: source of the evidence; later actions) --\n")
+        for row in report["executions"]:
+            who = row["initiator"] or ("/".join(row["candidates"]) if row["candidates"] else "?")
+            started = f"started by {who} ({row['attribution_source']})"
+            others = [_claim(a, claim) for a, claim in row.get("evidence", {}).items() if a != "start"]
+            out(f"{_run_name(row):<16} {row['status']!s:<10} {started:<44} {'; '.join(others)}".rstrip() + "\n")
+    if report.get("estimates"):
+        out("\n-- estimates (USD) --\n")
+        for row in report["estimates"]:
+            state = "final" if row["final"] else "running"
+            unpriced = f" understated: no price for {', '.join(row['unpriced'])}" if row["unpriced"] else ""
+            holder = row["consumer"] or "unattributed"
+            out(
+                f"{_run_name(row):<16} {row['pipeline']!s:<14} {row['total_usd']!s:>10} {state:<7} "
+                f"{'complete' if row['complete'] else 'incomplete':<10} held by {holder}{unpriced}\n"
+            )
+    if report.get("spend"):
+        out("\n-- spend, month to date (USD) --\n")
+        owners = len({r["owner"] for r in report["spend"]}) > 1
+        for owner, month in sorted({(r["owner"], r["month"]) for r in report["spend"]}):
+            for line in ("consumer", "pipeline", "unattributed-pipeline"):  # consumer-pipeline lines: --json
+                rows = [r for r in report["spend"] if (r["owner"], r["month"], r["line"]) == (owner, month, line)]
+                if rows:
+                    cells = ", ".join(_spend_cell(r) for r in rows)
+                    out(f"{f'{owner} ' if owners else ''}{month} {line + ':':<22} {cells}\n")
+    if report.get("budget_ledger"):
+        out("\n-- budget ledger (thresholds alerted, enforcement) --\n")
+        for row in report["budget_ledger"]:
+            target = (
+                f"{row['threshold_percent']}%"
+                if "threshold_percent" in row
+                else str(row.get("label") or row.get("share") or row.get("execution_arn") or "")
+            )
+            flags = "".join(f" [{flag}]" for flag in ("dry_run", "failed") if row.get(flag)).replace("_", " ")
+            out(
+                f"{row['month']} {row['consumer'] or row['pipeline']!s:<12} {row['action']:<22} {target:<16} spend "
+                f"{row['spend_usd']} of {row['monthly_limit_usd']}{flags}\n"
+            )
 
 
 _MAX_PROBLEMS = 20  # problems listed for an invalid scenario (the rest are counted)

@@ -55,6 +55,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -158,6 +159,8 @@ class Host(Protocol):
     def send_to_queue(self, account: str, queue_arn: str, body: dict[str, Any]) -> None: ...
 
     def enter_function(self, function: LocalFunction) -> None: ...
+
+    def watch_changes(self, function: LocalFunction) -> Callable[[], dict[str, int]]: ...
 
 
 class Deployer:
@@ -550,6 +553,7 @@ class Deployer:
             max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
             on_failure=functools.partial(self.stack.send_to_queue, d.account, on_failure) if on_failure else None,
             before_invoke=self.stack.enter_function,
+            watch_changes=self.stack.watch_changes,
         )
         d.functions[logical] = function
         d.refs[logical] = name

@@ -55,6 +55,9 @@ class Invocation:
     error: str | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    # what the invocation changed: its successful calls other than reads, "service:Operation" -> count (DynamoDB
+    # writes: items written); filled when the function has a change watcher (the local stack's)
+    changes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class Invocation:
             "result": self.result,
             "error": self.error,
             "metrics": self.metrics,
+            "changes": self.changes,
         }
 
 
@@ -163,6 +167,7 @@ class LocalFunction:
         max_retries: int,
         on_failure: Callable[[dict[str, Any]], None] | None,
         before_invoke: Callable[[LocalFunction], None],
+        watch_changes: Callable[[LocalFunction], Callable[[], dict[str, int]]] | None = None,
     ) -> None:
         self.logical_id = logical_id
         self.name = name
@@ -175,6 +180,7 @@ class LocalFunction:
         self.max_retries = max_retries
         self._on_failure = on_failure
         self._before_invoke = before_invoke
+        self._watch_changes = watch_changes
         self.invocations: list[Invocation] = []
 
     @property
@@ -206,6 +212,7 @@ class LocalFunction:
         with _environment(self._env()):
             handler = load_handler(self.code_uri, self.handler)
             self._before_invoke(self)
+            changes = self._watch_changes(self) if self._watch_changes is not None else None
             with capture_output() as out:
                 try:
                     invocation.result = handler(event, context)
@@ -213,6 +220,8 @@ class LocalFunction:
                     invocation.error = f"{type(exc).__name__}: {exc}"
                     invocation.logs.append({"level": "ERROR", "traceback": traceback.format_exc(limit=5)})
             _parse_output(out.getvalue(), invocation)
+            if changes is not None:
+                invocation.changes = changes()
         self.invocations.append(invocation)
         return invocation
 

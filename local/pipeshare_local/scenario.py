@@ -144,6 +144,30 @@ class Scenario(_Strict):
         )
 
 
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _invoked_at(invocation: Any) -> datetime:
+    """The scenario time an invocation ran (runtime.Invocation.at: ISO 8601, taken on the scenario clock)."""
+    return datetime.fromisoformat(invocation.at)
+
+
+def _changes_text(changes: Mapping[str, int]) -> str:
+    """What an invocation changed, in words: records written, messages published, then other operations."""
+    written = sum(n for name, n in changes.items() if name.startswith("dynamodb:"))
+    published = changes.get("sns:Publish", 0)
+    parts = [f"{written} record(s) written"] if written else []
+    if published:
+        parts.append(f"{published} message(s) published")
+    parts += [
+        name.split(":", 1)[1] + (f" x{n}" if n > 1 else "")
+        for name, n in sorted(changes.items())
+        if not name.startswith("dynamodb:") and name != "sns:Publish"
+    ]
+    return ", ".join(parts)
+
+
 @dataclass
 class Report:
     scenario: str
@@ -174,7 +198,8 @@ class Player:
         self.report = Report(scenario.name)
         self.aliases: dict[str, str] = {}  # "pipeline:churn-train" -> ARN, share names -> ARN
         self.ids = {alias: spec.id for alias, spec in scenario.accounts.items()}
-        self.quiet_sweeps = 0
+        self.quiet: list[Any] = []  # this step's quiet invocations (changed nothing), counted by log_quiet
+        self.quiet_invocations = 0  # in the whole run
         self.executions: dict[str, str] = {}  # scenario label -> execution ARN
         self.denied: list[tuple[str, str]] = []  # (label, error code) of refused starts
         self.spend_marks: dict[str, Decimal] = {}  # expect_spend labels -> the spend then
@@ -190,10 +215,11 @@ class Player:
     def alias_of(self, account_id: str) -> str:
         return next((a for a, i in self.ids.items() if i == account_id), account_id)
 
-    def log(self, step: str, text: str, **details: Any) -> None:
+    def log(self, step: str, text: str, *, at: datetime | None = None, **details: Any) -> None:
+        """One timeline entry, stamped with `at` (an invocation's own scenario time) or now."""
         self.report.timeline.append(
             {
-                "at": self.stack.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "at": _stamp(at or self.stack.clock.now()),
                 "step": step,
                 "text": text,
                 **({"details": details} if details else {}),
@@ -228,66 +254,78 @@ class Player:
             self.log_invocation(invocation)
         for account in self.stack.deployments:
             self.stack.read_notifications(account)
+        self.log_quiet()
+
+    def log_quiet(self) -> None:
+        """One entry counting the step's quiet invocations (those that changed nothing), by function."""
+        if not self.quiet:
+            return
+        by_function: dict[str, int] = {}
+        for invocation in self.quiet:
+            by_function[invocation.function] = by_function.get(invocation.function, 0) + 1
+        count = len(self.quiet)
+        first, last = _stamp(_invoked_at(self.quiet[0])), _stamp(_invoked_at(self.quiet[-1]))
+        self.quiet_invocations += count
+        self.quiet = []
+        self.log(
+            "quiet",
+            f"{count} invocation(s) changed nothing: "
+            + ", ".join(f"{name.removesuffix('Function')} x{n}" for name, n in sorted(by_function.items())),
+            count=count,
+            functions=by_function,
+            first=first,
+            last=last,
+        )
 
     def log_invocation(self, invocation: Any) -> None:
+        """An invocation that changed something (a successful write: records written, messages published, a RAM
+        answer, a stopped execution...), failed, or refused its event as invalid is listed at its own scenario time,
+        with what it changed; the others are quiet: counted (log_quiet), not listed."""
         result = invocation.result if isinstance(invocation.result, dict) else {}
-        if invocation.function == "TrackExecutionsFunction":
-            self._log_tracking(invocation, result)
+        invalid = bool(invocation.metrics.get("InvalidEvent")) or result.get("status") == "invalid"
+        if not (invocation.error or invocation.changes or invalid):
+            self.quiet.append(invocation)
             return
-        if invocation.function == "EstimateCostFunction" and result.get("status") in ("counted", "finalised"):
-            execution = str(result.get("execution_arn", "")).rsplit("/", 1)[-1]
-            self.log(
-                "cost",
-                f"owner {'finalises' if result['status'] == 'finalised' else 'updates'} the estimate of "
-                f"{execution}: USD {Decimal(result.get('total') or 0):.4f}",
-            )
-            return
-        if invocation.function == "WatchBudgetsFunction" and invocation.metrics.get("BudgetThresholdAlerted"):
-            enforced = " and enforces the budget" if invocation.metrics.get("BudgetEnforced") else ""
-            self.log(
-                "budget",
-                f"owner alerts {int(invocation.metrics['BudgetThresholdAlerted'])} budget threshold(s){enforced}",
-            )
-            return
-        if invocation.function != "AcceptInvitationsFunction":
-            return
-        if invocation.error:
-            self.log(
-                "invoke",
-                f"{invocation.function} in {self.alias_of(invocation.account)} failed "
-                f"(attempt {invocation.attempt}): {invocation.error}",
-            )
-        elif result.get("status") == "invalid":
-            self.log(
-                "invoke",
-                f"{invocation.function} in {self.alias_of(invocation.account)} rejected an invalid "
-                f"event {invocation.event_id} (InvalidEvent metric)",
-            )
-        elif invocation.trigger.startswith("schedule:") and not any(
-            result.get(k) for k in ("accepted", "held", "rejected", "expired", "problems", "invalid_records")
-        ):
-            self.quiet_sweeps += 1
-        else:
-            self.log(
-                "invoke",
-                f"{invocation.function} in {self.alias_of(invocation.account)} ({invocation.trigger}):"
-                f" seen {result.get('seen', 0)}, accepted {result.get('accepted', 0)}, held {result.get('held', 0)},"
-                f" rejected {result.get('rejected', 0)}, expired {result.get('expired', 0)}",
-            )
+        step, text = self._describe(invocation, result, invalid)
+        changed = _changes_text(invocation.changes)
+        self.log(
+            step,
+            text + (f" - {changed}" if changed else ""),
+            at=_invoked_at(invocation),
+            function=invocation.function,
+            account=self.alias_of(invocation.account),
+            trigger=invocation.trigger,
+            attempt=invocation.attempt,
+            changes=invocation.changes,
+        )
 
-    def _log_tracking(self, invocation: Any, result: dict[str, Any]) -> None:
+    def _describe(self, invocation: Any, result: dict[str, Any], invalid: bool) -> tuple[str, str]:
+        """(step, text) of a listed invocation: what it did, in the product's words where its result says it."""
+        where = f"{invocation.function} in {self.alias_of(invocation.account)}"
         if invocation.error:
-            self.log("invoke", f"TrackExecutionsFunction failed (attempt {invocation.attempt}): {invocation.error}")
-        elif result.get("status") == "recorded" and (result.get("alerts") or result.get("source") != "unknown"):
-            execution = str(result.get("execution_arn", "")).rsplit("/", 1)[-1]
+            return "invoke", f"{where} failed (attempt {invocation.attempt}): {invocation.error}"
+        if invalid:
+            return "invoke", f"{where} rejected an invalid event {invocation.event_id} (InvalidEvent metric)"
+        function = invocation.function
+        execution = str(result.get("execution_arn", "")).rsplit("/", 1)[-1]
+        if function == "TrackExecutionsFunction" and result.get("status") == "recorded":
+            if result.get("source") in (None, "unknown"):
+                return "track", f"owner records execution {execution}: initiator not known yet"
             initiator = self.alias_of(str(result.get("initiator_account") or "")) or "?"
             alerts = f", alert due: {', '.join(result['alerts'])}" if result.get("alerts") else ""
-            self.log(
-                "track",
-                f"owner records execution {execution}: started by {initiator} (source {result.get('source')}){alerts}",
-            )
-        elif result.get("status") in ("unverified", "invalid"):
-            self.log("track", f"owner ignores an event: {result.get('status')} {result.get('reason', '')}")
+            source = result.get("source")
+            return "track", f"owner records execution {execution}: started by {initiator} (source {source}){alerts}"
+        if function == "EstimateCostFunction" and result.get("status") in ("counted", "finalised"):
+            verb = "finalises" if result["status"] == "finalised" else "updates"
+            return "cost", f"owner {verb} the estimate of {execution}: USD {Decimal(result.get('total') or 0):.4f}"
+        if function == "WatchBudgetsFunction" and invocation.metrics.get("BudgetThresholdAlerted"):
+            enforced = " and enforces the budget" if invocation.metrics.get("BudgetEnforced") else ""
+            alerted = int(invocation.metrics["BudgetThresholdAlerted"])
+            return "budget", f"owner alerts {alerted} budget threshold(s){enforced}"
+        if function == "AcceptInvitationsFunction":
+            counts = ", ".join(f"{k} {result.get(k, 0)}" for k in ("seen", "accepted", "held", "rejected", "expired"))
+            return "invoke", f"{where} ({invocation.trigger.split(':', 1)[0]}): {counts}"
+        return "invoke", f"{where} ({invocation.trigger.split(':', 1)[0]})"
 
     def deploy(self, spec: DeploySpec) -> None:
         account = self.account(spec.account)
@@ -368,29 +406,161 @@ class Player:
             ],
             "settings": self.stack.settings.model_dump(),
             "invocations": [i.as_dict() for i in self.stack.invocations()],
-            "executions": self._executions(),
+            "quiet_invocations": self.quiet_invocations,
+            **self._owner_sections(),
         }
 
-    def _executions(self) -> list[dict[str, Any]]:
-        rows = []
+    def _owner_sections(self) -> dict[str, Any]:
+        """The owner side, read from each owner deployment's OwnerTable: executions (with the attribution evidence),
+        estimates, month-to-date spend, the budget ledger (docs/scenarios.md, Report schema)."""
+        labels = {arn.lower(): label for label, arn in self.executions.items()}
+        shares = {arn.lower(): alias[6:] for alias, arn in self.aliases.items() if alias.startswith("share:")}
+        sections: dict[str, list[dict[str, Any]]] = {key: [] for key in ("executions", "estimates", "spend")}
+        sections["budget_ledger"] = []
         for account, deployment in self.stack.deployments.items():
             if "OwnerTable" not in deployment.refs:
                 continue
-            for item in self.stack.table_items(account, "OwnerTable"):
-                if item.get("item_type") != "execution":
-                    continue
-                rows.append(
-                    {
-                        "owner": self.alias_of(account),
-                        "execution_arn": item["execution_arn"],
-                        "status": item.get("status"),
-                        "attribution_source": item.get("attribution_source"),
-                        "initiator": self.alias_of(str(item.get("initiator_account") or "")) or None,
-                        "candidates": [self.alias_of(c) for c in item.get("candidates") or []],
-                        "actions": sorted(item.get("actions") or {}),
-                    }
-                )
-        return rows
+            owner = self.alias_of(account)
+            items = self.stack.table_items(account, "OwnerTable")
+            alerts = {  # a ledger record's message: ALERT#<its last key>, in the same partition
+                (i["pk"], i["sk"].removeprefix("ALERT#")): i
+                for i in items
+                if i["pk"].startswith("BUDGET#") and i["sk"].startswith("ALERT#")
+            }
+            for item in items:
+                kind = item.get("item_type")
+                if kind == "execution":
+                    sections["executions"].append(self._execution_row(owner, item, labels))
+                elif kind == "estimate":
+                    sections["estimates"].append(self._estimate_row(owner, item, labels))
+                elif item["pk"].startswith("SPEND#") and "kind" in item:
+                    sections["spend"].append(self._spend_row(owner, item))
+                elif kind == "budget-ledger":
+                    alert = alerts.get((item["pk"], item["sk"]))
+                    sections["budget_ledger"].append(self._ledger_row(owner, item, alert, labels, shares))
+        # the ledger in the order things happened (thresholds before the enforcement they led to)
+        sections["budget_ledger"].sort(key=lambda r: (r["owner"], str(r["at"]), r["action"] != "threshold", r["key"]))
+        return sections
+
+    def _account_alias(self, account: Any) -> str | None:
+        return self.alias_of(str(account)) if account and account != "-" else None
+
+    def _execution_row(self, owner: str, item: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+        actions = item.get("actions") or {}
+        return {
+            "owner": owner,
+            "execution_arn": item["execution_arn"],
+            "label": labels.get(item["execution_arn"].lower()),
+            "pipeline": _pipeline_name(item.get("pipeline_arn")),
+            "status": item.get("status"),
+            "attempt": item.get("attempt"),
+            "started_at": item.get("started_at"),
+            "ended_at": item.get("ended_at"),
+            "attribution_source": item.get("attribution_source"),
+            "initiator": self._account_alias(item.get("initiator_account")),
+            "initiator_principal": item.get("initiator_principal"),
+            "candidates": [self.alias_of(c) for c in item.get("candidates") or []],
+            "actions": sorted(actions),
+            "evidence": {
+                name: {
+                    "source": claim.get("source"),
+                    "account": self._account_alias(claim.get("account")),
+                    "principal": claim.get("principal"),
+                    "event_id": claim.get("event_id"),
+                    "candidates": [self.alias_of(c) for c in claim.get("candidates") or []],
+                    "at": claim.get("at"),
+                }
+                for name, claim in sorted(actions.items())
+                if isinstance(claim, dict)
+            },
+        }
+
+    def _estimate_row(self, owner: str, item: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+        execution_arn = item["pk"].removeprefix("EXECUTION#")
+        return {
+            "owner": owner,
+            "execution_arn": execution_arn,
+            "label": labels.get(execution_arn.lower()),
+            "pipeline": _pipeline_name(item.get("pipeline_arn")),
+            "consumer": self._account_alias(item.get("consumer_account")),
+            "spend_holder": item.get("spend_holder"),
+            "month": item.get("month"),
+            "total_usd": _usd_text(item.get("total")),
+            "final": bool(item.get("final")),
+            "complete": bool(item.get("complete")),
+            "unpriced": sorted(item.get("unpriced") or []),
+            "attempt": item.get("attempt"),
+            "status": item.get("status"),
+        }
+
+    def _spend_row(self, owner: str, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "owner": owner,
+            "month": item.get("month"),
+            "line": str(item["kind"]).removesuffix("-total"),
+            "consumer": self._account_alias(item.get("consumer_account")),
+            "pipeline": _pipeline_name(item.get("pipeline_arn")),
+            "total_usd": _usd_text(item.get("total")),
+            # consumer lines: the part attributed by evidence (none written yet: 0)
+            "confirmed_usd": _usd_text(item.get("confirmed_total", 0)) if item["kind"] == "consumer-total" else None,
+        }
+
+    def _ledger_row(
+        self,
+        owner: str,
+        item: dict[str, Any],
+        alert: dict[str, Any] | None,
+        labels: dict[str, str],
+        shares: dict[str, str],
+    ) -> dict[str, Any]:
+        subject = item["pk"].split("#", 2)[2]  # BUDGET#<month>#<consumer | UNATTRIBUTED#<pipeline arn>>
+        key = str(item["sk"])
+        rest, failed = (key.removeprefix("FAILED#"), True) if key.startswith("FAILED#") else (key, False)
+        rest, dry_run = (rest.removeprefix("DRYRUN#"), True) if rest.startswith("DRYRUN#") else (rest, False)
+        kind, _, target = rest.partition("#")
+        row: dict[str, Any] = {
+            "owner": owner,
+            "month": item.get("month"),
+            "consumer": None if subject.startswith("UNATTRIBUTED#") else self.alias_of(subject),
+            "pipeline": _pipeline_name(subject.removeprefix("UNATTRIBUTED#"))
+            if subject.startswith("UNATTRIBUTED#")
+            else None,
+            "action": _LEDGER_ACTIONS.get(kind, kind.lower()),
+            "dry_run": dry_run,
+            "failed": failed,
+            "key": key,
+            "at": item.get("at"),
+            "spend_usd": _usd_text(item.get("spend_total")),
+            "monthly_limit_usd": _usd_text(item.get("monthly_limit")),
+            "alert_subject": alert.get("subject") if alert else None,
+        }
+        if kind == "THRESHOLD":
+            row["threshold_percent"] = int(target)
+        elif kind == "STOP":
+            execution_arn, _, attempt = target.rpartition("#")
+            row.update(execution_arn=execution_arn, label=labels.get(execution_arn), attempt=int(attempt))
+        elif kind in ("SHARE", "READONLY", "NOTE"):
+            share_arn, _, principal = target.removeprefix("SHARE#").partition("#")
+            row.update(share=shares.get(share_arn, share_arn), principal=self._account_alias(principal))
+        return row
+
+
+_LEDGER_ACTIONS = {  # budget ledger key kinds (README, OwnerTable: budget ledger) -> the report's action names
+    "THRESHOLD": "threshold",
+    "STOP": "stop-execution",
+    "SHARE": "remove-from-share",
+    "READONLY": "downgrade-to-read-only",
+    "NOTE": "note-group-share",
+}
+
+
+def _pipeline_name(arn: Any) -> str | None:
+    return str(arn).rsplit("/", 1)[-1] if arn and ":pipeline/" in str(arn) else None
+
+
+def _usd_text(value: Any) -> str | None:
+    """A USD amount read back from DynamoDB (a number) as a decimal string, as the product's messages write them."""
+    return None if value is None else str(Decimal(str(value)))
 
 
 # ---------------------------------------------------------------------- step arguments
@@ -601,11 +771,8 @@ class AdvanceArgs(StepArgs):
 def _advance(p: Player, args: AdvanceArgs) -> None:
     delta = timedelta(hours=args.hours, minutes=args.minutes)
     p.log("advance", f"the clock advances {delta}")
-    p.quiet_sweeps = 0
     for invocation in p.stack.advance(delta):
         p.log_invocation(invocation)
-    if p.quiet_sweeps:
-        p.log("advance", f"{p.quiet_sweeps} scheduled sweep(s) found nothing new")
 
 
 class SweepArgs(StepArgs):

@@ -13,6 +13,7 @@ are polled; on-failure destinations and dead-letter queues are fed; functions si
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import io
@@ -72,6 +73,31 @@ DEFAULT_START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 _CREDENTIALS_ROLE = "pipeshare-local"
 _DYNAMODB_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")  # X-Amz-Target of DynamoDB and its streams
 _LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_DYNAMODB_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+# operations that change nothing (every other successful call of a function is a change: pipeshare_local.scenario
+# lists the invocations that made one); KMS data-key calls and STS change nothing the scenario reports either
+_READ_PREFIXES = (
+    "Get",
+    "List",
+    "Describe",
+    "Query",
+    "Scan",
+    "BatchGet",
+    "TransactGet",
+    "Receive",
+    "Search",
+    "Select",
+    "Lookup",
+    "Head",
+    "Check",
+    "Estimate",
+    "Simulate",
+    "Validate",
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "Assume",
+)
 _TOKEN_WINDOW = timedelta(minutes=10)  # DynamoDB: a TransactWriteItems client token is valid for 10 minutes
 
 
@@ -165,6 +191,9 @@ class LocalStack:
         # (account, service, operation, caller, access key) for every call at the endpoint; caller is "functions" or
         # "tooling"; the access key tells which function signed it
         self.aws_calls: list[tuple[str, str, str, str, str]] = []
+        # per call of aws_calls (by index): the HTTP status answered, and the items a DynamoDB write names
+        self._call_status: dict[int, int] = {}
+        self._call_items: dict[int, int] = {}
         self._key_purpose: dict[str, str] = {}
         self._lock = threading.Lock()
         self.ram = RamEmulator(
@@ -265,13 +294,17 @@ class LocalStack:
         self._transaction_tokens.clear()
         with self._lock:
             self.aws_calls.clear()
+            self._call_status.clear()
+            self._call_items.clear()
         self._active_identity = None
         self.client("111111111111", "sts").get_caller_identity()
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") == "/moto-api/reset":
             self.iam.forget()  # a new world: every credential is gone
-        self._count_call(environ)
+        index = self._count_call(environ)
+        if index is not None:
+            start_response = self._status_recorder(index, start_response)
         denied = self._authorize_call(environ)
         if denied is not None:
             return finish(start_response, denied, str(uuid.uuid4()))
@@ -478,23 +511,69 @@ class LocalStack:
             self._emit(event)
         return [answer]
 
-    def _count_call(self, environ: dict[str, Any]) -> None:
-        """Count each AWS call at the endpoint as (account, service, operation): JSON target, query Action or path."""
+    def _count_call(self, environ: dict[str, Any]) -> int | None:
+        """Count each AWS call at the endpoint as (account, service, operation): JSON target, query Action or path.
+        Returns its index in aws_calls (None: an unsigned request); a DynamoDB write's item count is kept too."""
         auth = environ.get("HTTP_AUTHORIZATION", "")
         match = re.search(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/", auth)
         if not match:
-            return
+            return None
         operation = environ.get("HTTP_X_AMZ_TARGET", "").split(".")[-1]
+        items = None
         if not operation and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(body)
             operation = parse_qs(body.decode()).get("Action", [""])[0]
+        elif operation in _DYNAMODB_WRITES and environ.get("HTTP_X_AMZ_TARGET", "").startswith(_DYNAMODB_TARGETS[0]):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            items = _written_items(operation, body)
         operation = operation or _rest_operation(match.group(2), environ.get("PATH_INFO", ""))
         key = match.group(1)
         with self._lock:
             self.aws_calls.append(
                 (get_account_id_from(key), match.group(2), operation, self._key_purpose.get(key, "tooling"), key)
             )
+            index = len(self.aws_calls) - 1
+            if items is not None:
+                self._call_items[index] = items
+        return index
+
+    def _status_recorder(self, index: int, start_response: Callable[..., Any]) -> Callable[..., Any]:
+        """start_response, recording the HTTP status the call is answered with (a lost answer records none)."""
+
+        def recording(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            with contextlib.suppress(ValueError, IndexError):
+                self._call_status[index] = int(status.split(" ", 1)[0])
+            if exc_info is not None:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        return recording
+
+    def watch_changes(self, function: LocalFunction) -> Callable[[], dict[str, int]]:
+        """Called as one of a function's invocations starts; the returned callable, called as it ends, answers what
+        the invocation changed: its successful calls other than reads, as "service:Operation" -> count (DynamoDB
+        writes: the items written; invocations run one at a time, so the calls signed by the function in between
+        are the invocation's)."""
+        with self._lock:
+            mark = len(self.aws_calls)
+
+        def changes() -> dict[str, int]:
+            with self._lock:
+                calls = list(enumerate(self.aws_calls[mark:], start=mark))
+            found: dict[str, int] = {}
+            for index, (account, service, operation, caller, key) in calls:
+                if caller != "functions" or account != function.account or operation.startswith(_READ_PREFIXES):
+                    continue
+                status = self._call_status.get(index)
+                if status is None or not 200 <= status < 300 or self._signer(key) != function.logical_id:
+                    continue
+                name = f"{service}:{operation}"
+                found[name] = found.get(name, 0) + self._call_items.get(index, 1)
+            return {name: count for name, count in found.items() if count}
+
+        return changes
 
     @functools.cached_property
     def iam(self) -> LocalIam:
@@ -1162,6 +1241,19 @@ def _called_resource_account(event: dict[str, Any]) -> str:
         if match:
             return match.group(1)
     return str((detail.get("userIdentity") or {}).get("accountId") or event.get("account", ""))
+
+
+def _written_items(operation: str, body: bytes) -> int:
+    """The items a DynamoDB write names: one, a transaction's writes (not its condition checks), a batch's requests."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return 1
+    if operation == "TransactWriteItems":
+        return sum(1 for entry in request.get("TransactItems") or [] if "ConditionCheck" not in entry)
+    if operation == "BatchWriteItem":
+        return sum(len(requests) for requests in (request.get("RequestItems") or {}).values())
+    return 1
 
 
 def _plain(value: Any) -> Any:

@@ -61,8 +61,17 @@ def test_cli_json_report_has_the_documented_schema(tmp_path: Path, capsys: pytes
         "records",
         "notifications",
         "events",
+        "pending_events",
+        "settings",
         "invocations",
+        "quiet_invocations",
+        "executions",
+        "estimates",
+        "spend",
+        "budget_ledger",
     }
+    # no owner deployment in this story: the owner sections are there, empty
+    assert [report[k] for k in ("executions", "estimates", "spend", "budget_ledger")] == [[], [], [], []]
     [invitation] = report["invitations"]
     assert set(invitation) >= {
         "invitation_arn",

@@ -4,6 +4,7 @@ the share table's transaction, errors mapped to exit codes. Plus the output help
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -19,7 +20,7 @@ from pipeshare.logic.accept import client_token
 from pipeshare.models.domain import Action, TrustPolicy
 from pipeshare_local.cli import main
 from pipeshare_local.ops.consumer import allowed_types
-from pipeshare_local.ops.output import Result, Section, bar, merge
+from pipeshare_local.ops.output import Result, Section, bar, emit, merge
 from pipeshare_local.ops.target import template_outputs
 
 ACCOUNT, OWNER, STRANGER = "222222222222", "111111111111", "333333333333"
@@ -340,3 +341,35 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("invitations", "approve", "reject", "policy", "grants", "executions", "explain", "spend", "prices"):
         assert command in out
+
+
+@pytest.mark.parametrize("columns", ["80", "100", "160"])
+def test_identifiers_are_never_cut_in_a_narrow_table(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a pipe as wide as COLUMNS (80 under pytest-xdist) and a table wider than that
+    monkeypatch.setenv("COLUMNS", columns)
+    headers = ["Pipeline", "Status", "Started", "Source", "Started by", "Attempt", "Estimate USD", "Final", "Reason"]
+    keys = ["pipeline", "status", "started_at", "attribution_source", "initiator_account", "attempt", "usd", "final"]
+    row = {
+        "execution": "nf4555xl5vo0",
+        "pipeline": "churn-train-with-a-long-name",
+        "status": "Succeeded",
+        "started_at": "2026-05-01T08:00:05Z",
+        "attribution_source": "cloudtrail-owner-copy",
+        "initiator_account": "222222222222",
+        "attempt": 1,
+        "usd": "0.078611",
+        "final": True,
+        "reason": "a long explanation that may fold over several lines of its cell",
+    }
+    section = Section(
+        "executions", "Executions", [("execution", "Execution"), *zip([*keys, "reason"], headers, strict=True)], [row]
+    )
+
+    # When it is printed as a table
+    out = io.StringIO()
+    emit(Result([section]), as_json=False, target="t", out=out)
+
+    # Then every identifier is whole on one line (a table cell folded over lines would split it)
+    text = out.getvalue()
+    for identifier in ("nf4555xl5vo0", "222222222222", "churn-train-with-a-long-name"):
+        assert identifier in text

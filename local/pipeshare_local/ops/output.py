@@ -80,6 +80,12 @@ def bar(percent: Decimal | None) -> str:
 
 _ISO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|\+00:00)$")
 NO_WRAP = frozenset({"bar", "invitation", "status", "share_name"})  # kept on one line
+# identifiers an operator copies (account IDs, execution and invitation IDs, names): never folded or cut, whatever the
+# width (a pipe's width is COLUMNS, 80 under pytest-xdist): the column is at least as wide as its longest cell
+IDENTIFIERS = frozenset(
+    {"account", "consumer", "execution", "initiator_account", "invitation", "job", "pipeline", "region"}
+    | {"sender_account_id", "share_name", "subject", "event_id", "instance_type"}
+)
 WIDE = frozenset({"reason", "would_reason", "origin", "summary", "by", "value", "principal"})  # wrapped at 48
 
 
@@ -120,10 +126,18 @@ def emit(result: Result, *, as_json: bool, target: str, out: TextIO | None = Non
     console.print(f"[dim]{target}[/dim]")
     for section in result.sections:
         table = Table(title=section.title, title_justify="left", show_lines=False)
-        for key, header in section.columns:
-            table.add_column(header, overflow="fold", max_width=48 if key in WIDE else None, no_wrap=key in NO_WRAP)
-        for row in section.rows:
-            table.add_row(*(_cell(row.get(key)) for key, _ in section.columns))
+        cells = [[_cell(row.get(key)) for key, _ in section.columns] for row in section.rows]
+        for index, (key, header) in enumerate(section.columns):
+            whole = max((len(row[index]) for row in cells), default=0) if key in IDENTIFIERS else None
+            table.add_column(
+                header,
+                overflow="fold",
+                max_width=48 if key in WIDE else None,
+                min_width=whole,
+                no_wrap=key in NO_WRAP or key in IDENTIFIERS,
+            )
+        for row in cells:
+            table.add_row(*row)
         if not section.rows:
             table.caption = "(none)"
         console.print(table)

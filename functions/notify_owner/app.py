@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeshare.config import load_settings
 from pipeshare.config.owner import NotifyOwnerSettings
 from pipeshare.dependencies import get_publish_once
-from pipeshare.logic.owner_notify import owner_notification
+from pipeshare.logic.owner_notify import owner_notification, publish_owner_notification
 from pipeshare.models.outbox import OwnerOutboxItem
 from pipeshare.observability import logger, metrics, tracer
 from pipeshare.reporting import report_owner_notification
@@ -29,9 +29,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         return
     settings = load_settings(NotifyOwnerSettings)
     notifier = get_publish_once(settings.owner_topic_arn, settings.owner_table_name).for_item(item.pk, item.sk)
-    message_id = notifier.publish(
-        subject=notification.subject, message=notification.message, attributes=notification.attributes
-    )
+    message_id = publish_owner_notification(notification, notifier=notifier, chat=settings.chat_key)
     report_owner_notification(notification, message_id)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from pipeshare.config import Settings
@@ -51,3 +53,9 @@ class WatchBudgetsSettings(Settings):
 class NotifyOwnerSettings(Settings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
     owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)  # where each publish is recorded
+    # `ChatNotifications`: "off", or the protocol key the chat notification goes under (aws-facts §13.3)
+    chat_notifications: Literal["off", "https"] = Field(default="off", alias="CHAT_NOTIFICATIONS")
+
+    @property
+    def chat_key(self) -> str:
+        return "" if self.chat_notifications == "off" else self.chat_notifications

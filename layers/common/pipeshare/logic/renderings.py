@@ -256,9 +256,13 @@ _VERBS = {"start": "started", "stop": "stopped", "retry": "retried"}
 
 def _alert(m: Mapping[str, Any]) -> Reading:
     attribution = m.get("attribution") or {}
-    actor = m.get("consumer_account") or (
-        "one of " + ", ".join(map(str, m["candidates"])) if m.get("candidates") else "the owner account"
-    )
+    if m.get("consumer_account"):
+        inferred = attribution.get("source") == "inferred"
+        actor = f"Consumer {m['consumer_account']}" + (" (inferred)" if inferred else "")
+    elif m.get("candidates"):
+        actor = "One of " + ", ".join(map(str, m["candidates"]))
+    else:
+        actor = "The owner account"
     verb = _VERBS.get(str(m.get("action")), _s(m.get("action")))
     facts = (*_execution_facts(m), ("Evidence", f"{_s(attribution.get('source'))}: {_s(attribution.get('evidence'))}"))
     if attribution.get("caveat"):

@@ -316,7 +316,7 @@ def test_chat_notification_follows_the_custom_notification_schema(kind: str) -> 
 @pytest.mark.parametrize("name", [SHORT, LONG, "données-" * 32])
 def test_subjects_fit_are_ascii_and_never_cut_an_account_id(kind: str, name: str) -> None:
     # Given / When a message with a short, a long, or a long non-ASCII share / pipeline name
-    subject, body, attributes, _ = SAMPLES[kind](name)
+    subject, _, attributes, _ = SAMPLES[kind](name)
 
     # Then the subject fits SNS (printable ASCII, at most 100), and the account the message is about is whole in
     # it: the sender (the share's owner) of a consumer message, the consumer of an owner message

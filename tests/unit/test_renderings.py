@@ -517,3 +517,24 @@ def test_a_structured_message_too_large_drops_the_copies_then_the_texts() -> Non
     message = json.loads(structured(middling, {"email": "text"}, {}) or "{}")
     assert set(message) == {"default", "email"}
     assert structured(huge, {"email": "t" * 2000}, {}) is None
+
+
+def test_only_the_notifiers_load_the_renderings() -> None:
+    # Given every module of the layer and every function
+    from tests.conftest import ROOT
+
+    importers = {
+        path.relative_to(ROOT).as_posix()
+        for path in [*ROOT.glob("layers/common/pipeshare/**/*.py"), *ROOT.glob("functions/*/app.py")]
+        if re.search(r"pipeshare\.logic(\.renderings| import .*\brenderings\b)", path.read_text())
+    }
+    notifier_logic = {"layers/common/pipeshare/logic/notify.py", "layers/common/pipeshare/logic/owner_notify.py"}
+    users = {
+        path.relative_to(ROOT).as_posix()
+        for path in [*ROOT.glob("layers/common/pipeshare/**/*.py"), *ROOT.glob("functions/*/app.py")]
+        if re.search(r"pipeshare\.logic\.(owner_)?notify\b|logic import .*\b(owner_)?notify\b", path.read_text())
+    }
+
+    # Then (cold start) only the notifiers' logic imports the renderings, and only the two notifiers import that
+    assert importers == notifier_logic
+    assert users - notifier_logic == {"functions/notify_decisions/app.py", "functions/notify_owner/app.py"}

@@ -538,3 +538,26 @@ def test_only_the_notifiers_load_the_renderings() -> None:
     # Then (cold start) only the notifiers' logic imports the renderings, and only the two notifiers import that
     assert importers == notifier_logic
     assert users - notifier_logic == {"functions/notify_decisions/app.py", "functions/notify_owner/app.py"}
+
+
+@pytest.mark.parametrize(("types", "ending"), [(1, "unpriced: ml.p5.48xlarge"), (4, "4 type(s) unpriced")])
+def test_a_finish_subject_keeps_the_pipeline_name_before_the_month_to_date(types: int, ending: str) -> None:
+    # Given a run with a budget and unpriced instance types
+    alert = finish_message(
+        execution_arn=f"arn:aws:sagemaker:us-east-1:{OWNER}:pipeline/gpu-train/execution/abc123",
+        consumer=CONSUMER,
+        status="Succeeded",
+        started_at=datetime(2026, 5, 3, 10, 0, tzinfo=UTC),
+        ended_at=datetime(2026, 5, 3, 11, 30, tzinfo=UTC),
+        estimate_breakdown=[{"step": "Train", "cost": None}],
+        total=Decimal("123.45"),
+        month="2026-05",
+        consumer_month_to_date=Decimal("40"),
+        budget=budget(),
+        unpriced={f"ml.p{5 + i}.48xlarge": Decimal("1") for i in range(types)},
+    )
+
+    # Then the name and the account stay whole; the types are listed when they fit, counted otherwise
+    assert alert.subject.startswith(f"pipeshare: run of gpu-train by {CONSUMER} Succeeded: est. >= USD 123.45, ")
+    assert alert.subject.endswith(ending)
+    assert len(alert.subject) <= SUBJECT_MAX

@@ -185,13 +185,11 @@ def _finish_subject(
     used = f", MTD {_amount(budget.percent_used(mtd))}% of budget" if budget is not None and mtd is not None else ""
     phrase = _estimate_phrase(this_attempt, message.estimate.currency, hours, bool(message.estimate.unestimated_steps))
     head = "run of " if fields.attempt == 1 else f"retry {fields.attempt - 1} of "
-    tails = [f" by {_who(fields)} {fields.status}: {phrase}{used}"]
-    if hours:  # the unpriced types may crowd the pipeline out: count them instead (the body lists them), then no MTD
+    who = f" by {_who(fields)} {fields.status}: "
+    tails = [f"{who}{phrase}{used}"]
+    if hours:  # the unpriced types must not crowd the pipeline out: drop the MTD part, then count the types instead
         counted = f"est. >= {message.estimate.currency} {_cents(this_attempt)}, {len(hours)} type(s) unpriced"
-        tails += [
-            f" by {_who(fields)} {fields.status}: {counted}{used}",
-            f" by {_who(fields)} {fields.status}: {counted}",
-        ]
+        tails += [f"{who}{phrase}", f"{who}{counted}{used}", f"{who}{counted}"]
     keep = min(len(message.pipeline_name), NAME_ROOM)
     tail = next((t for t in tails if len(f"pipeshare: {head}") + keep + len(t) <= SUBJECT_MAX), tails[-1])
     return _fit(head, message.pipeline_name, tail)

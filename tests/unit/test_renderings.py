@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -265,6 +265,19 @@ def test_every_kind_a_notifier_publishes_has_a_sample_and_a_renderer() -> None:
     # Then a kind without a sample, or a sample without a renderer (a new kind added without its rendering), fails
     assert published <= set(SAMPLES)
     assert set(SAMPLES) == set(RENDERERS)
+
+
+def test_every_kind_of_history_item_and_outbox_item_has_a_sample() -> None:
+    # Given the kinds of consumer history items and owner outbox items the notifiers read (a new one, e.g. a reminder
+    # of a held invitation, is added to these Literals)
+    history_kinds = set(get_args(DecisionHistoryItem.model_fields["kind"].annotation))
+    statuses = set(get_args(DecisionHistoryItem.model_fields["to_status"].annotation))
+
+    # Then each has its sample (so its rendering is tested), or is one the notifier never announces
+    sampled = {"invitation", "digest", "audit", "policy"}
+    assert history_kinds == sampled, f"add a sample and a renderer for {history_kinds - sampled}"
+    announced = {s for s in statuses if f"invitation.{s.lower()}" in SAMPLES}
+    assert statuses - announced == {"PENDING", "POLICY_INVALID", "DISALLOWED_RESOURCE"}  # kinds policy / audit
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeshare.adapters.ports import Notifier
-from pipeshare.logic.renderings import common_attributes, protocol_texts  # only the notifiers import this module
+from pipeshare.logic.renderings import common_attributes, protocol_texts  # loaded by the two notifiers only
 from pipeshare.models.notification import Notification
 from pipeshare.models.outbox import DecisionHistoryItem
 

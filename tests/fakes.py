@@ -541,6 +541,7 @@ class Published:
     message: dict[str, Any]
     attributes: dict[str, str]
     message_id: str
+    texts: dict[str, str] = field(default_factory=dict)  # per-protocol texts (MessageStructure json)
 
 
 @implements(ports.Notifier)
@@ -552,11 +553,20 @@ class FakeNotifier:
         self.published: list[Published] = []
         self.error = error
 
-    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+    def publish(
+        self,
+        *,
+        subject: str,
+        message: dict[str, Any],
+        attributes: dict[str, str],
+        texts: Mapping[str, str] | None = None,
+    ) -> str:
         if self.error is not None:
             raise self.error
         message_id = f"msg-{len(self.published) + 1}"
-        self.published.append(Published(subject, copy.deepcopy(message), dict(attributes), message_id))
+        self.published.append(
+            Published(subject, copy.deepcopy(message), dict(attributes), message_id, dict(texts or {}))
+        )
         return message_id
 
 

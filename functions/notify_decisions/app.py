@@ -26,7 +26,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         return  # logged and counted; a retry cannot fix it
     settings = load_settings(NotifyDecisionsSettings)
     once = get_publish_once(settings.consumer_topic_arn, settings.share_table_name)
-    report_notification(item, notify_decision(item, notifier=once.for_item(item.pk, item.sk)))
+    report_notification(item, notify_decision(item, notifier=once.for_item(item.pk, item.sk), chat=settings.chat_key))
 
 
 @logger.inject_lambda_context

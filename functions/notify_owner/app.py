@@ -13,7 +13,7 @@ from pipeshare.config import load_settings
 from pipeshare.config.owner import NotifyOwnerSettings
 from pipeshare.dependencies import get_notice_publisher, get_publish_once
 from pipeshare.logic.consumer_notices import notice_bus_arn
-from pipeshare.logic.owner_notify import owner_notification
+from pipeshare.logic.owner_notify import owner_notification, publish_owner_notification
 from pipeshare.models.consumer_notices import ConsumerNoticeItem
 from pipeshare.models.errors import NoticeUndeliverableError
 from pipeshare.models.outbox import OwnerOutboxItem
@@ -60,9 +60,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         return
     settings = load_settings(NotifyOwnerSettings)
     notifier = get_publish_once(settings.owner_topic_arn, settings.owner_table_name).for_item(item.pk, item.sk)
-    message_id = notifier.publish(
-        subject=notification.subject, message=notification.message, attributes=notification.attributes
-    )
+    message_id = publish_owner_notification(notification, notifier=notifier, chat=settings.chat_key)
     report_owner_notification(notification, message_id)
 
 

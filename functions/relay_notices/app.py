@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeshare.config import load_settings
 from pipeshare.config.consumer import RelayNoticesSettings
 from pipeshare.dependencies import get_policy_source, get_publish_once
-from pipeshare.logic.consumer_notices import admit_notice, notice_message
+from pipeshare.logic.consumer_notices import admit_notice, notice_message, notice_texts
 from pipeshare.models.consumer_notices import NoticeOutcome
 from pipeshare.models.errors import PolicyInvalidError
 from pipeshare.models.notice_events import NoticeTrigger
@@ -51,6 +51,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         subject=message.subject,
         message=message.message,
         attributes=message.attributes,
+        texts=notice_texts(message, chat=settings.chat_key),
     )
     report_notice_relay(notice.notice_id, delivered.account, status="relayed", detail=message_id)
     return NoticeOutcome(

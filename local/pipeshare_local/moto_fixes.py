@@ -15,6 +15,16 @@ An UpdateItem that creates its item is written by moto in two steps (the key alo
 stream record: two INSERT records, the first without the updated attributes. DynamoDB writes one INSERT record with
 the new item. The fix merges the two into the first (its event id and sequence number, the final image).
 
+SNS `Publish` with `MessageStructure=json` (aws-facts §15.1, from the Publish API reference): the message must be a
+JSON object with a string `default`, checked at publish ("Failure to parse or validate any key or value in the message
+will cause the Publish call to return an error (no partial delivery)"); a protocol's key, when its value is a string
+(the empty string included), is what that protocol gets; "Non-string values will cause the key to be ignored". moto
+5.2.5 checks per subscription while fanning out (a message without `default` is accepted when no subscription needs
+it, an invalid one fails after some subscribers got it), falls back to `default` for an empty string, and delivers a
+non-string value. The fix validates the whole message before any delivery and picks a protocol's value as documented.
+moto also drops e-mail deliveries without a trace: the fix records what an `email` / `email-json` subscription would
+get (EMAIL_DELIVERIES; LocalStack.read_emails), so the local stack shows what people read.
+
 Speed only (no behaviour the product or the emulation observes): moto generates a 2048-bit RSA key for every KMS key
 (symmetric ones included, for asymmetric signing nobody here does) and for every SNS subscription (to sign HTTP
 deliveries, which the local stack does not make), about 50-100 ms each, several per deployment; one key per key
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
@@ -36,6 +47,8 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 
 _applied = False
+EMAIL_PROTOCOLS = ("email", "email-json")
+EMAIL_DELIVERIES: list[dict[str, Any]] = []  # what e-mail subscriptions got: account, topic_arn, endpoint, ...
 
 
 def _key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +169,73 @@ def apply() -> None:
 
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     _share_generated_keys()
+    _sns_message_structure()
     _applied = True
+
+
+def check_message_structure(message: str) -> dict[str, Any]:
+    """The per-protocol message of a `MessageStructure=json` publish, validated as SNS does before any delivery."""
+    from moto.sns.exceptions import InvalidParameterValue
+
+    try:
+        structured = json.loads(message)
+    except ValueError:
+        raise InvalidParameterValue(
+            "Invalid parameter: Message Structure - JSON message body failed to parse"
+        ) from None
+    if not isinstance(structured, dict) or not isinstance(structured.get("default"), str):
+        raise InvalidParameterValue("Invalid parameter: Message Structure - No default entry in JSON message body")
+    return structured
+
+
+def protocol_message(structured: dict[str, Any], protocol: str) -> str:
+    """What a subscription of `protocol` gets: its own key when a string ("" included), else `default`."""
+    value = structured.get(protocol)
+    return value if isinstance(value, str) else str(structured["default"])
+
+
+def _sns_message_structure() -> None:
+    import moto.sns.models as sns_models
+
+    original_publish = sns_models.SNSBackend.publish
+
+    @functools.wraps(original_publish)
+    def publish(self: Any, message: str, *args: Any, **kwargs: Any) -> str:
+        if kwargs.get("message_structure") == "json":
+            check_message_structure(message)  # before any subscription gets anything
+        return original_publish(self, message, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def parse_message_structure(self: Any, message: str, protocol: str) -> str:
+        return protocol_message(check_message_structure(message), self.protocol)
+
+    original_deliver = sns_models.Subscription.publish
+
+    @functools.wraps(original_deliver)
+    def deliver(self: Any, message: str, message_id: str, subject: str | None = None, **kwargs: Any) -> None:
+        if self.protocol not in EMAIL_PROTOCOLS:
+            original_deliver(self, message, message_id, subject=subject, **kwargs)
+            return
+        attributes = kwargs.get("message_attributes")
+        matcher = self._filter_policy_matcher
+        if matcher is not None and not matcher.matches(attributes, message):
+            return
+        if kwargs.get("message_structure") == "json":
+            message = protocol_message(check_message_structure(message), self.protocol)
+        EMAIL_DELIVERIES.append(
+            {
+                "account": self.account_id,
+                "topic_arn": self.topic.arn,
+                "protocol": self.protocol,
+                "endpoint": self.endpoint,
+                "subject": subject,
+                "message": message,
+                "message_id": message_id,
+            }
+        )
+
+    sns_models.SNSBackend.publish = publish  # type: ignore[method-assign]
+    sns_models.Subscription._parse_message_structure = parse_message_structure  # type: ignore[method-assign]
+    sns_models.Subscription.publish = deliver  # type: ignore[method-assign]
 
 
 def _share_generated_keys() -> None:

@@ -275,6 +275,7 @@ class LocalStack:
         self.ram.reset()
         self.sagemaker.reset()
         self.pricing.reset()
+        moto_fixes.EMAIL_DELIVERIES.clear()
         self.deployments.clear()
         self._credentials.clear()
         self._clients.clear()
@@ -1161,6 +1162,10 @@ class LocalStack:
                     )
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return [n for n in self.notifications if n["account"] == account]
+
+    def read_emails(self, account: str) -> list[dict[str, Any]]:
+        """What the e-mail subscriptions of an account's topics got (moto delivers none: moto_fixes records them)."""
+        return [dict(d) for d in moto_fixes.EMAIL_DELIVERIES if d["account"] == account]
 
     def table_items(self, account: str, logical: str = "ShareTable") -> list[dict[str, Any]]:
         from boto3.dynamodb.types import TypeDeserializer

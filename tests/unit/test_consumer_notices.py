@@ -193,7 +193,15 @@ def test_the_message_names_the_owner_the_pipeline_the_figure_and_the_limit() -> 
     message = notice_message(event().detail)
     assert message.subject == f"pipeshare: owner {OWNER} stopped your run of churn-train (budget 0.08/0.05 USD)"
     assert message.message == detail()
-    assert message.attributes == {"event": "enforcement.stop_execution", "owner_account_id": OWNER, "outcome": "done"}
+    assert message.attributes == {
+        "event": "enforcement.stop_execution",
+        "action": "stop_execution",
+        "outcome": "done",
+        "dry_run": "false",
+        "owner_account": OWNER,
+        "consumer_account": CONSUMER,
+        "month": "2026-05",
+    }
 
 
 def test_a_long_name_is_shortened_never_the_account_or_the_figures() -> None:
@@ -204,8 +212,8 @@ def test_a_long_name_is_shortened_never_the_account_or_the_figures() -> None:
     )
     subject = notice_message(notice).subject
     assert len(subject) <= 100
-    assert subject.startswith(f"pipeshare: owner {OWNER} would stop your run of ppp")
-    assert subject.endswith("... (budget 0.08/0.05 USD, dry run)")
+    assert subject.startswith(f"pipeshare: DRY RUN: owner {OWNER} would stop your run of ppp")
+    assert subject.endswith("... (budget 0.08/0.05 USD)")
 
 
 # ---------------------------------------------------------------------------------------------------------- adapter

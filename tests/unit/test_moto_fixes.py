@@ -1,9 +1,11 @@
-"""The local stack's corrections to moto's TransactWriteItems (pipeshare_local/moto_fixes.py), against DynamoDB's
-documented behaviour: a cancelled transaction writes nothing and emits no stream record, and the table (so every
-stream iterator already handed out) stays the same object."""
+"""The local stack's corrections to moto (pipeshare_local/moto_fixes.py), against AWS's documented behaviour.
+TransactWriteItems: a cancelled transaction writes nothing and emits no stream record, and the table (so every
+stream iterator already handed out) stays the same object. SNS Publish with MessageStructure json: validated before
+any delivery, each protocol gets its own string key or the default, e-mail deliveries are recorded."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,3 +157,68 @@ def test_an_update_that_creates_its_item_emits_one_insert_with_the_new_image(ddb
     assert records[0]["dynamodb"]["NewImage"]["n"] == {"N": "1"}
     assert records[1]["dynamodb"]["OldImage"]["n"] == {"N": "1"}
     assert int(records[0]["dynamodb"]["SequenceNumber"]) < int(records[1]["dynamodb"]["SequenceNumber"])
+
+
+# ------------------------------------------------------------------ SNS: MessageStructure json (aws-facts §15.1)
+
+
+@pytest.fixture
+def sns() -> Iterator[tuple[Any, str, Any, str]]:
+    """A topic with an SQS subscription (its queue), an e-mail and an e-mail-json subscription."""
+    moto_fixes.apply()
+    moto_fixes.EMAIL_DELIVERIES.clear()
+    with mock_aws():
+        client, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+        topic = client.create_topic(Name="t")["TopicArn"]
+        queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        client.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        client.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")
+        client.subscribe(TopicArn=topic, Protocol="email-json", Endpoint="robot@example.com")
+        yield client, topic, sqs, queue
+
+
+def _queued(sqs: Any, queue: str) -> list[str]:
+    return [json.loads(m["Body"])["Message"] for m in sqs.receive_message(QueueUrl=queue).get("Messages", [])]
+
+
+def test_each_protocol_gets_its_own_key_or_the_default(sns: tuple[Any, str, Any, str]) -> None:
+    client, topic, sqs, queue = sns
+    # When a message has a default and an email text
+    client.publish(
+        TopicArn=topic, Subject="s", Message=json.dumps({"default": "{}", "email": "text"}), MessageStructure="json"
+    )
+    # Then SQS and e-mail-json get the default, e-mail its text
+    assert _queued(sqs, queue) == ["{}"]
+    got = {d["protocol"]: (d["subject"], d["message"]) for d in moto_fixes.EMAIL_DELIVERIES}
+    assert got == {"email": ("s", "text"), "email-json": ("s", "{}")}
+
+
+def test_an_empty_string_is_delivered_and_a_non_string_value_ignored(sns: tuple[Any, str, Any, str]) -> None:
+    client, topic, sqs, queue = sns
+    # When the sqs key is the empty string, then an object
+    client.publish(TopicArn=topic, Message=json.dumps({"default": "d", "sqs": ""}), MessageStructure="json")
+    client.publish(TopicArn=topic, Message=json.dumps({"default": "d", "sqs": {"a": 1}}), MessageStructure="json")
+    # Then the empty string, then the default
+    assert sorted(_queued(sqs, queue) + _queued(sqs, queue)) == ["", "d"]
+
+
+@pytest.mark.parametrize("message", ["not json", '["default"]', '{"email": "text"}', '{"default": 1}'])
+def test_a_message_without_a_string_default_is_refused_before_any_delivery(
+    sns: tuple[Any, str, Any, str], message: str
+) -> None:
+    client, topic, sqs, queue = sns
+    # When / Then the publish fails, and no subscription got anything (no partial delivery)
+    with pytest.raises(ClientError, match="InvalidParameter"):
+        client.publish(TopicArn=topic, Message=message, MessageStructure="json")
+    assert _queued(sqs, queue) == []
+    assert moto_fixes.EMAIL_DELIVERIES == []
+
+
+def test_a_topic_without_subscriptions_refuses_a_message_without_default() -> None:
+    moto_fixes.apply()
+    with mock_aws():
+        client = boto3.client("sns", region_name="us-east-1")
+        topic = client.create_topic(Name="empty")["TopicArn"]
+        with pytest.raises(ClientError, match="InvalidParameter"):
+            client.publish(TopicArn=topic, Message='{"email": "x"}', MessageStructure="json")

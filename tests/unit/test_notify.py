@@ -118,12 +118,14 @@ def test_build_notification_attributes_allow_filtering(status: str, decision: st
     # When
     notification = build_notification(item)
 
-    # Then subscribers can filter on event, status and sender
+    # Then subscribers can filter on event, status, the sender (the share's owner) and the receiving account, under
+    # the attribute names every message kind uses
     assert notification is not None
     assert notification.attributes == {
         "event": f"invitation.{status.lower()}",
         "status": status,
-        "sender_account_id": "111111111111",
+        "owner_account": "111111111111",
+        "consumer_account": "222222222222",
     }
 
 
@@ -185,10 +187,10 @@ def test_build_notification_long_subject_is_truncated_with_ellipsis() -> None:
     # When
     notification = build_notification(item)
 
-    # Then it is cut to exactly the limit and marked as cut
+    # Then the name is shortened (marked as cut) to fit exactly, and the sender's account ID is whole
     assert notification is not None
     assert len(notification.subject) == SUBJECT_MAX
-    assert notification.subject.endswith("...")
+    assert notification.subject.endswith("... from 111111111111 - review needed")
 
 
 def test_build_notification_keeps_the_full_share_name_in_the_body() -> None:

@@ -27,11 +27,11 @@ class Recorder:
         self.published: list[dict[str, Any]] = []
         self.failures = 0
 
-    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str], texts: Any = None) -> str:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("SNS unavailable")
-        self.published.append({"subject": subject, "message": message, "attributes": attributes})
+        self.published.append({"subject": subject, "message": message, "attributes": attributes, "texts": texts})
         return f"sns-{len(self.published)}"
 
 
@@ -94,7 +94,7 @@ def test_a_failed_publish_leaves_no_record_and_the_retry_publishes(ddb: Any) -> 
 class LostAnswer(Recorder):
     """SNS accepts the first message but its answer is lost (a timeout): the one duplicate the guarantee leaves."""
 
-    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str], texts: Any = None) -> str:
         message_id = super().publish(subject=subject, message=message, attributes=attributes)
         if len(self.published) == 1:
             raise TimeoutError("read timeout")
@@ -166,7 +166,9 @@ def test_a_notification_costs_three_calls(ddb: Any) -> None:
     calls = Calls(ddb)
 
     class InOrder(Recorder):
-        def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+        def publish(
+            self, *, subject: str, message: dict[str, Any], attributes: dict[str, str], texts: Any = None
+        ) -> str:
             calls.sent.append("Publish")
             return super().publish(subject=subject, message=message, attributes=attributes)
 

@@ -414,7 +414,8 @@ def test_reminder_message_says_which_invitation_until_when_and_how() -> None:
     assert notification.attributes == {
         "event": "invitation.reminder",
         "status": "HELD",
-        "sender_account_id": STRANGER,
+        "owner_account": STRANGER,
+        "consumer_account": "222222222222",
     }
 
 

@@ -49,7 +49,10 @@ def test_a_trusted_owners_notice_is_published_once_even_when_delivered_twice(inv
     [published] = consumer.sns.published
     assert published.subject.startswith(f"pipeshare: owner {OWNER} stopped your run of churn-train")
     assert published.message == load_event("eventbridge_enforcement_notice")["detail"]
-    assert published.attributes["owner_account_id"] == OWNER
+    assert published.attributes["owner_account"] == OWNER
+    # and e-mail subscribers read it as text (MessageStructure json): who, what, the figure and the limit
+    assert f"Owner account {OWNER} stopped your run of churn-train" in published.texts["email"]
+    assert "0.08 of 0.05 USD" in published.texts["email"]
     assert (
         first.result
         == second.result

@@ -12,6 +12,7 @@ and every other entry error are not: NoticeUndeliverableError, which the handler
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -35,7 +36,14 @@ class EventBridgeNoticeSender:
         # one per bus (dependencies.get_notice_publisher caches the senders)
         self._events = client or boto3.client("events")
 
-    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+    def publish(
+        self,
+        *,
+        subject: str,
+        message: dict[str, Any],
+        attributes: dict[str, str],
+        texts: Mapping[str, str] | None = None,  # per-protocol texts are SNS's: an event carries the JSON body only
+    ) -> str:
         entry: PutEventsRequestEntryTypeDef = {
             "Source": NOTICE_SOURCE,
             "DetailType": NOTICE_DETAIL_TYPE,

@@ -116,8 +116,16 @@ class PolicySource(Protocol):
 
 
 class Notifier(Protocol):
-    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
-        """Publish one message; returns its id."""
+    def publish(
+        self,
+        *,
+        subject: str,
+        message: dict[str, Any],
+        attributes: dict[str, str],
+        texts: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish one message; returns its id. `message` is the JSON body every protocol gets by default; `texts`
+        (protocol -> text, e.g. `email`) replace it for those protocols (SNS MessageStructure json)."""
         ...
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -75,7 +76,16 @@ class PublishOnce:
         self._table = table_name
         self._ddb = client or boto3.client("dynamodb")
 
-    def publish(self, *, pk: str, sk: str, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
+    def publish(
+        self,
+        *,
+        pk: str,
+        sk: str,
+        subject: str,
+        message: dict[str, Any],
+        attributes: dict[str, str],
+        texts: Mapping[str, str] | None = None,
+    ) -> str:
         """Publish the message of the outbox item (pk, sk) once; returns its SNS message id (the recorded one when
         it was published before)."""
         key = {"pk": {"S": PUBLISHED_PK}, "sk": {"S": mark_sk(pk, sk)}}
@@ -83,7 +93,7 @@ class PublishOnce:
         if recorded is not None:
             return recorded
         attributes = {**attributes, MESSAGE_ID_ATTRIBUTE: message_id(pk, sk)}
-        sent = self._notifier.publish(subject=subject, message=message, attributes=attributes)
+        sent = self._notifier.publish(subject=subject, message=message, attributes=attributes, texts=texts)
         self._mark(key, sent)
         return sent
 
@@ -132,5 +142,14 @@ class _ItemNotifier:
     def __init__(self, once: PublishOnce, pk: str, sk: str) -> None:
         self._once, self._pk, self._sk = once, pk, sk
 
-    def publish(self, *, subject: str, message: dict[str, Any], attributes: dict[str, str]) -> str:
-        return self._once.publish(pk=self._pk, sk=self._sk, subject=subject, message=message, attributes=attributes)
+    def publish(
+        self,
+        *,
+        subject: str,
+        message: dict[str, Any],
+        attributes: dict[str, str],
+        texts: Mapping[str, str] | None = None,
+    ) -> str:
+        return self._once.publish(
+            pk=self._pk, sk=self._sk, subject=subject, message=message, attributes=attributes, texts=texts
+        )

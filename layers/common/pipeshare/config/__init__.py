@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -16,6 +16,17 @@ T = TypeVar("T", bound=BaseModel)
 class Settings(BaseModel):
     # built on first use: a function validates its own settings model only (cold start)
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
+
+
+class ChatSettings(Settings):
+    """`ChatNotifications` of a function that publishes: "off", or the protocol key the chat notification goes under
+    (aws-facts §15.3)."""
+
+    chat_notifications: Literal["off", "https"] = Field(default="off", alias="CHAT_NOTIFICATIONS")
+
+    @property
+    def chat_key(self) -> str:
+        return "" if self.chat_notifications == "off" else self.chat_notifications
 
 
 @lru_cache(maxsize=8)

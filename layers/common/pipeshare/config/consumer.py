@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pipeshare.config import Settings
+from pipeshare.config import ChatSettings, Settings
 
 
 class TrustPolicySettings(Settings):
@@ -31,12 +31,12 @@ class AuditSharesSettings(TrustPolicySettings):
     history_retention_days: int = Field(default=400, alias="HISTORY_RETENTION_DAYS", ge=1)
 
 
-class NotifyDecisionsSettings(Settings):
+class NotifyDecisionsSettings(ChatSettings):
     consumer_topic_arn: str = Field(alias="CONSUMER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
     share_table_name: str = Field(alias="SHARE_TABLE_NAME", min_length=3)  # where each publish is recorded
 
 
-class RelayNoticesSettings(TrustPolicySettings):
+class RelayNoticesSettings(TrustPolicySettings, ChatSettings):
     """The relay of owners' enforcement notices: who is trusted (the trust policy), where notices go and are marked."""
 
     consumer_topic_arn: str = Field(alias="CONSUMER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, model_validator
 
-from pipeshare.config import Settings
+from pipeshare.config import ChatSettings, Settings
 
 
 class OwnerInventorySettings(Settings):
@@ -50,7 +50,7 @@ class WatchBudgetsSettings(Settings):
     parameter_cache_seconds: int = Field(default=60, alias="PARAMETER_CACHE_SECONDS", ge=0, le=3600)
 
 
-class NotifyOwnerSettings(Settings):
+class NotifyOwnerSettings(ChatSettings):
     owner_topic_arn: str = Field(alias="OWNER_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
     owner_table_name: str = Field(alias="OWNER_TABLE_NAME", min_length=3)  # where each publish is recorded
     # the consumers' notice bus name (ConsumerNoticeBusName); empty: consumers are not told

@@ -321,12 +321,13 @@ def _stop_subject(
         f" > {_cents(remaining(spend, budget))} left",
         "unpriced": f"{attempt}: unpriced instance types",
     }[order.reason]
+    dry = "DRY RUN: " if budget.dry_run else ""  # a dry run's every message says so first
     if outcome == "not-run":
         return _fit("DRY RUN: would stop run of ", name, f" by {consumer} ({order.reason})")
     if outcome == "failed":
-        return _fit(f"enforcement FAILED on {consumer}: could not stop run of ", name, attempt)
+        return _fit(f"{dry}enforcement FAILED on {consumer}: could not stop run of ", name, attempt)
     if outcome == "skipped":
-        return _fit(f"budget on {consumer}: run already ended: ", name, attempt)
+        return _fit(f"{dry}budget on {consumer}: run already ended: ", name, attempt)
     if order.reason == "over-budget":
         return _fit(f"budget enforced on {consumer}: stopped run of ", name, why)
     return _fit(f"budget on {consumer}: stopped run of ", name, why)  # shorter head: the reason needs the room
@@ -364,7 +365,7 @@ def share_message(
         ),
         notes=tuple(_notes(budget, notes)),
     )
-    subject = _share_subject(spend.consumer, removal.share_name, outcome, downgrade, read_only_outcome)
+    subject = _share_subject(spend.consumer, removal.share_name, outcome, downgrade, read_only_outcome, budget.dry_run)
     return OwnerAlert(
         subject=subject,
         message=body.body(),
@@ -373,15 +374,16 @@ def share_message(
 
 
 def _share_subject(
-    consumer: str, name: str, outcome: Outcome, downgrade: bool, read_only_outcome: Outcome | None
+    consumer: str, name: str, outcome: Outcome, downgrade: bool, read_only_outcome: Outcome | None, dry_run: bool
 ) -> str:
     tail = {"done": ", now read-only", "failed": ", read-only grant FAILED"}.get(str(read_only_outcome), "")
+    dry = "DRY RUN: " if dry_run else ""  # a dry run's every message says so first
     if outcome == "not-run":
         return _fit(f"DRY RUN: would remove {consumer} from share ", name, ", give read-only" if downgrade else "")
     if outcome == "failed":
-        return _fit(f"enforcement FAILED on {consumer}: not removed from share ", name)
+        return _fit(f"{dry}enforcement FAILED on {consumer}: not removed from share ", name)
     if outcome == "skipped":
-        return _fit(f"budget on {consumer}: already off share ", name, tail)
+        return _fit(f"{dry}budget on {consumer}: already off share ", name, tail)
     return _fit(f"budget enforced on {consumer}: removed from share ", name, tail)
 
 
@@ -414,7 +416,10 @@ def group_share_message(
     )
     what = "organization share " if group.kind == "organization" else "share (IAM principal) "
     return OwnerAlert(
-        subject=_fit(f"budget: cannot remove {spend.consumer} from {what}", group.share_name),
+        subject=_fit(
+            f"{'DRY RUN: ' if budget.dry_run else ''}budget: cannot remove {spend.consumer} from {what}",
+            group.share_name,
+        ),
         message=body.body(),
         attributes=_attributes("cannot_remove_from_share", spend, budget, "skipped", "over-budget"),
     )

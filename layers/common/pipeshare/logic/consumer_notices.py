@@ -147,7 +147,8 @@ def notice_message(notice: EnforcementNotice) -> Notification:
     else:
         what = notice.share_name or _name(notice.share_arn or "")
         verb = "would remove you from share" if notice.dry_run else "removed you from share"
-    head, tail = f"pipeshare: owner {owner} {verb} ", f" (budget {figure}{', dry run' if notice.dry_run else ''})"
+    dry = "DRY RUN: " if notice.dry_run else ""  # a dry run is titled so, first (as every dry-run message)
+    head, tail = f"pipeshare: {dry}owner {owner} {verb} ", f" (budget {figure})"
     room = SUBJECT_MAX - len(head) - len(tail)
     what = _ascii(what)
     if len(what) > room:  # the name is shortened, never the account or the figures
@@ -155,9 +156,21 @@ def notice_message(notice: EnforcementNotice) -> Notification:
     return Notification(
         subject=_ascii(head + what + tail)[:SUBJECT_MAX],
         message=notice.body(),
-        attributes={
+        attributes={  # the names every message kind uses (README "Messages emitted")
             "event": f"enforcement.{notice.action}",
-            "owner_account_id": owner,
+            "action": notice.action,
             "outcome": notice.outcome,
+            "dry_run": "true" if notice.dry_run else "false",
+            "owner_account": owner,
+            "consumer_account": notice.consumer_account_id,
+            "month": notice.month,
         },
     )
+
+
+def notice_texts(message: Notification, *, chat: str = "") -> dict[str, str]:
+    """The per-protocol texts of the consumer's message (logic/renderings.py): its e-mail text, and with `chat` its
+    chat notification (`MessageStructure=json`; the JSON body stays the default)."""
+    from pipeshare.logic.renderings import protocol_texts  # here: the budget watcher builds notices, never texts
+
+    return protocol_texts(message.subject, message.message, chat=chat)

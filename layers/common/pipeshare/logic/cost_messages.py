@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeshare.logic.budgets import ESTIMATE_STATEMENT, _amount, _budget_block, _cents, _fit, _iso
+from pipeshare.logic.budgets import ESTIMATE_STATEMENT, SUBJECT_MAX, _amount, _budget_block, _cents, _fit, _iso
 from pipeshare.models.budgets import Budget, _money
 from pipeshare.models.finish_messages import (
     FINISH_SCHEMA,
@@ -25,6 +25,7 @@ from pipeshare.models.messages import EstimatePayerBilling, OwnerAlert
 from pipeshare.models.types import arn_account, pipeline_of
 
 __all__ = ["FINISH_SCHEMA", "finish_message"]
+NAME_ROOM = 8  # characters of the pipeline name ("..." included) a finish subject keeps at least, when it can
 
 
 def _who(fields: FinishFields) -> str:
@@ -184,4 +185,11 @@ def _finish_subject(
     used = f", MTD {_amount(budget.percent_used(mtd))}% of budget" if budget is not None and mtd is not None else ""
     phrase = _estimate_phrase(this_attempt, message.estimate.currency, hours, bool(message.estimate.unestimated_steps))
     head = "run of " if fields.attempt == 1 else f"retry {fields.attempt - 1} of "
-    return _fit(head, message.pipeline_name, f" by {_who(fields)} {fields.status}: {phrase}{used}")
+    who = f" by {_who(fields)} {fields.status}: "
+    tails = [f"{who}{phrase}{used}"]
+    if hours:  # the unpriced types must not crowd the pipeline out: drop the MTD part, then count the types instead
+        counted = f"est. >= {message.estimate.currency} {_cents(this_attempt)}, {len(hours)} type(s) unpriced"
+        tails += [f"{who}{phrase}", f"{who}{counted}{used}", f"{who}{counted}"]
+    keep = min(len(message.pipeline_name), NAME_ROOM)
+    tail = next((t for t in tails if len(f"pipeshare: {head}") + keep + len(t) <= SUBJECT_MAX), tails[-1])
+    return _fit(head, message.pipeline_name, tail)

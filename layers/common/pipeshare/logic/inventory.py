@@ -57,6 +57,11 @@ def _kind(before: Grant | None, after: Grant | None) -> str:
     return "updated"
 
 
+def _was_read_only(grant: Grant) -> bool:
+    """The grant has been read-only (held without allow-execution) at some time, up to and including now."""
+    return grant.read_only_before or (grant.active and not grant.allow_execution)
+
+
 def holdings(grants: Iterable[Grant]) -> dict[str, Grant]:
     """Each consumer's hold on each pipeline (`Grant.holding_key`): its strongest active grant, through any share
     (allow-execution wins). A consumer holding a pipeline through no ASSOCIATED share has no entry."""
@@ -84,6 +89,8 @@ def diff(stored: Mapping[str, Grant], current: Iterable[Grant], *, at: datetime)
             continue  # never held, or already recorded as revoked (and deleted): nothing to record
         grant = after or before
         assert grant is not None  # noqa: S101 - the key came from one side
+        if after is not None and before is not None:
+            after = after.model_copy(update={"read_only_before": _was_read_only(before)})
         changes.append(
             GrantChange(
                 kind=_kind(before, after),  # type: ignore[arg-type]

@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 from pipeshare.adapters.ports import Notifier
+from pipeshare.logic.renderings import common_attributes, protocol_texts  # loaded by the two notifiers only
 from pipeshare.models.notification import Notification
 from pipeshare.models.outbox import DecisionHistoryItem
 
 SCHEMA = "pipeshare.consumer.decision/1"
 SUBJECT_MAX = 100  # SNS limit
 
-_HEADLINES = {
-    "ACCEPTED": "accepted share {share} from {sender}",
-    "HELD": "HELD share {share} from {sender} - review needed",
-    "REJECTED": "rejected share {share} from {sender}",
-    "EXPIRED": "invitation to share {share} from {sender} expired",
+_HEADLINES = {  # (head, tail) around the share name, which is shortened first
+    "ACCEPTED": ("accepted share ", " from {sender}"),
+    "HELD": ("HELD share ", " from {sender} - review needed"),
+    "REJECTED": ("rejected share ", " from {sender}"),
+    "EXPIRED": ("invitation to share ", " from {sender} expired"),
 }
 
 
+def _ascii(text: str) -> str:
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
+
+
 def _subject(text: str) -> str:
-    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in f"pipeshare: {text}")
+    text = _ascii(f"pipeshare: {text}")
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
+
+
+def fit_subject(head: str, name: str, tail: str = "") -> str:
+    """`pipeshare: <head><name><tail>` in ASCII, at most SUBJECT_MAX characters: the name is shortened ("...") so
+    that head and tail, where account IDs go, are never cut."""
+    head, name, tail = _ascii(f"pipeshare: {head}"), _ascii(name), _ascii(tail)
+    room = SUBJECT_MAX - len(head) - len(tail)
+    if len(name) > room:
+        name = name[: max(room - 3, 0)] + "..." if room >= 3 else ""
+    return _subject((head + name + tail).removeprefix("pipeshare: "))
 
 
 def _digest(item: DecisionHistoryItem) -> Notification:
@@ -49,7 +64,7 @@ def _audit(item: DecisionHistoryItem) -> Notification:
     types = ", ".join(item.new_types)
     share = item.share_arn or "?"
     return Notification(
-        subject=_subject(f"accepted share from {item.owner_account_id} now carries {types} - review needed"),
+        subject=fit_subject(f"accepted share from {item.owner_account_id} now carries ", types, " - review needed"),
         message={
             "schema": SCHEMA,
             "event": "share.disallowed-resource",
@@ -67,7 +82,7 @@ def _audit(item: DecisionHistoryItem) -> Notification:
         attributes={
             "event": "share.disallowed-resource",
             "status": "DISALLOWED_RESOURCE",
-            "sender_account_id": item.owner_account_id or "",
+            "owner_account": item.owner_account_id or "",
         },
     )
 
@@ -94,9 +109,12 @@ def _reminder(item: DecisionHistoryItem) -> Notification:
             },
             attributes={"event": "invitation.reminder.digest", "status": "HELD"},
         )
-    share = repr(item.share_name or "?")[:60]
     return Notification(
-        subject=_subject(f"REMINDER: HELD share expires {item.accept_by} - {share} from {item.sender_account_id}"),
+        subject=fit_subject(
+            f"REMINDER: HELD share expires {item.accept_by} - ",
+            repr(item.share_name or "?"),
+            f" from {item.sender_account_id}",
+        ),
         message={
             "schema": SCHEMA,
             "event": "invitation.reminder",
@@ -117,7 +135,8 @@ def _reminder(item: DecisionHistoryItem) -> Notification:
         attributes={
             "event": "invitation.reminder",
             "status": "HELD",
-            "sender_account_id": item.sender_account_id or "",
+            "owner_account": item.sender_account_id or "",
+            "consumer_account": item.receiver_account_id or "",
         },
     )
 
@@ -149,10 +168,13 @@ def build_notification(item: DecisionHistoryItem) -> Notification | None:
         )
     if item.to_status not in _HEADLINES:
         return None
-    share = repr(item.share_name or "?")[:60]
+    head, tail = _HEADLINES[item.to_status]
     event = f"invitation.{item.to_status.lower()}"
+    attributes = {"event": event, "status": item.to_status, "owner_account": item.sender_account_id or ""}
+    if item.receiver_account_id:
+        attributes["consumer_account"] = item.receiver_account_id
     return Notification(
-        subject=_subject(_HEADLINES[item.to_status].format(share=share, sender=item.sender_account_id)),
+        subject=fit_subject(head, repr(item.share_name or "?"), tail.format(sender=item.sender_account_id)),
         message={
             "schema": SCHEMA,
             "event": event,
@@ -171,15 +193,25 @@ def build_notification(item: DecisionHistoryItem) -> Notification | None:
             "decided_at": item.at,
             "policy_source": item.policy_source,
         },
-        attributes={"event": event, "status": item.to_status, "sender_account_id": item.sender_account_id or ""},
+        attributes=attributes,
     )
 
 
-def notify_decision(item: DecisionHistoryItem, *, notifier: Notifier) -> str | None:
+def publish(notification: Notification, *, notifier: Notifier, chat: str = "") -> str:
+    """Publish a notification: its JSON body by default, its e-mail text for e-mail subscriptions, and with `chat`
+    (a key of renderings.CHAT_KEYS) its chat notification under that key."""
+    texts = protocol_texts(notification.subject, notification.message, notification.context, chat=chat)
+    return notifier.publish(
+        subject=notification.subject,
+        message=notification.message,
+        attributes=common_attributes(notification.attributes),
+        texts=texts,
+    )
+
+
+def notify_decision(item: DecisionHistoryItem, *, notifier: Notifier, chat: str = "") -> str | None:
     """Publish the notification for one decision; returns the message id, or None when nothing is sent."""
     notification = build_notification(item)
     if notification is None:
         return None
-    return notifier.publish(
-        subject=notification.subject, message=notification.message, attributes=notification.attributes
-    )
+    return publish(notification, notifier=notifier, chat=chat)

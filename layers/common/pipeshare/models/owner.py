@@ -30,6 +30,9 @@ class Grant(Model):
     permission_arn: str | None = None
     permission_name: str | None = None
     external: bool | None = None
+    # recorded by the inventory: the grant was read-only (ASSOCIATED without allow-execution) at some time before
+    # (so a consumer losing allow-execution is "read-only again"); False for grants recorded before this was kept
+    read_only_before: bool = False
 
     @property
     def allow_execution(self) -> bool:

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeshare_local.iam import sam_transform
 from pipeshare_local.template import LANGUAGE_EXTENSIONS, load_template
 
 SERVERLESS = "AWS::Serverless-2016-10-31"
@@ -43,34 +42,10 @@ class StacksetTemplateError(ValueError):
     """The packaged template cannot be made into a StackSet template (what is wrong is in the message)."""
 
 
-@contextmanager
-def _region() -> Iterator[None]:
-    """The SAM translator asks boto3 for a Region (for pseudo parameters it leaves to CloudFormation)."""
-    if os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
-        yield
-        return
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    try:
-        yield
-    finally:
-        os.environ.pop("AWS_DEFAULT_REGION", None)
-
-
 def _sam_transform(template: dict[str, Any]) -> dict[str, Any]:
-    from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
-    from samtranslator.translator.transform import transform
-
-    class NoManagedPolicyByName(ManagedPolicyLoader):
-        """template.yaml names no managed policy by name: resolving one would need IAM ListPolicies."""
-
-        def __init__(self) -> None:
-            pass
-
-        def load(self) -> dict[str, str]:
-            raise StacksetTemplateError("the template names a managed policy by name: give its ARN instead")
-
-    with _region():
-        return transform(template, {}, NoManagedPolicyByName())  # type: ignore[no-any-return]
+    return sam_transform(
+        template, StacksetTemplateError("the template names a managed policy by name: give its ARN instead")
+    )
 
 
 def _check_packaged(template: dict[str, Any]) -> None:

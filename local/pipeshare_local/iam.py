@@ -871,28 +871,33 @@ def _translator_region() -> Iterator[None]:
         os.environ.pop("AWS_DEFAULT_REGION", None)
 
 
-@functools.cache
-def _translate(text: str) -> dict[str, Any]:
+def sam_transform(template: dict[str, Any], named_policy: Exception) -> dict[str, Any]:
+    """SAM's own translator (`samtranslator.translator.transform`, what `sam deploy` runs), offline: a managed policy
+    named by name would need IAM ListPolicies, so it raises `named_policy` (template.yaml names none)."""
     from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
     from samtranslator.translator.transform import transform
 
     class OfflinePolicyLoader(ManagedPolicyLoader):
-        """Managed policies named by name would need IAM ListPolicies: the template names none."""
-
         def __init__(self) -> None:
             pass
 
         def load(self) -> dict[str, str]:
-            raise RuntimeError("the local stack resolves no managed policy by name (no network, no AWS account)")
+            raise named_policy
 
+    with _translator_region():
+        return transform(template, {}, OfflinePolicyLoader())  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _translate(text: str) -> dict[str, Any]:
     template = json.loads(text)
     for spec in template.get("Resources", {}).values():  # what `sam package` does before `sam deploy`
         props = spec.get("Properties") or {}
         for key in ("CodeUri", "ContentUri"):
             if isinstance(props.get(key), str):
                 props[key] = f"s3://pipeshare-local/{props[key].strip('/')}"
-    with _translator_region():
-        return transform(template, {}, OfflinePolicyLoader())  # type: ignore[no-any-return]
+    no_network = RuntimeError("the local stack resolves no managed policy by name (no network, no AWS account)")
+    return sam_transform(template, no_network)
 
 
 def sam_translate(template: Mapping[str, Any]) -> dict[str, Any]:

@@ -167,17 +167,22 @@ def _expired(m: Mapping[str, Any]) -> Reading:
     )
 
 
-def _digest(m: Mapping[str, Any]) -> Reading:
+def _digest_facts(m: Mapping[str, Any], announced: str) -> tuple[tuple[str, str], ...]:
+    """A sweep's digest (held invitations, or reminders): who sent them, which shares, how many went one by one."""
     senders = ", ".join(f"{acct} ({n})" for acct, n in (m.get("senders") or {}).items())
     if m.get("other_senders"):
         senders += f" and {m['other_senders']} other accounts"
+    return (
+        ("Senders (held invitations)", senders or "?"),
+        ("Shares", ", ".join(map(str, m.get("share_names") or [])) or "?"),
+        (announced, _s(m.get("threshold"))),
+    )
+
+
+def _digest(m: Mapping[str, Any]) -> Reading:
     return Reading(
         title=f"{_s(m.get('count'))} more invitations HELD from untrusted senders",
-        facts=(
-            ("Senders (held invitations)", senders or "?"),
-            ("Shares", ", ".join(map(str, m.get("share_names") or [])) or "?"),
-            ("Announced one by one before this digest", _s(m.get("threshold"))),
-        ),
+        facts=_digest_facts(m, "Announced one by one before this digest"),
         next_steps=(
             "Nothing was accepted. Review the held invitations (share table, status HELD, rule untrusted-owner).",
             "Approve the ones you trust before they expire (12 hours after they were sent): "
@@ -208,16 +213,9 @@ def _reminder(m: Mapping[str, Any]) -> Reading:
 
 
 def _reminder_digest(m: Mapping[str, Any]) -> Reading:
-    senders = ", ".join(f"{acct} ({n})" for acct, n in (m.get("senders") or {}).items())
-    if m.get("other_senders"):
-        senders += f" and {m['other_senders']} other accounts"
     return Reading(
         title=f"{_s(m.get('count'))} more HELD invitations expire soon, the first at {_s(m.get('accept_by'))}",
-        facts=(
-            ("Senders (held invitations)", senders or "?"),
-            ("Shares", ", ".join(map(str, m.get("share_names") or [])) or "?"),
-            ("Reminded one by one before this digest", _s(m.get("threshold"))),
-        ),
+        facts=_digest_facts(m, "Reminded one by one before this digest"),
         next_steps=(
             "Review the held invitations (pipeshare consumer invitations --status HELD) and approve the ones you "
             'trust before they expire: pipeshare consumer approve INVITATION_ARN --reason "..."',
